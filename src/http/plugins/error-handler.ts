@@ -1,0 +1,58 @@
+// Turns every error into the distribution-spec body {"errors":[{code,message,detail}]}.
+// Domain errors carry their code; framework errors are mapped by status; anything else is a 500
+// that is logged with the request id and never leaks internals.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CATALOGUE, RegistryError, isRegistryError, type ErrorCode } from '../../registry/errors.js';
+import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
+
+export function errorBody(code: ErrorCode, message: string, detail: unknown = null) {
+  return { errors: [{ code, message, detail }] };
+}
+
+function fromFramework(err: FastifyError): RegistryError | undefined {
+  const status = err.statusCode;
+  if (status === undefined || status < 400 || status >= 500) return undefined;
+  const code: ErrorCode =
+    status === 413 ? 'SIZE_INVALID' : status === 415 || status === 405 ? 'UNSUPPORTED' : status === 404 ? 'NOT_FOUND' : 'BLOB_UPLOAD_INVALID';
+  return new RegistryError(code, err.message, { status });
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: RegistryError): FastifyReply {
+  // A request body we did not read (an early error on an upload) must not be drained at length:
+  // close the connection instead of reading gigabytes nobody wants.
+  if (!request.raw.complete) reply.header('connection', 'close');
+  reply.header(API_VERSION_HEADER, API_VERSION);
+  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+  reply.code(err.status).type('application/json');
+  if (request.method === 'HEAD') return reply.send();
+  return reply.send(errorBody(err.code, err.message, err.detail));
+}
+
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const err = isRegistryError(error) ? error : fromFramework(error);
+    if (err) {
+      if (err.status >= 500) request.log.error({ err: error }, 'request failed');
+      return sendError(request, reply, err);
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendError(
+      request,
+      reply,
+      new RegistryError('INTERNAL_ERROR', `internal error (request ${request.id}); the server log has the details`, {
+        detail: { requestId: request.id },
+      }),
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    return sendError(
+      request,
+      reply,
+      new RegistryError('NOT_FOUND', `no endpoint ${request.method} ${path.slice(0, 200)}`, { detail: { method: request.method } }),
+    );
+  });
+}
+
+export { ERROR_CATALOGUE };

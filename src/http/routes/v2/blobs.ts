@@ -1,0 +1,27 @@
+// GET/HEAD/DELETE /v2/<name>/blobs/<digest>
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { parseDigest } from '../../../registry/digest.js';
+import type { RegistryService } from '../../../registry/registry-service.js';
+import { CONTENT_DIGEST } from '../../oci-headers.js';
+
+export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
+  const { digest } = parseDigest(digestParam);
+  const head = request.method === 'HEAD';
+  const read = await registry.blobs.read(name, digest, { rangeHeader: request.headers.range, head });
+  reply.header(CONTENT_DIGEST, digest).header('accept-ranges', 'bytes').type('application/octet-stream');
+  if (read.range) {
+    reply
+      .code(206)
+      .header('content-range', `bytes ${read.range.start}-${read.range.end}/${read.size}`)
+      .header('content-length', read.range.end - read.range.start + 1);
+  } else {
+    reply.code(200).header('content-length', read.size);
+  }
+  return reply.send(read.body);
+}
+
+export async function deleteBlob(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
+  const { digest } = parseDigest(digestParam);
+  await registry.blobs.delete(name, digest);
+  return reply.code(202).header(CONTENT_DIGEST, digest).send();
+}

@@ -1,0 +1,77 @@
+// The distribution API under /v2/. Names contain slashes, so one wildcard route takes every /v2
+// request, parseV2Path finds the endpoint, and the method picks the handler.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../../registry/errors.js';
+import type { RegistryService } from '../../../registry/registry-service.js';
+import { API_VERSION, API_VERSION_HEADER } from '../../oci-headers.js';
+import { parseV2Path, type V2Route } from '../../v2-path.js';
+import { deleteBlob, getBlob } from './blobs.js';
+import { listCatalog, listReferrers, listTags } from './listings.js';
+import { deleteManifest, getManifest, putManifest } from './manifests.js';
+import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
+
+type Handler = (request: FastifyRequest, reply: FastifyReply, registry: RegistryService, route: V2Route) => Promise<unknown>;
+
+const base: Handler = async (_req, reply) => reply.code(200).type('application/json').send({});
+
+/** Endpoint kind → method → handler. HEAD is listed explicitly where the spec has it. */
+const HANDLERS: Record<V2Route['kind'], Partial<Record<string, Handler>>> = {
+  base: { GET: base, HEAD: base },
+  catalog: { GET: (q, r, s) => listCatalog(q, r, s) },
+  tags: { GET: (q, r, s, p) => listTags(q, r, s, (p as { name: string }).name) },
+  manifest: {
+    GET: (q, r, s, p) => getManifest(q, r, s, ...nameRef(p)),
+    HEAD: (q, r, s, p) => getManifest(q, r, s, ...nameRef(p)),
+    PUT: (q, r, s, p) => putManifest(q, r, s, ...nameRef(p)),
+    DELETE: (q, r, s, p) => deleteManifest(q, r, s, ...nameRef(p)),
+  },
+  blob: {
+    GET: (q, r, s, p) => getBlob(q, r, s, ...nameDigest(p)),
+    HEAD: (q, r, s, p) => getBlob(q, r, s, ...nameDigest(p)),
+    DELETE: (q, r, s, p) => deleteBlob(q, r, s, ...nameDigest(p)),
+  },
+  uploads: { POST: (q, r, s, p) => startUpload(q, r, s, (p as { name: string }).name) },
+  upload: {
+    GET: (q, r, s, p) => uploadStatus(q, r, s, ...nameId(p)),
+    PATCH: (q, r, s, p) => patchUpload(q, r, s, ...nameId(p)),
+    PUT: (q, r, s, p) => completeUpload(q, r, s, ...nameId(p)),
+    DELETE: (q, r, s, p) => cancelUpload(q, r, s, ...nameId(p)),
+  },
+  referrers: { GET: (q, r, s, p) => listReferrers(q, r, s, ...nameDigest(p)) },
+};
+
+function nameRef(p: V2Route): [string, string] {
+  const { name, reference } = p as { name: string; reference: string };
+  return [name, reference];
+}
+function nameDigest(p: V2Route): [string, string] {
+  const { name, digest } = p as { name: string; digest: string };
+  return [name, digest];
+}
+function nameId(p: V2Route): [string, string] {
+  const { name, id } = p as { name: string; id: string };
+  return [name, id];
+}
+
+export function registerV2Routes(app: FastifyInstance, registry: RegistryService): void {
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.header(API_VERSION_HEADER, API_VERSION);
+    const path = (request.url.split('?')[0] ?? '').replace(/^\/v2\/?/, '');
+    const route = parseV2Path(path);
+    if (!route) {
+      throw new RegistryError('NOT_FOUND', `no endpoint ${request.method} /v2/${path.slice(0, 200)}`, { detail: { method: request.method } });
+    }
+    const byMethod = HANDLERS[route.kind];
+    const handler = byMethod[request.method];
+    if (!handler) {
+      const allowed = Object.keys(byMethod).join(', ');
+      throw new RegistryError('UNSUPPORTED', `${request.method} is not supported on this endpoint; allowed: ${allowed}`, {
+        headers: { allow: allowed },
+      });
+    }
+    return handler(request, reply, registry, route);
+  };
+  const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
+  app.route({ method: [...methods], url: '/v2', handler: handle });
+  app.route({ method: [...methods], url: '/v2/*', handler: handle });
+}

@@ -1,0 +1,26 @@
+// GET /v2/<name>/tags/list, GET /v2/_catalog, GET /v2/<name>/referrers/<digest>
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RegistryService } from '../../../registry/registry-service.js';
+import { OCI_FILTERS_APPLIED } from '../../oci-headers.js';
+import { nextLink, pageOf, queryValue } from '../../request-helpers.js';
+
+export async function listTags(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
+  const page = pageOf(request);
+  const listing = await registry.discovery.tags(name, page);
+  if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page.n, listing.next));
+  return reply.code(200).type('application/json').send({ name, tags: listing.items });
+}
+
+export async function listCatalog(request: FastifyRequest, reply: FastifyReply, registry: RegistryService) {
+  const page = pageOf(request);
+  const listing = await registry.discovery.catalog(page);
+  if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink('/v2/_catalog', page.n, listing.next));
+  return reply.code(200).type('application/json').send({ repositories: listing.items });
+}
+
+export async function listReferrers(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digest: string) {
+  const artifactType = queryValue(request, 'artifactType');
+  const index = await registry.discovery.referrers(name, digest, artifactType);
+  if (artifactType !== undefined) reply.header(OCI_FILTERS_APPLIED, 'artifactType');
+  return reply.code(200).header('content-type', index.mediaType).send(JSON.stringify(index));
+}

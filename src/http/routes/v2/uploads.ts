@@ -1,0 +1,75 @@
+// Blob uploads: POST /v2/<name>/blobs/uploads/ (start, monolithic, mount) and
+// GET/PATCH/PUT/DELETE /v2/<name>/blobs/uploads/<uuid>.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../../registry/errors.js';
+import { parseDigest } from '../../../registry/digest.js';
+import { assertName } from '../../../registry/reference.js';
+import { rangeHeaders, type ChunkRange, type UploadState } from '../../../registry/upload-service.js';
+import type { RegistryService } from '../../../registry/registry-service.js';
+import { CHUNK_MIN_LENGTH, CONTENT_DIGEST, UPLOAD_UUID } from '../../oci-headers.js';
+import { contentLength, hasBody, queryValue } from '../../request-helpers.js';
+
+function sessionReply(reply: FastifyReply, state: UploadState, status: number): FastifyReply {
+  reply.code(status).header('location', `/v2/${state.repo}/blobs/uploads/${state.id}`).header(UPLOAD_UUID, state.id);
+  for (const [k, v] of Object.entries(rangeHeaders(state.offset))) reply.header(k, v);
+  return reply;
+}
+
+function created(reply: FastifyReply, name: string, digest: string): FastifyReply {
+  return reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header(CONTENT_DIGEST, digest).send();
+}
+
+export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
+  const mount = queryValue(request, 'mount');
+  const from = queryValue(request, 'from');
+  const digest = queryValue(request, 'digest');
+  if (mount !== undefined) {
+    const { digest: mounted } = parseDigest(mount);
+    // Without `from`, or when `from` does not hold the blob, the spec asks for an ordinary session.
+    if (from !== undefined && (await registry.uploads.mount(name, mounted, assertName(from)))) {
+      return created(reply, name, mounted);
+    }
+  } else if (digest !== undefined) {
+    parseDigest(digest);
+    const stored = await registry.uploads.monolithic(name, digest, request.raw, contentLength(request));
+    return created(reply, name, stored);
+  }
+  const state = await registry.uploads.start(name);
+  return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(registry.options.chunkMinLength)).send();
+}
+
+export async function uploadStatus(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const state = await registry.uploads.status(name, id);
+  return sessionReply(reply, state, 204).send();
+}
+
+function parseContentRange(value: string | undefined): ChunkRange | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(value.trim());
+  if (!m || Number(m[2]) < Number(m[1])) {
+    throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range "${value.slice(0, 60)}" is not <start>-<end>`, { status: 416 });
+  }
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+export async function patchUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const range = parseContentRange(request.headers['content-range']);
+  const state = await registry.uploads.append(name, id, request.raw, range, contentLength(request));
+  return sessionReply(reply, state, 202).send();
+}
+
+export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const digest = queryValue(request, 'digest');
+  if (digest === undefined) {
+    throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload: PUT ...?digest=<digest>');
+  }
+  parseDigest(digest);
+  const body = hasBody(request) ? request.raw : undefined;
+  const stored = await registry.uploads.complete(name, id, digest, body, body ? contentLength(request) : undefined);
+  return created(reply, name, stored);
+}
+
+export async function cancelUpload(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  await registry.uploads.cancel(name, id);
+  return reply.code(204).send();
+}

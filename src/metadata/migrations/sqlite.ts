@@ -1,0 +1,77 @@
+// SQLite schema migrations, applied in order; PRAGMA user_version records how many have run.
+// Never edit a migration that has shipped: append a new one. The PostgreSQL driver keeps the same
+// logical schema (same tables, columns and keys) in its own dialect.
+// Timestamps are integer milliseconds since the epoch (Date.now()).
+
+export const sqliteMigrations: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE repositories (
+    name        TEXT    PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+  );
+
+  CREATE TABLE blobs (
+    digest          TEXT    PRIMARY KEY,
+    size            INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_access_at  INTEGER NOT NULL,
+    -- 1 = pushed locally, 0 = cached from an upstream (only cached content is evicted by age/size).
+    local           INTEGER NOT NULL CHECK (local IN (0, 1))
+  );
+
+  -- A blob is served under a repository only if linked there. No foreign key to blobs: the row may be
+  -- written by a fill in another process, and the collector checks links before deleting a blob.
+  CREATE TABLE repo_blobs (
+    repo    TEXT NOT NULL REFERENCES repositories(name) ON DELETE CASCADE,
+    digest  TEXT NOT NULL,
+    PRIMARY KEY (repo, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX repo_blobs_digest ON repo_blobs (digest);
+
+  CREATE TABLE manifests (
+    repo            TEXT    NOT NULL REFERENCES repositories(name) ON DELETE CASCADE,
+    digest          TEXT    NOT NULL,
+    media_type      TEXT    NOT NULL,
+    size            INTEGER NOT NULL,
+    subject         TEXT,
+    artifact_type   TEXT,
+    annotations     TEXT,   -- JSON object, or NULL
+    created_at      INTEGER NOT NULL,
+    last_access_at  INTEGER NOT NULL,
+    PRIMARY KEY (repo, digest)
+  );
+  -- Referrers API: manifests in a repository whose subject is a given digest.
+  CREATE INDEX manifests_referrers ON manifests (repo, subject) WHERE subject IS NOT NULL;
+
+  -- The GC graph: what each manifest points at (config and layers = 'blob', index children = 'manifest').
+  CREATE TABLE manifest_refs (
+    repo             TEXT NOT NULL,
+    manifest_digest  TEXT NOT NULL,
+    ref_digest       TEXT NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+    PRIMARY KEY (repo, manifest_digest, ref_digest, kind),
+    FOREIGN KEY (repo, manifest_digest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+  ) WITHOUT ROWID;
+  CREATE INDEX manifest_refs_ref ON manifest_refs (ref_digest);
+
+  CREATE TABLE tags (
+    repo        TEXT    NOT NULL,
+    tag         TEXT    NOT NULL,
+    digest      TEXT    NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (repo, tag),
+    FOREIGN KEY (repo, digest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+  ) WITHOUT ROWID;
+  CREATE INDEX tags_by_digest ON tags (repo, digest);
+
+  -- No foreign key to repositories: an upload in progress does not make a repository visible.
+  CREATE TABLE uploads (
+    id          TEXT    PRIMARY KEY,
+    repo        TEXT    NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,58 @@
+// Content discovery: tag lists, the catalog and the referrers index.
+import { RegistryError } from './errors.js';
+import { parseDigest } from './digest.js';
+import { OCI_INDEX } from './media-types.js';
+import type { MetadataStore, Page } from '../metadata/metadata-store.js';
+
+export interface Listing {
+  items: string[];
+  /** The `last` value for the next page, when there is one. */
+  next?: string;
+}
+
+export interface ReferrersIndex {
+  schemaVersion: 2;
+  mediaType: typeof OCI_INDEX;
+  manifests: Array<{ mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }>;
+}
+
+export class DiscoveryService {
+  constructor(private readonly metadata: MetadataStore) {}
+
+  async tags(repo: string, page: Page): Promise<Listing> {
+    if (!(await this.metadata.repositoryExists(repo))) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { status: 404, detail: { name: repo } });
+    }
+    return paginate(page, (p) => this.metadata.listTags(repo, p));
+  }
+
+  async catalog(page: Page): Promise<Listing> {
+    return paginate(page, (p) => this.metadata.listRepositories(p));
+  }
+
+  async referrers(repo: string, subject: string, artifactType?: string): Promise<ReferrersIndex> {
+    parseDigest(subject);
+    const records = await this.metadata.listReferrers(repo, subject, artifactType);
+    return {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: records.map((r) => ({
+        mediaType: r.mediaType,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: r.annotations } : {}),
+      })),
+    };
+  }
+}
+
+/** Fetches one more than asked to know whether a next page exists. */
+async function paginate(page: Page, list: (p: Page) => Promise<string[]>): Promise<Listing> {
+  if (page.n === undefined) return { items: await list({ last: page.last }) };
+  if (page.n === 0) return { items: [] };
+  const items = await list({ last: page.last, n: page.n + 1 });
+  if (items.length <= page.n) return { items };
+  const shown = items.slice(0, page.n);
+  return { items: shown, next: shown[shown.length - 1] };
+}

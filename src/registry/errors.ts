@@ -1,0 +1,52 @@
+// The one error catalogue: every OCI distribution-spec error code with its HTTP status.
+// Lower layers throw RegistryError; the HTTP error handler turns it into the spec's body
+// {"errors":[{"code","message","detail"}]}. docs/errors.md lists the same codes (a test keeps them in step).
+// Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
+
+export const ERROR_CATALOGUE = {
+  BLOB_UNKNOWN: { status: 404, description: 'blob unknown to registry' },
+  BLOB_UPLOAD_INVALID: { status: 400, description: 'blob upload invalid' },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, description: 'blob upload unknown to registry' },
+  DIGEST_INVALID: { status: 400, description: 'provided digest did not match uploaded content' },
+  MANIFEST_BLOB_UNKNOWN: { status: 400, description: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_INVALID: { status: 400, description: 'manifest invalid' },
+  MANIFEST_UNKNOWN: { status: 404, description: 'manifest unknown to registry' },
+  NAME_INVALID: { status: 400, description: 'invalid repository name' },
+  NAME_UNKNOWN: { status: 404, description: 'repository name not known to registry' },
+  SIZE_INVALID: { status: 400, description: 'provided length did not match content length' },
+  UNAUTHORIZED: { status: 401, description: 'authentication required' },
+  DENIED: { status: 403, description: 'requested access to the resource is denied' },
+  UNSUPPORTED: { status: 405, description: 'the operation is unsupported' },
+  TOOMANYREQUESTS: { status: 429, description: 'too many requests' },
+  // Not in the spec's table, but spoken in the same body format.
+  PAGINATION_NUMBER_INVALID: { status: 400, description: 'invalid number of results requested' },
+  RANGE_INVALID: { status: 416, description: 'requested range not satisfiable' },
+  NOT_FOUND: { status: 404, description: 'no such endpoint' },
+  UNAVAILABLE: { status: 503, description: 'service unavailable' },
+  INTERNAL_ERROR: { status: 500, description: 'internal server error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: unknown;
+  /** Extra response headers (e.g. Range on a 416 for an out-of-order chunk). */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { detail?: unknown; status?: number; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message ?? ERROR_CATALOGUE[code].description, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'RegistryError';
+    this.code = code;
+    this.status = opts.status ?? ERROR_CATALOGUE[code].status;
+    this.detail = opts.detail ?? null;
+    this.headers = opts.headers ?? {};
+  }
+}
+
+export const isRegistryError = (err: unknown): err is RegistryError => err instanceof RegistryError;

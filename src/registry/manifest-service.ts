@@ -1,0 +1,119 @@
+// Manifests in local repositories: get by tag or digest, put (validated, stored as exact bytes),
+// delete. Manifest bytes are blobs in the BlobStore; hot ones are kept in an LRU by digest.
+import { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { RegistryError } from './errors.js';
+import { digestOf, parseDigest } from './digest.js';
+import { parseManifest } from './manifest.js';
+import { parseReference, assertTag } from './reference.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** Absent for HEAD. */
+  body?: Buffer;
+}
+
+export interface PutManifestResult {
+  digest: string;
+  subject: string | null;
+  tags: string[];
+}
+
+export class ManifestService {
+  private readonly hot = new LRUCache<string, Buffer>({
+    maxSize: 64 * 1024 * 1024,
+    sizeCalculation: (b) => Math.max(1, b.length),
+  });
+
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  async get(repo: string, reference: string, opts: { head?: boolean } = {}): Promise<StoredManifest> {
+    const record = await this.resolve(repo, reference);
+    if (opts.head) return { digest: record.digest, mediaType: record.mediaType, size: record.size };
+    return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.bytes(record.digest) };
+  }
+
+  async put(repo: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
+    const ref = parseReference(reference);
+    const tags = [...new Set([...(ref.kind === 'tag' ? [ref.tag] : []), ...extraTags.map(assertTag)])];
+    const parsed = parseManifest(body, contentType);
+    const digest = ref.kind === 'digest' ? digestOf(body, parseDigest(ref.digest).algorithm) : digestOf(body);
+    if (ref.kind === 'digest' && digest !== ref.digest) {
+      throw new RegistryError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest} as in the URL`, {
+        detail: { expected: ref.digest, actual: digest },
+      });
+    }
+    const missing: string[] = [];
+    for (const r of parsed.references) {
+      const present =
+        r.kind === 'blob' ? await this.metadata.isBlobLinked(repo, r.digest) : (await this.metadata.getManifest(repo, r.digest)) !== undefined;
+      if (!present) missing.push(r.digest);
+    }
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'content' : `${missing.length} items`} not in repository ${repo}: ${missing.join(', ')}; push ${missing.length === 1 ? 'it' : 'them'} first`, {
+        detail: { missing },
+      });
+    }
+    const stored = await this.blobs.ingest(Readable.from([body]), { digest, size: body.length });
+    await this.metadata.putBlob(digest, stored.size, { local: true });
+    await this.metadata.putManifest({
+      repo,
+      digest,
+      mediaType: parsed.mediaType,
+      size: body.length,
+      subject: parsed.subject,
+      artifactType: parsed.artifactType,
+      annotations: parsed.annotations,
+      references: parsed.references,
+      tags,
+    });
+    this.hot.set(digest, body);
+    return { digest, subject: parsed.subject, tags };
+  }
+
+  /** By digest: the manifest and its tags go. By tag: only the tag goes. */
+  async delete(repo: string, reference: string): Promise<void> {
+    const ref = parseReference(reference);
+    if (ref.kind === 'tag') {
+      if (!(await this.metadata.deleteTag(repo, ref.tag))) throw unknown(repo, reference);
+      return;
+    }
+    if (!(await this.metadata.deleteManifest(repo, ref.digest))) throw unknown(repo, reference);
+  }
+
+  private async resolve(repo: string, reference: string): Promise<ManifestRecord> {
+    const ref = parseReference(reference);
+    const digest = ref.kind === 'digest' ? ref.digest : await this.metadata.getTag(repo, ref.tag);
+    const record = digest === undefined ? undefined : await this.metadata.getManifest(repo, digest);
+    if (!record) {
+      if (!(await this.metadata.repositoryExists(repo))) {
+        throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { status: 404, detail: { name: repo } });
+      }
+      throw unknown(repo, reference);
+    }
+    return record;
+  }
+
+  private async bytes(digest: string): Promise<Buffer> {
+    const cached = this.hot.get(digest);
+    if (cached) return cached;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.blobs.open(digest)) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    this.hot.set(digest, body);
+    return body;
+  }
+}
+
+function unknown(repo: string, reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${repo}`, {
+    detail: { name: repo, reference },
+  });
+}

@@ -1,0 +1,182 @@
+// Blob uploads into local repositories: monolithic, chunked, streamed, and cross-repository mounts.
+// Session state (offset) lives in the MetadataStore and the bytes in the BlobStore's upload area,
+// so a session survives a restart and any process can continue it. The running hash lives in the
+// process that took the previous chunk; any other process rebuilds it from the stored bytes.
+import { randomUUID, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from './errors.js';
+import { newHash, parseDigest } from './digest.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
+import { isSessionId } from '../storage/paths.js';
+
+export interface UploadState {
+  id: string;
+  repo: string;
+  offset: number;
+}
+
+/** An inclusive byte range as sent in Content-Range for a chunk. */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+interface RunningHash {
+  offset: number;
+  hash: Hash;
+}
+
+export class UploadService {
+  private readonly lock = new KeyedLock();
+  /** sha256 of each session's bytes so far, when this process received them. */
+  private readonly hashes = new Map<string, RunningHash>();
+
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  async start(repo: string): Promise<UploadState> {
+    const id = randomUUID();
+    await this.blobs.uploads.create(id);
+    const now = Date.now();
+    await this.metadata.createUpload({ id, repo, offset: 0, startedAt: now, updatedAt: now });
+    this.hashes.set(id, { offset: 0, hash: newHash('sha256') });
+    return { id, repo, offset: 0 };
+  }
+
+  /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept. */
+  async monolithic(repo: string, digest: string, body: Readable, size?: number): Promise<string> {
+    parseDigest(digest);
+    const result = await this.blobs.ingest(body, { digest, size });
+    await this.link(repo, result.digest, result.size);
+    return result.digest;
+  }
+
+  /** Cross-repository mount: true when the blob is linked in `from` and is now linked in `repo`. */
+  async mount(repo: string, digest: string, from: string): Promise<boolean> {
+    if (!(await this.metadata.isBlobLinked(from, digest))) return false;
+    const stat = await this.blobs.stat(digest);
+    if (!stat) return false;
+    await this.link(repo, digest, stat.size);
+    return true;
+  }
+
+  async status(repo: string, id: string): Promise<UploadState> {
+    const upload = await this.find(repo, id);
+    return { id, repo, offset: upload.offset };
+  }
+
+  /** Appends a chunk. With `range`, the chunk must start at the current offset (else 416). */
+  async append(repo: string, id: string, body: Readable, range?: ChunkRange, length?: number): Promise<UploadState> {
+    return this.lock.run(id, async () => {
+      const upload = await this.find(repo, id);
+      if (range && range.start !== upload.offset) {
+        throw outOfOrder(upload.offset, `chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
+      }
+      const declared = range ? range.end - range.start + 1 : length;
+      const offset = await this.write(upload, body, declared);
+      if (declared !== undefined && offset - upload.offset !== declared) {
+        // The bytes past the recorded offset are discarded by the next append.
+        this.hashes.delete(id);
+        throw new RegistryError('SIZE_INVALID', `chunk declared ${declared} bytes but ${offset - upload.offset} arrived`, {
+          headers: rangeHeaders(upload.offset),
+        });
+      }
+      await this.advance(upload, offset);
+      return { id, repo, offset };
+    });
+  }
+
+  /** Completes the upload with an optional last chunk; returns the committed digest. */
+  async complete(repo: string, id: string, digest: string, body?: Readable, length?: number): Promise<string> {
+    const { algorithm } = parseDigest(digest);
+    return this.lock.run(id, async () => {
+      const upload = await this.find(repo, id);
+      let offset = upload.offset;
+      if (body) {
+        offset = await this.write(upload, body, length);
+        if (length !== undefined && offset - upload.offset !== length) {
+          this.hashes.delete(id);
+          throw new RegistryError('SIZE_INVALID', `last chunk declared ${length} bytes but ${offset - upload.offset} arrived`);
+        }
+        if (offset !== upload.offset) await this.advance(upload, offset);
+      }
+      const running = this.hashes.get(id);
+      const known = algorithm === 'sha256' && running && running.offset === offset ? `sha256:${running.hash.copy().digest('hex')}` : undefined;
+      try {
+        const result = await this.blobs.uploads.commit(id, digest, { size: offset, knownDigest: known });
+        await this.link(repo, result.digest, result.size);
+        return result.digest;
+      } finally {
+        // Success or digest mismatch: the session is over either way and nothing of it is left behind.
+        this.hashes.delete(id);
+        await this.blobs.uploads.remove(id);
+        await this.metadata.deleteUpload(id);
+      }
+    });
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.lock.run(id, async () => {
+      await this.find(repo, id);
+      this.hashes.delete(id);
+      await this.metadata.deleteUpload(id);
+      await this.blobs.uploads.remove(id);
+    });
+  }
+
+  private async link(repo: string, digest: string, size: number): Promise<void> {
+    await this.metadata.putBlob(digest, size, { local: true });
+    await this.metadata.linkBlob(repo, digest);
+  }
+
+  private async find(repo: string, id: string): Promise<UploadRecord> {
+    const upload = isSessionId(id) ? await this.metadata.getUpload(id) : undefined;
+    if (!upload || upload.repo !== repo) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is not in progress for repository ${repo}: start a new one with POST /v2/${repo}/blobs/uploads/`, {
+        detail: { uuid: id },
+      });
+    }
+    return upload;
+  }
+
+  /** Writes a chunk at the recorded offset, feeding the running hash; returns the new size. */
+  private async write(upload: UploadRecord, body: Readable, declared?: number): Promise<number> {
+    const base = await this.runningHash(upload);
+    const next = base.hash.copy();
+    const offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared);
+    this.hashes.set(upload.id, { offset, hash: next });
+    return offset;
+  }
+
+  private async advance(upload: UploadRecord, offset: number): Promise<void> {
+    if (!(await this.metadata.advanceUpload(upload.id, upload.offset, offset))) {
+      this.hashes.delete(upload.id);
+      throw outOfOrder(upload.offset, 'another request advanced this upload at the same time; check its status and resume');
+    }
+  }
+
+  private async runningHash(upload: UploadRecord): Promise<RunningHash> {
+    const cached = this.hashes.get(upload.id);
+    if (cached && cached.offset === upload.offset) return cached;
+    const hash = newHash('sha256');
+    await pipeline(this.blobs.uploads.read(upload.id, upload.offset), async (src: AsyncIterable<Buffer>) => {
+      for await (const chunk of src) hash.update(chunk);
+    });
+    const rebuilt = { offset: upload.offset, hash };
+    this.hashes.set(upload.id, rebuilt);
+    return rebuilt;
+  }
+}
+
+export function rangeHeaders(offset: number): Record<string, string> {
+  return { range: `0-${offset > 0 ? offset - 1 : 0}` };
+}
+
+function outOfOrder(offset: number, message: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', message, { status: 416, headers: rangeHeaders(offset), detail: { offset } });
+}

@@ -1,0 +1,57 @@
+// Content-addressed blob bytes. Small capabilities (stat, open, ingest, delete) and an upload area
+// for sessions. Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
+import type { Readable } from 'node:stream';
+import type { DigestAlgorithm } from '../registry/digest.js';
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface BlobStat {
+  size: number;
+}
+
+export interface IngestResult {
+  digest: string;
+  size: number;
+}
+
+export interface BlobStore {
+  stat(digest: string): Promise<BlobStat | undefined>;
+  /** Opens the bytes (or a range of them); throws BLOB_UNKNOWN when absent. */
+  open(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Streams `source` to a temporary file while hashing, verifies the expected digest and size
+   * (when given), then renames it into place. On any mismatch or error nothing is left behind
+   * and DIGEST_INVALID / SIZE_INVALID is thrown.
+   */
+  ingest(source: Readable, expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm }): Promise<IngestResult>;
+  delete(digest: string): Promise<boolean>;
+
+  /** Upload area: one append-only file per session. */
+  uploads: UploadArea;
+}
+
+export interface UploadArea {
+  create(id: string): Promise<void>;
+  /** Size of the session's file, undefined when it does not exist. */
+  size(id: string): Promise<number | undefined>;
+  /**
+   * Appends `source` at `offset` (which must equal the file's size) and returns the new size.
+   * `onData` sees every byte written, in order (the running hash). Bytes beyond `maxBytes`
+   * abort the append with SIZE_INVALID.
+   */
+  append(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, maxBytes?: number): Promise<number>;
+  /** Reads the session's bytes [0, end) — used to rebuild a running hash in another process. */
+  read(id: string, end?: number): Readable;
+  /**
+   * Cuts the session's file to `size` (bytes past it come from a failed chunk), verifies it has
+   * `digest` (trusting `knownDigest` from a running hash when given) and moves it into the blob store.
+   * Removes the file on mismatch.
+   */
+  commit(id: string, digest: string, opts: { size: number; knownDigest?: string }): Promise<IngestResult>;
+  remove(id: string): Promise<void>;
+}

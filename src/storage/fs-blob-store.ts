@@ -1,0 +1,193 @@
+// Filesystem BlobStore. Every write goes to a temporary file under uploads/, is hashed while it
+// streams, verified, and only then renamed into blobs/: a reader never sees a partial blob, and two
+// concurrent writers of the same digest both end with the same complete file (rename is atomic).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { BlobStat, BlobStore, ByteRange, IngestResult, UploadArea } from './blob-store.js';
+import { blobPath, uploadPath, uploadsDir } from './paths.js';
+import { newHash, parseDigest, type DigestAlgorithm } from '../registry/digest.js';
+import { RegistryError } from '../registry/errors.js';
+
+const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+
+/** Counts and hashes bytes as they pass; fails once more than `max` bytes arrive. */
+class Meter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly onChunk: (chunk: Buffer) => void,
+    private readonly max = Number.POSITIVE_INFINITY,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.max) {
+      cb(new RegistryError('SIZE_INVALID', `content is longer than the declared ${this.max} bytes`));
+      return;
+    }
+    this.onChunk(chunk);
+    cb(null, chunk);
+  }
+}
+
+export class FsBlobStore implements BlobStore {
+  readonly uploads: UploadArea;
+
+  private constructor(readonly root: string) {
+    this.uploads = new FsUploadArea(root, (tmp, digest, size) => this.place(tmp, digest, size));
+  }
+
+  static async open(root: string): Promise<FsBlobStore> {
+    await mkdir(join(root, 'blobs'), { recursive: true });
+    await mkdir(uploadsDir(root), { recursive: true });
+    return new FsBlobStore(root);
+  }
+
+  async stat(digest: string): Promise<BlobStat | undefined> {
+    try {
+      const s = await stat(blobPath(this.root, digest));
+      return { size: s.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async open(digest: string, range?: ByteRange): Promise<Readable> {
+    let handle;
+    try {
+      handle = await open(blobPath(this.root, digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`, { detail: { digest } });
+      throw err;
+    }
+    // The open handle keeps the bytes readable even if the file is unlinked meanwhile.
+    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+  }
+
+  async ingest(
+    source: Readable,
+    expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm },
+  ): Promise<IngestResult> {
+    const algorithm = expected.digest ? parseDigest(expected.digest).algorithm : (expected.algorithm ?? 'sha256');
+    const hash = newHash(algorithm);
+    const meter = new Meter((c) => hash.update(c), expected.size);
+    const tmp = join(uploadsDir(this.root), `.ingest-${randomBytes(12).toString('hex')}`);
+    try {
+      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
+      const digest = `${algorithm}:${hash.digest('hex')}`;
+      if (expected.size !== undefined && meter.bytes !== expected.size) {
+        throw new RegistryError('SIZE_INVALID', `received ${meter.bytes} bytes, expected ${expected.size}`, {
+          detail: { expected: expected.size, received: meter.bytes },
+        });
+      }
+      if (expected.digest !== undefined && digest !== expected.digest) {
+        throw new RegistryError('DIGEST_INVALID', `content digest is ${digest}, not the declared ${expected.digest}`, {
+          detail: { expected: expected.digest, actual: digest },
+        });
+      }
+      await this.place(tmp, digest, meter.bytes);
+      return { digest, size: meter.bytes };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    try {
+      await rm(blobPath(this.root, digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Moves a verified temporary file into its content-addressed place. */
+  private async place(tmp: string, digest: string, size: number): Promise<void> {
+    const target = blobPath(this.root, digest);
+    const existing = await this.stat(digest);
+    if (existing && existing.size === size) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    await mkdir(dirname(target), { recursive: true });
+    await rename(tmp, target);
+  }
+}
+
+class FsUploadArea implements UploadArea {
+  constructor(
+    private readonly root: string,
+    private readonly place: (tmp: string, digest: string, size: number) => Promise<void>,
+  ) {}
+
+  async create(id: string): Promise<void> {
+    const fh = await open(uploadPath(this.root, id), 'wx');
+    await fh.close();
+  }
+
+  async size(id: string): Promise<number | undefined> {
+    try {
+      return (await stat(uploadPath(this.root, id))).size;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async append(
+    id: string,
+    offset: number,
+    source: Readable,
+    onData?: (chunk: Buffer) => void,
+    maxBytes?: number,
+  ): Promise<number> {
+    const file = uploadPath(this.root, id);
+    // The metadata offset is the truth: bytes past it come from a chunk that failed half-way.
+    await truncate(file, offset);
+    const meter = new Meter(onData ?? (() => {}), maxBytes);
+    await pipeline(source, meter, createWriteStream(file, { flags: 'r+', start: offset }));
+    return offset + meter.bytes;
+  }
+
+  read(id: string, end?: number): Readable {
+    const file = uploadPath(this.root, id);
+    if (end === 0) return Readable.from([]);
+    return createReadStream(file, end === undefined ? {} : { start: 0, end: end - 1 });
+  }
+
+  async commit(id: string, digest: string, opts: { size: number; knownDigest?: string }): Promise<IngestResult> {
+    const file = uploadPath(this.root, id);
+    const { algorithm } = parseDigest(digest);
+    await truncate(file, opts.size);
+    let actual = opts.knownDigest;
+    if (actual === undefined || parseDigest(actual).algorithm !== algorithm) {
+      const hash = newHash(algorithm);
+      await pipeline(createReadStream(file), new Meter((c) => hash.update(c)), async function* (src) {
+        for await (const _ of src) {
+          // drain
+        }
+      });
+      actual = `${algorithm}:${hash.digest('hex')}`;
+    }
+    const size = opts.size;
+    if (actual !== digest) {
+      await rm(file, { force: true });
+      throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not the declared ${digest}`, {
+        detail: { expected: digest, actual },
+      });
+    }
+    await this.place(file, digest, size);
+    return { digest, size };
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(uploadPath(this.root, id), { force: true });
+  }
+}
