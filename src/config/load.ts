@@ -1,0 +1,233 @@
+// Configuration is assembled once, in layers, each overriding the one before:
+//   defaults (schema) < YAML file < WHARF_* environment < explicit overrides (command-line flags)
+// then validated as a whole. Every violation is collected so that one run shows every mistake,
+// unknown keys included, and the result is frozen: nothing downstream can change it.
+//
+// The environment is passed in, never read here: only the entry point touches process.env.
+import { readFileSync } from 'node:fs';
+import { Kind, type TSchema } from '@sinclair/typebox';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { parseListen } from './listen.js';
+import { ConfigSchema, type WharfConfig } from './schema.js';
+
+export const ENV_PREFIX = 'WHARF_';
+
+/** WHARF_* variables that are not configuration keys, so not reported as unknown. */
+export const NON_CONFIG_ENV: ReadonlySet<string> = new Set([
+  'WHARF_CONFIG', // the config file `wharf serve` reads when --config is not given
+]);
+
+export interface LoadOptions {
+  /** YAML file; relative paths are resolved against the current directory. */
+  file?: string;
+  /** The environment to read WHARF_* overrides from (pass process.env from the entry point). */
+  env?: NodeJS.ProcessEnv;
+  /** Highest-precedence values, e.g. from command-line flags; undefined leaves are ignored. */
+  overrides?: object;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly violations: readonly string[];
+
+  constructor(violations: string[], file?: string) {
+    const where = file === undefined ? '' : ` in ${file}`;
+    const count = violations.length === 1 ? '1 problem' : `${violations.length} problems`;
+    // The message carries every violation too, so whoever prints only .message still shows them all.
+    super(`invalid configuration${where} (${count}):\n${violations.map((v) => `  ${v}`).join('\n')}`);
+    this.violations = Object.freeze([...violations]);
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `chunkMinLength` → `CHUNK_MIN_LENGTH`. */
+const upperSnake = (key: string): string =>
+  key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
+    .toUpperCase();
+
+export const envVarName = (path: readonly string[]): string => ENV_PREFIX + path.map(upperSnake).join('_');
+
+interface EnvKey {
+  path: string[];
+  schema: TSchema;
+}
+
+/** Every leaf of the schema under its WHARF_* name, derived so a new key gets its variable for free. */
+export function collectEnvKeys(schema: TSchema, path: string[] = [], out = new Map<string, EnvKey>()): Map<string, EnvKey> {
+  if (schema[Kind] === 'Object' && isPlain(schema.properties)) {
+    for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
+      collectEnvKeys(child, [...path, key], out);
+    }
+    return out;
+  }
+  const name = envVarName(path);
+  const clash = out.get(name);
+  if (clash) throw new Error(`config keys ${clash.path.join('.')} and ${path.join('.')} both map to ${name}`);
+  out.set(name, { path, schema });
+  return out;
+}
+
+export const ENV_KEYS: ReadonlyMap<string, EnvKey> = collectEnvKeys(ConfigSchema);
+
+/** Environment values are strings: pick the first reading the schema accepts, else keep the string for the error. */
+function coerce(raw: string, schema: TSchema): unknown {
+  const candidates: unknown[] = [raw]; // then a number, then JSON (which reads true and false too)
+  if (raw.trim() !== '' && Number.isFinite(Number(raw))) candidates.push(Number(raw));
+  try {
+    candidates.push(JSON.parse(raw));
+  } catch {
+    // not JSON: the string itself is the only reading left
+  }
+  return candidates.find((c) => Value.Check(schema, c)) ?? raw;
+}
+
+/** Where a value came from, by dotted path, for the violations: a WHARF_* name or the command line. */
+type Sources = Map<string, string>;
+
+function record(sources: Sources, path: string, label: string): void {
+  for (const p of [...sources.keys()]) if (p.startsWith(`${path}.`)) sources.delete(p);
+  sources.set(path, label);
+}
+
+function setPath(target: Plain, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isPlain(node[key])) node[key] = {};
+    node = node[key] as Plain;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function mergeInto(target: Plain, source: Plain, path: string[], label: string, sources: Sources): void {
+  for (const [key, value] of Object.entries(source)) {
+    if (value === undefined) continue;
+    const here = [...path, key];
+    if (isPlain(value) && isPlain(target[key])) {
+      mergeInto(target[key] as Plain, value, here, label, sources);
+    } else {
+      target[key] = Value.Clone(value);
+      record(sources, here.join('.'), label);
+    }
+  }
+}
+
+function readYaml(file: string): { data: Plain; doc: Document; lines: LineCounter } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError([`cannot read the file: ${reason}`], file);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const what = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return pos ? `line ${pos.line}, column ${pos.col}: ${what}` : what;
+      }),
+      file,
+    );
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) return { data: {}, doc, lines }; // empty file: all defaults
+  if (!isPlain(data)) throw new ConfigError([`(root): expected a mapping of keys, got ${kindOf(data)}`], file);
+  return { data, doc, lines };
+}
+
+const kindOf = (v: unknown): string => (Array.isArray(v) ? 'a list' : `a ${typeof v}`);
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  if (s === undefined) return String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function describe(e: ValueError): string {
+  switch (e.type) {
+    case ValueErrorType.ObjectAdditionalProperties:
+      return 'unknown key';
+    case ValueErrorType.StringPattern:
+      return `invalid value ${show(e.value)}: ${e.schema.description ?? `must match ${e.schema.pattern}`}`;
+    case ValueErrorType.Union:
+      // The schema's unions are enums of literals: name the choices.
+      return `must be one of ${(e.schema.anyOf as TSchema[]).map((s) => String(s.const)).join(', ')}, got ${show(e.value)}`;
+    default:
+      return `${e.message.charAt(0).toLowerCase()}${e.message.slice(1)}, got ${show(e.value)}`;
+  }
+}
+
+/** JSON pointer `/storage/path` → `storage.path` (keys here never contain `/` or `~`). */
+const dotted = (pointer: string): string => pointer.split('/').slice(1).join('.');
+
+export function loadConfig(opts: LoadOptions = {}): WharfConfig {
+  const merged: Plain = {};
+  const sources: Sources = new Map();
+  const violations: string[] = [];
+
+  let yaml: ReturnType<typeof readYaml> | undefined;
+  if (opts.file !== undefined) {
+    yaml = readYaml(opts.file);
+    Object.assign(merged, yaml.data);
+  }
+
+  for (const [name, raw] of Object.entries(opts.env ?? {})) {
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined || NON_CONFIG_ENV.has(name)) continue;
+    const key = ENV_KEYS.get(name);
+    if (!key) {
+      violations.push(`${name}: unknown environment variable (known: ${[...ENV_KEYS.keys()].join(', ')})`);
+      continue;
+    }
+    setPath(merged, key.path, coerce(raw, key.schema));
+    record(sources, key.path.join('.'), name);
+  }
+
+  if (opts.overrides !== undefined) mergeInto(merged, opts.overrides as Plain, [], 'command line', sources);
+
+  const config = Value.Default(ConfigSchema, merged) as unknown;
+
+  // Where a bad value came from: the layer that set it (or a parent), else the line in the file.
+  const origin = (path: string): string => {
+    for (let p = path; ; p = p.slice(0, Math.max(p.lastIndexOf('.'), 0))) {
+      const label = sources.get(p);
+      if (label !== undefined) return ` (from ${label})`;
+      if (p === '') break;
+    }
+    const node = yaml?.doc.getIn(path.split('.'), true) as { range?: [number, number, number] } | undefined;
+    return yaml && node?.range ? ` (line ${yaml.lines.linePos(node.range[0]).line})` : '';
+  };
+
+  for (const e of Value.Errors(ConfigSchema, config)) {
+    const path = dotted(e.path);
+    violations.push(`${path || '(root)'}: ${describe(e)}${origin(path)}`);
+  }
+
+  // Checks the schema cannot express.
+  if (isPlain(config) && typeof config.listen === 'string' && !violations.some((v) => v.startsWith('listen:'))) {
+    try {
+      parseListen(config.listen);
+    } catch (err) {
+      violations.push(`listen: ${(err as Error).message}${origin('listen')}`);
+    }
+  }
+
+  if (violations.length > 0) throw new ConfigError(violations, opts.file);
+  return deepFreeze(config as WharfConfig);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,15 @@
+// Process entry point (bin/wharf.js imports the compiled copy): the one place that touches
+// process.argv, process.env and the exit status.
+import { formatError, main } from './cli.js';
+
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).catch(
+  (err: unknown) => {
+    process.stderr.write(formatError(err));
+    return 1;
+  },
+);
+process.exitCode = code;
+
+// Once main has resolved, the work is done: the server is closed, output written. Exit even if
+// something forgot to release a handle (a timer, a socket), rather than hang until SIGKILL.
+setTimeout(() => process.exit(code), 2000).unref();

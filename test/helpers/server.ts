@@ -1,0 +1,48 @@
+// Starts a real Wharf on 127.0.0.1:0 with a fresh data directory; closes it in t.teardown.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { withDefaults } from '../../src/config/defaults.js';
+import type { WharfConfig } from '../../src/config/schema.js';
+
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  dataDir: string;
+  config: WharfConfig;
+  close(): Promise<void>;
+}
+
+interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+export function tempDir(prefix = 'wharf-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startWharf(
+  t: Teardownable,
+  overrides: Record<string, unknown> = {},
+  opts: { dataDir?: string; keepData?: boolean } = {},
+): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const config = withDefaults({ log: { level: 'silent' }, ...overrides, storage: { path: dataDir } });
+  const app = await buildApp(config);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await app.close();
+  };
+  t.teardown(async () => {
+    await close();
+    if (!opts.keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  return { url: `http://127.0.0.1:${port}`, app, dataDir, config, close };
+}

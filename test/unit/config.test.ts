@@ -1,0 +1,245 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { Type } from '@sinclair/typebox';
+import { parseDocument } from 'yaml';
+import { parseListen } from '../../src/config/listen.js';
+import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+const DEFAULTS = {
+  listen: '0.0.0.0:5000',
+  storage: { path: './data' },
+  log: { level: 'info' },
+  uploads: { chunkMinLength: 0 },
+  shutdownTimeoutMs: 30000,
+};
+
+/** The ConfigError a load throws; anything else (or nothing) fails the test. */
+function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError, but the configuration loaded');
+}
+
+t.test('no file, no environment: the schema defaults', async (t) => {
+  t.strictSame(loadConfig(), DEFAULTS);
+  t.strictSame(loadConfig({ env: { PATH: '/bin', HOME: '/root', wharf_listen: 'ignored: not the prefix' } }), DEFAULTS);
+});
+
+t.test('an empty or comment-only file means all defaults', async (t) => {
+  const dir = t.testdir({ 'empty.yaml': '', 'comments.yaml': '# nothing set\n' });
+  t.strictSame(loadConfig({ file: join(dir, 'empty.yaml') }), DEFAULTS);
+  t.strictSame(loadConfig({ file: join(dir, 'comments.yaml') }), DEFAULTS);
+});
+
+t.test('environment variable names are derived from the schema keys', async (t) => {
+  t.strictSame(
+    Object.fromEntries([...ENV_KEYS].map(([name, key]) => [name, key.path.join('.')])),
+    {
+      WHARF_LISTEN: 'listen',
+      WHARF_STORAGE_PATH: 'storage.path',
+      WHARF_LOG_LEVEL: 'log.level',
+      WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
+      WHARF_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
+    },
+  );
+});
+
+t.test('two keys that would share one variable name are refused when the mapping is built', async (t) => {
+  const clashing = Type.Object({ storagePath: Type.String(), storage: Type.Object({ path: Type.String() }) });
+  t.throws(() => collectEnvKeys(clashing), /storagePath and storage\.path both map to WHARF_STORAGE_PATH/);
+});
+
+t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t) => {
+  const dir = t.testdir({
+    'wharf.yaml': 'listen: 127.0.0.1:6000\nstorage:\n  path: /from/file\nlog:\n  level: warn\nuploads:\n  chunkMinLength: 10\n',
+  });
+  const config = loadConfig({
+    file: join(dir, 'wharf.yaml'),
+    env: { WHARF_STORAGE_PATH: '/from/env', WHARF_LOG_LEVEL: 'debug', WHARF_UPLOADS_CHUNK_MIN_LENGTH: '2048' },
+    overrides: { log: { level: 'trace' }, listen: undefined, storage: { path: undefined } },
+  });
+  t.strictSame(config, {
+    listen: '127.0.0.1:6000', // file; an undefined override leaves it alone
+    storage: { path: '/from/env' }, // env over file; undefined override ignored
+    log: { level: 'trace' }, // override over env over file
+    uploads: { chunkMinLength: 2048 }, // env, coerced to the schema's integer
+    shutdownTimeoutMs: 30000, // default
+  });
+});
+
+t.test('environment values are coerced to the schema type, or reported with the variable name', async (t) => {
+  t.equal(loadConfig({ env: { WHARF_SHUTDOWN_TIMEOUT_MS: '1500' } }).shutdownTimeoutMs, 1500);
+  const err = configError(() => loadConfig({ env: { WHARF_SHUTDOWN_TIMEOUT_MS: 'soon', WHARF_LOG_LEVEL: 'loud' } }));
+  t.strictSame(err.violations, [
+    'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" (from WHARF_LOG_LEVEL)',
+    'shutdownTimeoutMs: expected integer, got "soon" (from WHARF_SHUTDOWN_TIMEOUT_MS)',
+  ]);
+});
+
+t.test('an unknown WHARF_* variable is a violation; allow-listed ones are not', async (t) => {
+  t.ok(NON_CONFIG_ENV.has('WHARF_CONFIG'));
+  t.strictSame(loadConfig({ env: { WHARF_CONFIG: '/etc/wharf.yaml' } }), DEFAULTS);
+  const err = configError(() => loadConfig({ env: { WHARF_STORAGE_PATHH: '/x', WHARF_LISTEN: ':5001' } }));
+  t.equal(err.violations.length, 1);
+  t.match(err.violations[0], /^WHARF_STORAGE_PATHH: unknown environment variable \(known: WHARF_LISTEN, /);
+});
+
+t.test('every violation in a file is listed, with its path and line', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': [
+      'listen: nowhere', // 1
+      'storage:', // 2
+      '  pathh: /srv', // 3: unknown key
+      '  path: ""', // 4: too short
+      'log:', // 5
+      '  level: loud', // 6: not a level
+      'uploads:', // 7
+      '  chunkMinLength: -1', // 8: below minimum
+      'shutdownTimeoutMs: "30s"', // 9: not an integer
+      'mirrors: []', // 10: unknown key at the root
+      '',
+    ].join('\n'),
+  });
+  const file = join(dir, 'bad.yaml');
+  const err = configError(() => loadConfig({ file }));
+  t.equal(err.violations.length, 7, err.violations.join('\n'));
+  const expected = [
+    /^listen: invalid value "nowhere": HOST:PORT .* \(line 1\)$/,
+    /^storage\.pathh: unknown key \(line 3\)$/,
+    /^storage\.path: expected string length greater or equal to 1, got "" \(line 4\)$/,
+    /^log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" \(line 6\)$/,
+    /^uploads\.chunkMinLength: expected integer to be greater or equal to 0, got -1 \(line 8\)$/,
+    /^shutdownTimeoutMs: expected integer, got "30s" \(line 9\)$/,
+    /^mirrors: unknown key \(line 10\)$/,
+  ];
+  for (const re of expected) t.ok(err.violations.some((v) => re.test(v)), `a violation matches ${re}`);
+  // Whoever prints only the message still sees the file and every violation.
+  t.match(err.message, `invalid configuration in ${file} (7 problems)`);
+  for (const v of err.violations) t.match(err.message, v);
+});
+
+t.test('an unknown key is reported with its dotted path', async (t) => {
+  const dir = t.testdir({ 'typo.yaml': 'storage:\n  pathh: /srv/wharf\n' });
+  const err = configError(() => loadConfig({ file: join(dir, 'typo.yaml') }));
+  t.strictSame(err.violations, ['storage.pathh: unknown key (line 2)']);
+});
+
+t.test('an unknown key in the overrides is reported too', async (t) => {
+  const err = configError(() => loadConfig({ overrides: { storage: { root: '/x' } } }));
+  t.strictSame(err.violations, ['storage.root: unknown key (from command line)']);
+});
+
+t.test('a later layer that replaces a whole section takes the blame for it', async (t) => {
+  const err = configError(() => loadConfig({ env: { WHARF_STORAGE_PATH: '/srv' }, overrides: { storage: 'elsewhere' } }));
+  t.strictSame(err.violations, ['storage: expected object, got "elsewhere" (from command line)']);
+});
+
+t.test('a long bad value is shortened in the violation', async (t) => {
+  const err = configError(() => loadConfig({ overrides: { listen: 'x'.repeat(200) } }));
+  t.equal(err.violations.length, 1);
+  t.match(err.violations[0], /^listen: invalid value "x{56}\.\.\.: /);
+});
+
+t.test('a YAML syntax error is a ConfigError with its line and column', async (t) => {
+  const dir = t.testdir({ 'broken.yaml': 'listen: :5000\nstorage:\n  path: [./data\nlog: {level: info}\n' });
+  const err = configError(() => loadConfig({ file: join(dir, 'broken.yaml') }));
+  t.ok(err.violations.length >= 1);
+  t.match(err.violations[0], /^line \d+, column \d+: \S/);
+  t.match(err.message, 'broken.yaml');
+});
+
+t.test('duplicate keys are a YAML error, not a silent last-one-wins', async (t) => {
+  const dir = t.testdir({ 'dup.yaml': 'listen: :5000\nlisten: :6000\n' });
+  const err = configError(() => loadConfig({ file: join(dir, 'dup.yaml') }));
+  t.match(err.violations[0], /^line 2, column 1: Map keys must be unique/);
+});
+
+t.test('a file whose top level is not a mapping', async (t) => {
+  const dir = t.testdir({ 'list.yaml': '- listen: :5000\n' });
+  const err = configError(() => loadConfig({ file: join(dir, 'list.yaml') }));
+  t.strictSame(err.violations, ['(root): expected a mapping of keys, got a list']);
+  const scalar = t.testdir({ 'scalar.yaml': 'listen\n' });
+  t.strictSame(configError(() => loadConfig({ file: join(scalar, 'scalar.yaml') })).violations, [
+    '(root): expected a mapping of keys, got a string',
+  ]);
+});
+
+t.test('a missing file is a ConfigError', async (t) => {
+  const file = join(t.testdir({}), 'absent.yaml');
+  const err = configError(() => loadConfig({ file }));
+  t.strictSame(err.violations, ['cannot read the file: no such file']);
+  const dir = t.testdir({ 'wharf.yaml': {} });
+  t.match(configError(() => loadConfig({ file: join(dir, 'wharf.yaml') })).violations[0], /^cannot read the file: EISDIR/);
+});
+
+t.test('a port out of range is caught beyond the schema pattern', async (t) => {
+  const err = configError(() => loadConfig({ overrides: { listen: ':70000' } }));
+  t.strictSame(err.violations, ['listen: ":70000": port 70000 is out of range (0-65535) (from command line)']);
+});
+
+t.test('a relative storage.path stays relative to the current directory, not the file', async (t) => {
+  const dir = t.testdir({ nested: { 'wharf.yaml': 'storage:\n  path: ./blobs\n' } });
+  t.equal(loadConfig({ file: join(dir, 'nested', 'wharf.yaml') }).storage.path, './blobs');
+});
+
+t.test('the result is deeply frozen', async (t) => {
+  const config = loadConfig({ overrides: { storage: { path: '/srv' } } });
+  t.ok(Object.isFrozen(config));
+  t.ok(Object.isFrozen(config.storage));
+  t.ok(Object.isFrozen(config.log));
+  t.throws(() => {
+    (config.storage as { path: string }).path = '/elsewhere';
+  }, TypeError);
+  t.throws(() => {
+    (config as { listen: string }).listen = ':1';
+  }, TypeError);
+  t.equal(config.storage.path, '/srv');
+});
+
+t.test('the overrides object passed in is not frozen or changed', async (t) => {
+  const overrides = { storage: { path: '/srv' } };
+  loadConfig({ overrides });
+  t.notOk(Object.isFrozen(overrides.storage));
+  t.strictSame(overrides, { storage: { path: '/srv' } });
+});
+
+t.test('parseListen', async (t) => {
+  t.strictSame(parseListen('[::]:5000'), { host: '::', port: 5000 });
+  t.strictSame(parseListen('[::1]:443'), { host: '::1', port: 443 });
+  t.strictSame(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });
+  t.strictSame(parseListen(':5000'), { host: '0.0.0.0', port: 5000 });
+  t.strictSame(parseListen('localhost:0'), { host: 'localhost', port: 0 });
+  for (const bad of ['5000', 'host:', 'host:port', '::1:5000', '[::1]5000', '[]:5000', 'h:65536']) {
+    t.throws(() => parseListen(bad), RangeError, bad);
+  }
+});
+
+// Every shipped file must load: a broken example is a broken promise to whoever copies it.
+for (const dirName of ['examples', 'config']) {
+  t.test(`every YAML file in ${dirName}/ loads and validates`, async (t) => {
+    const files = readdirSync(join(root, dirName)).filter((f) => /\.ya?ml$/.test(f));
+    t.ok(files.length > 0, `${dirName}/ has YAML files`);
+    for (const f of files) {
+      t.doesNotThrow(() => loadConfig({ file: join(root, dirName, f) }), `${dirName}/${f}`);
+    }
+  });
+}
+
+t.test('config/wharf.yaml sets every key to its default and names its variable', async (t) => {
+  const file = join(root, 'config', 'wharf.yaml');
+  t.strictSame(loadConfig({ file }), DEFAULTS);
+  const text = readFileSync(file, 'utf8');
+  const doc = parseDocument(text);
+  for (const [name, key] of ENV_KEYS) {
+    t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
+    t.match(text, name, `${name} is documented`);
+  }
+});
