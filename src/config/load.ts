@@ -104,14 +104,24 @@ function setPath(target: Plain, path: readonly string[], value: unknown): void {
   node[path[path.length - 1]!] = value;
 }
 
+/** Drops undefined leaves (flags not given), and objects left empty by that; undefined if nothing is left. */
+function defined(value: unknown): unknown {
+  if (!isPlain(value)) return value;
+  const kept = Object.entries(value)
+    .map(([k, v]) => [k, defined(v)] as const)
+    .filter(([, v]) => v !== undefined);
+  return kept.length > 0 || Object.keys(value).length === 0 ? Object.fromEntries(kept) : undefined;
+}
+
 function mergeInto(target: Plain, source: Plain, path: string[], label: string, sources: Sources): void {
   for (const [key, value] of Object.entries(source)) {
-    if (value === undefined) continue;
     const here = [...path, key];
-    if (isPlain(value) && isPlain(target[key])) {
-      mergeInto(target[key] as Plain, value, here, label, sources);
+    const given = defined(value);
+    if (given === undefined) continue;
+    if (isPlain(given) && isPlain(target[key])) {
+      mergeInto(target[key] as Plain, given, here, label, sources);
     } else {
-      target[key] = Value.Clone(value);
+      target[key] = Value.Clone(given);
       record(sources, here.join('.'), label);
     }
   }

@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import { RegistryError } from './errors.js';
 import { digestOf, parseDigest } from './digest.js';
 import { parseManifest } from './manifest.js';
-import { parseReference, assertTag } from './reference.js';
+import { assertTag, isValidTag, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
 
@@ -89,6 +89,8 @@ export class ManifestService {
   }
 
   private async resolve(repo: string, reference: string): Promise<ManifestRecord> {
+    // A tag that cannot exist is simply not there (what the conformance suite expects of reads).
+    if (!reference.includes(':') && !isValidTag(reference)) throw unknown(repo, reference.slice(0, 200));
     const ref = parseReference(reference);
     const digest = ref.kind === 'digest' ? ref.digest : await this.metadata.getTag(repo, ref.tag);
     const record = digest === undefined ? undefined : await this.metadata.getManifest(repo, digest);

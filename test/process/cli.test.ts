@@ -160,6 +160,13 @@ t.test('serve refuses an invalid configuration, listing every violation', async 
   t.match(r.stderr, 'listen: invalid value "nowhere"');
 });
 
+t.test('serve reads the file named by WHARF_CONFIG when --config is not given', async (t) => {
+  const dir = t.testdir({ 'wharf.yaml': 'storage:\n  pathh: /srv\n' });
+  const r = await run(t, ['serve'], { WHARF_CONFIG: join(dir, 'wharf.yaml') });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `wharf: invalid configuration in ${join(dir, 'wharf.yaml')} (1 problem):\n  storage.pathh: unknown key (line 2)`);
+});
+
 /** A request whose body is sent in two parts, so that it can be held open across a signal. */
 function slowPush(url: string, body: Buffer) {
   const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;

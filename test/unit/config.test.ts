@@ -75,6 +75,13 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
   });
 });
 
+t.test('overrides left undefined (flags not given) change nothing', async (t) => {
+  t.strictSame(loadConfig({ overrides: { listen: undefined, storage: { path: undefined } } }), DEFAULTS);
+  const dir = t.testdir({ 'wharf.yaml': 'storage: elsewhere\n' });
+  const err = configError(() => loadConfig({ file: join(dir, 'wharf.yaml'), overrides: { storage: { path: undefined } } }));
+  t.strictSame(err.violations, ['storage: expected object, got "elsewhere" (line 1)']);
+});
+
 t.test('environment values are coerced to the schema type, or reported with the variable name', async (t) => {
   t.equal(loadConfig({ env: { WHARF_SHUTDOWN_TIMEOUT_MS: '1500' } }).shutdownTimeoutMs, 1500);
   const err = configError(() => loadConfig({ env: { WHARF_SHUTDOWN_TIMEOUT_MS: 'soon', WHARF_LOG_LEVEL: 'loud' } }));

@@ -20,7 +20,9 @@ function fromFramework(err: FastifyError): RegistryError | undefined {
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: RegistryError): FastifyReply {
   // A request body we did not read (an early error on an upload) must not be drained at length:
   // close the connection instead of reading gigabytes nobody wants.
-  if (!request.raw.complete) reply.header('connection', 'close');
+  const declared = request.headers['content-length'];
+  const hasBody = (declared !== undefined && declared !== '0') || request.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !request.raw.complete) reply.header('connection', 'close');
   reply.header(API_VERSION_HEADER, API_VERSION);
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
   reply.code(err.status).type('application/json');

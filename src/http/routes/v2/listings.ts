@@ -22,5 +22,5 @@ export async function listReferrers(request: FastifyRequest, reply: FastifyReply
   const artifactType = queryValue(request, 'artifactType');
   const index = await registry.discovery.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header(OCI_FILTERS_APPLIED, 'artifactType');
-  return reply.code(200).header('content-type', index.mediaType).send(JSON.stringify(index));
+  return reply.code(200).header('content-type', index.mediaType).send(Buffer.from(JSON.stringify(index)));
 }
