@@ -7,7 +7,8 @@ import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { RegistryService } from './registry/registry-service.js';
-import { registerErrorHandler } from './http/plugins/error-handler.js';
+import { registerErrorHandler, sendError } from './http/plugins/error-handler.js';
+import { RegistryError } from './registry/errors.js';
 import { registerV2Routes } from './http/routes/v2/index.js';
 
 export interface AppDeps {
@@ -29,6 +30,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     // Uploads can take long; the connection is not cut while bytes are flowing.
     requestTimeout: 0,
     return503OnClosing: true,
+    frameworkErrors: (error, request, reply) => {
+      // A malformed percent-encoding in the path: still an OCI error body.
+      sendError(request, reply, new RegistryError('NAME_INVALID', `malformed path: ${error.message}`, { status: 400 }));
+    },
   });
 
   // Bodies are read by the routes themselves (streamed uploads, size-limited manifests):
@@ -47,7 +52,15 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
   registerV2Routes(app, registry);
 
+  // close() reaps idle keep-alive connections once; a connection whose response is still finishing
+  // becomes idle a moment later and would hold close() until the keep-alive timeout. Reap again
+  // until the server has closed (in-flight requests still finish).
+  let reaper: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    reaper = setInterval(() => app.server.closeIdleConnections(), 100).unref();
+  });
   app.addHook('onClose', async () => {
+    clearInterval(reaper);
     await registry.close();
   });
   await app.ready();

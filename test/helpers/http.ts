@@ -124,17 +124,18 @@ export function describe(res: Res): Record<string, unknown> {
  * The body is the distribution-spec error body {"errors":[{code,message,detail}]}; returns the entries.
  * Fails the test (and returns []) when it is not.
  */
-export function ociErrors(t: Asserts, res: Res): OciErrorEntry[] {
+export function ociErrors(t: Asserts, res: Res, what = ''): OciErrorEntry[] {
+  const label = what ? `${what}: ` : '';
   let doc: unknown;
   try {
     doc = res.json();
   } catch {
-    t.fail('error body is JSON', describe(res));
+    t.fail(`${label}error body is JSON`, describe(res));
     return [];
   }
   const errors = (doc as { errors?: unknown })?.errors;
   if (!Array.isArray(errors) || errors.length === 0) {
-    t.fail('error body has a non-empty "errors" array', describe(res));
+    t.fail(`${label}error body is {"errors":[...]}`, describe(res));
     return [];
   }
   for (const e of errors as unknown[]) {
@@ -142,7 +143,7 @@ export function ociErrors(t: Asserts, res: Res): OciErrorEntry[] {
     const shaped =
       typeof entry === 'object' && entry !== null && typeof entry.code === 'string' && typeof entry.message === 'string' && 'detail' in entry;
     if (!shaped) {
-      t.fail('each error has a string code, a string message and a detail', describe(res));
+      t.fail(`${label}each error has a string code, a string message and a detail`, describe(res));
       return [];
     }
   }
@@ -153,7 +154,7 @@ export function ociErrors(t: Asserts, res: Res): OciErrorEntry[] {
 export function assertError(t: Asserts, res: Res, status: number, code: string | string[] | undefined, what = ''): void {
   const label = what ? `${what}: ` : '';
   t.equal(res.status, status, `${label}status ${status}`, describe(res));
-  const errors = ociErrors(t, res);
+  const errors = ociErrors(t, res, what);
   if (code === undefined) return;
   const codes = Array.isArray(code) ? code : [code];
   const got = errors[0]?.code;

@@ -71,7 +71,8 @@ export function registerV2Routes(app: FastifyInstance, registry: RegistryService
     }
     return handler(request, reply, registry, route);
   };
-  const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
+  // OPTIONS is routed too, so it gets 405 with Allow rather than a 404.
+  const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'] as const;
   app.route({ method: [...methods], url: '/v2', handler: handle });
   app.route({ method: [...methods], url: '/v2/*', handler: handle });
 }
