@@ -9,6 +9,7 @@ import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListen } from './listen.js';
+import { crossFieldViolations, resolveSecrets } from './checks.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
 
 export const ENV_PREFIX = 'WHARF_';
@@ -230,6 +231,9 @@ export function loadConfig(opts: LoadOptions = {}): WharfConfig {
     }
   }
 
+  if (violations.length === 0) {
+    violations.push(...crossFieldViolations(config as WharfConfig), ...resolveSecrets(config as WharfConfig, opts.env ?? {}));
+  }
   if (violations.length > 0) throw new ConfigError(violations, opts.file);
   return deepFreeze(config as WharfConfig);
 }

@@ -7,6 +7,43 @@ const HostPort = Type.String({
   description: 'HOST:PORT to listen on; an empty host or 0.0.0.0 means every IPv4 address, [::] every address',
 });
 
+const Duration = (def: string, description: string) =>
+  Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$', default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` });
+
+export const UpstreamSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'a short name for logs, metrics and errors' }),
+    url: Type.String({ pattern: '^https?://[^/?#\\s]+/?$', description: 'base URL of the upstream registry API (http or https), e.g. https://registry-1.docker.io' }),
+    registry: Type.String({
+      pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$',
+      description: 'the registry host this upstream stands for (docker.io, ghcr.io, ...): matched against ?ns= and as a first path component',
+    }),
+    prefix: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$', description: 'another first path component that routes to this upstream, e.g. hub' }),
+    ),
+    default: Type.Boolean({ default: false, description: 'serve names that match nothing else (as Docker registry-mirrors sends them); at most one upstream' }),
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(Type.String({ minLength: 1, description: 'prefer passwordFile or passwordEnv to keep secrets out of the file' })),
+    passwordFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password (trailing newline ignored)' })),
+    passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the password' })),
+    allowedRealms: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'extra hosts (besides the upstream registrable domain) that may receive our credentials as a token realm',
+    }),
+    tagTTL: Duration('5m', 'how long a tag resolved from this upstream is served without asking it again'),
+    listTTL: Duration('30s', 'how long upstream tag lists and referrers are cached'),
+    timeouts: Type.Object(
+      {
+        connect: Duration('10s', 'TCP/TLS connect timeout'),
+        headers: Duration('30s', 'time to receive response headers'),
+        bodyIdle: Duration('30s', 'longest pause between two body chunks'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -40,6 +77,19 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    upstreams: Type.Array(UpstreamSchema, {
+      default: [],
+      description: 'registries mirrored through the pull-through cache; names routed to one are read-only here',
+    }),
+    local: Type.Object(
+      {
+        namespaces: Type.Array(Type.String({ pattern: '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$' }), {
+          default: [],
+          description: 'first path components that are local (pushes allowed), e.g. [local, team]',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     shutdownTimeoutMs: Type.Integer({
       minimum: 0,
       default: 30000,
@@ -50,3 +100,4 @@ export const ConfigSchema = Type.Object(
 );
 
 export type WharfConfig = Static<typeof ConfigSchema>;
+export type UpstreamConfig = Static<typeof UpstreamSchema>;

@@ -30,6 +30,8 @@ export interface BlobStore {
    */
   ingest(source: Readable, expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm }): Promise<IngestResult>;
   delete(digest: string): Promise<boolean>;
+  /** A temporary blob that is written while others read it (a pull-through fill). */
+  temp(): Promise<TempBlob>;
 
   /** Upload area: one append-only file per session. */
   uploads: UploadArea;
@@ -54,4 +56,20 @@ export interface UploadArea {
    */
   commit(id: string, digest: string, opts: { size: number; knownDigest?: string }): Promise<IngestResult>;
   remove(id: string): Promise<void>;
+}
+
+/** A blob being written that readers may follow as it grows; committed only once verified. */
+export interface TempBlob {
+  /** Appends bytes; resolves once they are readable by `openReader`. */
+  write(chunk: Buffer): Promise<void>;
+  openReader(): Promise<TempBlobReader>;
+  /** Moves the bytes into place under `digest` (the caller has verified them). */
+  commit(digest: string, size: number): Promise<void>;
+  discard(): Promise<void>;
+}
+
+export interface TempBlobReader {
+  /** Up to `length` bytes at `position` (fewer at the end of what is written). */
+  read(position: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
 }

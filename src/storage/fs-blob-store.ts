@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStat, BlobStore, ByteRange, IngestResult, UploadArea } from './blob-store.js';
+import type { BlobStat, BlobStore, ByteRange, IngestResult, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
 import { newHash, parseDigest, type DigestAlgorithm } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
@@ -106,6 +106,44 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+
+  async temp(): Promise<TempBlob> {
+    const path = join(uploadsDir(this.root), `.fill-${randomBytes(12).toString('hex')}`);
+    const handle = await open(path, 'wx');
+    let closed = false;
+    const close = async () => {
+      if (!closed) {
+        closed = true;
+        await handle.close();
+      }
+    };
+    return {
+      write: async (chunk) => {
+        let off = 0;
+        while (off < chunk.length) off += (await handle.write(chunk, off, chunk.length - off)).bytesWritten;
+      },
+      openReader: async () => {
+        // Opened on the path while it exists; the descriptor stays valid after the rename or unlink.
+        const reader = await open(path, 'r');
+        return {
+          read: async (position, length) => {
+            const buf = Buffer.allocUnsafe(length);
+            const { bytesRead } = await reader.read(buf, 0, length, position);
+            return buf.subarray(0, bytesRead);
+          },
+          close: () => reader.close(),
+        };
+      },
+      commit: async (digest, size) => {
+        await close();
+        await this.place(path, digest, size);
+      },
+      discard: async () => {
+        await close();
+        await rm(path, { force: true });
+      },
+    };
   }
 
   /** Moves a verified temporary file into its content-addressed place. */

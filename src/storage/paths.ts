@@ -4,6 +4,7 @@
 //     blobs/<algorithm>/<first 2 hex>/<hex>   committed, content-addressed bytes (blobs and manifests)
 //     uploads/<session uuid>                  bytes of an upload session, append-only
 //     uploads/.ingest-<random>                a streaming write in progress (renamed into blobs/ once verified)
+//     uploads/.fill-<random>                  a pull-through fill in progress, read by clients as it grows
 //     metadata.db                             the embedded metadata store (SQLite, WAL)
 //
 // Only digests that passed parseDigest and session ids that are UUIDs are ever joined into a path.

@@ -23,6 +23,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Reg
   const declared = request.headers['content-length'];
   const hasBody = (declared !== undefined && declared !== '0') || request.headers['transfer-encoding'] !== undefined;
   if (hasBody && !request.raw.complete) reply.header('connection', 'close');
+  // Headers set for a success that did not happen (a blob's length, digest, range) must not go out.
+  for (const name of ['content-length', 'content-range', 'docker-content-digest', 'accept-ranges']) reply.removeHeader(name);
   reply.header(API_VERSION_HEADER, API_VERSION);
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
   reply.code(err.status).type('application/json');

@@ -1,0 +1,219 @@
+// One upstream fetch per blob, however many clients ask (DESIGN.md "The pull-through path").
+// The fill writes the upstream bytes to a temporary blob while hashing them; every client, the
+// first included, follows that growing file. The last byte is held back until the digest and size
+// are verified, so no client ever receives a complete wrong blob: on a mismatch or an upstream
+// failure nothing is committed and the clients' streams are destroyed (their connections cut).
+// A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
+// not belong to any client: a client that goes away does not stop it.
+import { Readable } from 'node:stream';
+import { RegistryError } from '../registry/errors.js';
+import { newHash, parseDigest } from '../registry/digest.js';
+import type { BlobStore, ByteRange, TempBlob } from '../storage/blob-store.js';
+
+/** What the upstream answered for a GET starting at `offset`. */
+export interface FillSource {
+  /** Where the body starts: 0 for a full response, `offset` for a 206. */
+  start: number;
+  /** The blob's total size when the upstream said it. */
+  total?: number;
+  body: AsyncIterable<Buffer>;
+}
+
+export type FillFetcher = (offset: number) => Promise<FillSource>;
+
+export interface FillOptions {
+  /** Resumptions after a dropped connection before giving up. */
+  maxResumes?: number;
+  /** Called with the verified size once the bytes are in place (metadata, links). */
+  onCommit: (digest: string, size: number) => Promise<void>;
+  onEvent?: (event: 'resumed' | 'committed' | 'failed', detail: Record<string, unknown>) => void;
+}
+
+const READ_CHUNK = 256 * 1024;
+
+export class Fill {
+  written = 0;
+  size: number | undefined;
+  state: 'running' | 'committed' | 'failed' = 'running';
+  error: Error | undefined;
+  readonly done: Promise<void>;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly digest: string,
+    private readonly temp: TempBlob,
+    fetcher: FillFetcher,
+    private readonly opts: FillOptions,
+  ) {
+    this.done = this.run(fetcher);
+  }
+
+  /** Resolves once the size is known (or the fill has ended). */
+  async sized(): Promise<number> {
+    while (this.size === undefined && this.state === 'running') await this.changed();
+    if (this.state === 'failed') throw this.error;
+    return this.size ?? this.written;
+  }
+
+  /** The blob's bytes (or a range of them), following the fill as it grows. */
+  stream(range?: ByteRange): Readable {
+    return Readable.from(this.follow(range), { objectMode: false });
+  }
+
+  private async *follow(range?: ByteRange): AsyncGenerator<Buffer> {
+    let pos = range?.start ?? 0;
+    const reader = await this.temp.openReader();
+    try {
+      for (;;) {
+        const stop = range ? range.end + 1 : this.state === 'committed' ? this.written : Number.POSITIVE_INFINITY;
+        if (pos >= stop) return;
+        // Everything but the last byte may go out before verification.
+        const readable = Math.min(this.state === 'committed' ? this.written : this.written - 1, stop);
+        if (readable > pos) {
+          const chunk = await reader.read(pos, Math.min(readable - pos, READ_CHUNK));
+          if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+          pos += chunk.length;
+          yield chunk;
+          continue;
+        }
+        if (this.state === 'failed') throw this.error ?? new Error('fill failed');
+        if (this.state === 'committed') return;
+        await this.changed();
+      }
+    } finally {
+      await reader.close();
+    }
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async run(fetcher: FillFetcher): Promise<void> {
+    const { algorithm } = parseDigest(this.digest);
+    const hash = newHash(algorithm);
+    const maxResumes = this.opts.maxResumes ?? 3;
+    let resumes = 0;
+    try {
+      for (;;) {
+        let source: FillSource;
+        try {
+          source = await fetcher(this.written);
+        } catch (err) {
+          if (this.written > 0 && resumes < maxResumes && !(err instanceof RegistryError)) {
+            resumes++;
+            continue;
+          }
+          throw err;
+        }
+        if (source.total !== undefined) {
+          if (this.size !== undefined && this.size !== source.total) {
+            throw new Error(`upstream changed the size of ${this.digest} from ${this.size} to ${source.total}`);
+          }
+          this.size = source.total;
+          this.notify();
+        }
+        // A full response after a partial one: skip what we already have.
+        let skip = this.written - source.start;
+        try {
+          for await (const raw of source.body) {
+            let chunk = raw;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+              if (chunk.length === 0) continue;
+            }
+            if (this.size !== undefined && this.written + chunk.length > this.size) {
+              throw new RegistryError('BLOB_UNKNOWN', `upstream sent more than the ${this.size} bytes of ${this.digest}`);
+            }
+            hash.update(chunk);
+            await this.temp.write(chunk);
+            this.written += chunk.length;
+            this.notify();
+          }
+        } catch (err) {
+          if (resumes < maxResumes && !(err instanceof RegistryError)) {
+            resumes++;
+            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.written, error: (err as Error).message });
+            continue;
+          }
+          throw err;
+        }
+        if (this.size !== undefined && this.written < this.size) {
+          // The body ended early without an error: a dropped connection by another name.
+          if (resumes < maxResumes) {
+            resumes++;
+            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.written, error: 'short body' });
+            continue;
+          }
+          throw new Error(`upstream sent ${this.written} of ${this.size} bytes of ${this.digest}`);
+        }
+        break;
+      }
+      const actual = `${algorithm}:${hash.digest('hex')}`;
+      if (actual !== this.digest) throw new Error(`upstream content for ${this.digest} hashes to ${actual}: not committed`);
+      this.size = this.written;
+      await this.temp.commit(this.digest, this.written);
+      await this.opts.onCommit(this.digest, this.written);
+      this.state = 'committed';
+      this.opts.onEvent?.('committed', { digest: this.digest, size: this.written, resumes });
+    } catch (err) {
+      this.error = err instanceof Error ? err : new Error(String(err));
+      this.state = 'failed';
+      this.opts.onEvent?.('failed', { digest: this.digest, written: this.written, error: this.error.message });
+      await this.temp.discard().catch(() => undefined);
+    } finally {
+      this.notify();
+    }
+  }
+}
+
+/** The fills in progress, by digest; owned by one proxy instance. */
+export class FillTable {
+  private readonly starting = new Map<string, Promise<Fill>>();
+  private readonly running = new Map<string, Fill>();
+
+  constructor(private readonly blobs: BlobStore) {}
+
+  /** The fill in progress for `digest`, if any. */
+  get(digest: string): Fill | undefined {
+    return this.running.get(digest);
+  }
+
+  get active(): number {
+    return this.starting.size;
+  }
+
+  /** The running fill for `digest`, or a new one; `coalesced` tells which. */
+  async join(digest: string, fetcher: FillFetcher, opts: FillOptions): Promise<{ fill: Fill; coalesced: boolean }> {
+    const existing = this.starting.get(digest);
+    if (existing) return { fill: await existing, coalesced: true };
+    // The slot is claimed synchronously, before any await, so concurrent callers find it.
+    const entry = this.blobs.temp().then((temp) => {
+      const fill = new Fill(digest, temp, fetcher, opts);
+      this.running.set(digest, fill);
+      void fill.done.finally(() => {
+        if (this.starting.get(digest) === entry) this.starting.delete(digest);
+        if (this.running.get(digest) === fill) this.running.delete(digest);
+      });
+      return fill;
+    });
+    this.starting.set(digest, entry);
+    entry.catch(() => {
+      if (this.starting.get(digest) === entry) this.starting.delete(digest);
+    });
+    return { fill: await entry, coalesced: false };
+  }
+
+  /** Waits for every fill to end (shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running.values()].map((f) => f.done));
+  }
+}
