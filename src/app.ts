@@ -9,6 +9,7 @@ import type { BlobStore } from './storage/blob-store.js';
 import { RegistryService } from './registry/registry-service.js';
 import { registerErrorHandler, sendError } from './http/plugins/error-handler.js';
 import { RegistryError } from './registry/errors.js';
+import { Upstreams } from './upstream/upstream-pool.js';
 import { registerV2Routes } from './http/routes/v2/index.js';
 
 export interface AppDeps {
@@ -19,8 +20,6 @@ export interface AppDeps {
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
   const metadata = deps.metadata ?? SqliteMetadataStore.open(join(config.storage.path, 'metadata.db'));
-  const registry = new RegistryService(metadata, blobs, { chunkMinLength: config.uploads.chunkMinLength });
-
   const app = Fastify({
     logger: { level: config.log.level },
     exposeHeadRoutes: false,
@@ -34,6 +33,15 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       // A malformed percent-encoding in the path: still an OCI error body.
       sendError(request, reply, new RegistryError('NAME_INVALID', `malformed path: ${error.message}`, { status: 400 }));
     },
+  });
+
+  const logger = app.log;
+  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
+  const registry = new RegistryService(metadata, blobs, {
+    chunkMinLength: config.uploads.chunkMinLength,
+    localNamespaces: config.local.namespaces,
+    upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
+    events: { onFill: (event, detail) => logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`) },
   });
 
   // Bodies are read by the routes themselves (streamed uploads, size-limited manifests):
@@ -62,6 +70,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     await registry.close();
+    await upstreams.close();
   });
   await app.ready();
   return app;

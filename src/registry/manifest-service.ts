@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from './errors.js';
 import { digestOf, parseDigest } from './digest.js';
-import { parseManifest } from './manifest.js';
+import { parseManifest, type ParsedManifest } from './manifest.js';
 import { assertTag, isValidTag, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
@@ -61,8 +61,18 @@ export class ManifestService {
         detail: { missing },
       });
     }
+    await this.store(repo, digest, body, parsed, tags, { local: true });
+    return { digest, subject: parsed.subject, tags };
+  }
+
+  /**
+   * Stores verified manifest bytes under `digest` and records it (with `tags`) in `repo`.
+   * Callers have checked the digest; references are recorded, not required (cached content
+   * arrives lazily).
+   */
+  async store(repo: string, digest: string, body: Buffer, parsed: ParsedManifest, tags: string[], opts: { local: boolean }): Promise<void> {
     const stored = await this.blobs.ingest(Readable.from([body]), { digest, size: body.length });
-    await this.metadata.putBlob(digest, stored.size, { local: true });
+    await this.metadata.putBlob(digest, stored.size, opts);
     await this.metadata.putManifest({
       repo,
       digest,
@@ -75,7 +85,14 @@ export class ManifestService {
       tags,
     });
     this.hot.set(digest, body);
-    return { digest, subject: parsed.subject, tags };
+  }
+
+  /** The manifest with this digest in `repo`, or undefined. */
+  async find(repo: string, digest: string, opts: { head?: boolean } = {}): Promise<StoredManifest | undefined> {
+    const record = await this.metadata.getManifest(repo, digest);
+    if (!record) return undefined;
+    const base = { digest: record.digest, mediaType: record.mediaType, size: record.size };
+    return opts.head ? base : { ...base, body: await this.bytes(record.digest) };
   }
 
   /** By digest: the manifest and its tags go. By tag: only the tag goes. */

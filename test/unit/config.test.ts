@@ -14,6 +14,8 @@ const DEFAULTS = {
   storage: { path: './data' },
   log: { level: 'info' },
   uploads: { chunkMinLength: 0 },
+  upstreams: [],
+  local: { namespaces: [] },
   shutdownTimeoutMs: 30000,
 };
 
@@ -47,6 +49,8 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_STORAGE_PATH: 'storage.path',
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
+      WHARF_UPSTREAMS: 'upstreams',
+      WHARF_LOCAL_NAMESPACES: 'local.namespaces',
       WHARF_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
     },
   );
@@ -71,6 +75,8 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     storage: { path: '/from/env' }, // env over file; undefined override ignored
     log: { level: 'trace' }, // override over env over file
     uploads: { chunkMinLength: 2048 }, // env, coerced to the schema's integer
+    upstreams: [], // default
+    local: { namespaces: [] }, // default
     shutdownTimeoutMs: 30000, // default
   });
 });

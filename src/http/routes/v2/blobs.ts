@@ -3,11 +3,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseDigest } from '../../../registry/digest.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
+import { queryValue } from '../../request-helpers.js';
 
 export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
   const { digest } = parseDigest(digestParam);
   const head = request.method === 'HEAD';
-  const read = await registry.blobs.read(name, digest, { rangeHeader: request.headers.range, head });
+  const read = await registry.reader(name, queryValue(request, 'ns')).blob(digest, { rangeHeader: request.headers.range, head });
+  if (read.warning) reply.header('warning', read.warning);
   reply.header(CONTENT_DIGEST, digest).header('accept-ranges', 'bytes').type('application/octet-stream');
   if (read.range) {
     reply
@@ -20,8 +22,8 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
   return reply.send(read.body);
 }
 
-export async function deleteBlob(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
+export async function deleteBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
   const { digest } = parseDigest(digestParam);
-  await registry.blobs.delete(name, digest);
+  await registry.blobs.delete(registry.writable(name, queryValue(request, 'ns')), digest);
   return reply.code(202).header(CONTENT_DIGEST, digest).send();
 }

@@ -6,7 +6,8 @@ import { nextLink, pageOf, queryValue } from '../../request-helpers.js';
 
 export async function listTags(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
   const page = pageOf(request);
-  const listing = await registry.discovery.tags(name, page);
+  const listing = await registry.reader(name, queryValue(request, 'ns')).tags(page);
+  if (listing.warning) reply.header('warning', listing.warning);
   if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page.n, listing.next));
   return reply.code(200).type('application/json').send({ name, tags: listing.items });
 }
@@ -20,7 +21,8 @@ export async function listCatalog(request: FastifyRequest, reply: FastifyReply, 
 
 export async function listReferrers(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digest: string) {
   const artifactType = queryValue(request, 'artifactType');
-  const index = await registry.discovery.referrers(name, digest, artifactType);
-  if (artifactType !== undefined) reply.header(OCI_FILTERS_APPLIED, 'artifactType');
+  const { filtered, warning, ...index } = await registry.reader(name, queryValue(request, 'ns')).referrers(digest, artifactType);
+  if (filtered) reply.header(OCI_FILTERS_APPLIED, 'artifactType');
+  if (warning) reply.header('warning', warning);
   return reply.code(200).header('content-type', index.mediaType).send(Buffer.from(JSON.stringify(index)));
 }

@@ -20,26 +20,29 @@ function created(reply: FastifyReply, name: string, digest: string): FastifyRepl
 }
 
 export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
+  const ns = queryValue(request, 'ns');
+  const repo = registry.writable(name, ns);
   const mount = queryValue(request, 'mount');
   const from = queryValue(request, 'from');
   const digest = queryValue(request, 'digest');
   if (mount !== undefined) {
     const { digest: mounted } = parseDigest(mount);
     // Without `from`, or when `from` does not hold the blob, the spec asks for an ordinary session.
-    if (from !== undefined && (await registry.uploads.mount(name, mounted, assertName(from)))) {
+    if (from !== undefined && (await registry.uploads.mount(repo, mounted, registry.route(assertName(from), ns).repo))) {
       return created(reply, name, mounted);
     }
   } else if (digest !== undefined) {
     parseDigest(digest);
-    const stored = await registry.uploads.monolithic(name, digest, request.raw, contentLength(request));
+    const stored = await registry.uploads.monolithic(repo, digest, request.raw, contentLength(request));
     return created(reply, name, stored);
   }
-  const state = await registry.uploads.start(name);
+  const state = await registry.uploads.start(repo);
   return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(registry.options.chunkMinLength)).send();
 }
 
-export async function uploadStatus(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  const state = await registry.uploads.status(name, id);
+export async function uploadStatus(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const repo = registry.writable(name, queryValue(request, 'ns'));
+  const state = await registry.uploads.status(repo, id);
   return sessionReply(reply, state, 204).send();
 }
 
@@ -53,23 +56,26 @@ function parseContentRange(value: string | undefined): ChunkRange | undefined {
 }
 
 export async function patchUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const repo = registry.writable(name, queryValue(request, 'ns'));
   const range = parseContentRange(request.headers['content-range']);
-  const state = await registry.uploads.append(name, id, request.raw, range, contentLength(request));
+  const state = await registry.uploads.append(repo, id, request.raw, range, contentLength(request));
   return sessionReply(reply, state, 202).send();
 }
 
 export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const repo = registry.writable(name, queryValue(request, 'ns'));
   const digest = queryValue(request, 'digest');
   if (digest === undefined) {
     throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload: PUT ...?digest=<digest>');
   }
   parseDigest(digest);
   const body = hasBody(request) ? request.raw : undefined;
-  const stored = await registry.uploads.complete(name, id, digest, body, body ? contentLength(request) : undefined);
+  const stored = await registry.uploads.complete(repo, id, digest, body, body ? contentLength(request) : undefined);
   return created(reply, name, stored);
 }
 
-export async function cancelUpload(_request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  await registry.uploads.cancel(name, id);
+export async function cancelUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
+  const repo = registry.writable(name, queryValue(request, 'ns'));
+  await registry.uploads.cancel(repo, id);
   return reply.code(204).send();
 }

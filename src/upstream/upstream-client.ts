@@ -1,0 +1,260 @@
+// The client for one upstream registry: a keep-alive undici Pool for its origin, the auth flow
+// (cached bearer token or Basic, one retry after following a 401 challenge), manual redirects (a CDN on
+// another host gets no credentials and goes through the client's own Agent), rate-limit headers, and
+// network failures turned into UpstreamErrors.
+//
+// Why a loop here and not undici interceptors (STYLE habit 8): a hop may change dispatcher (Pool for our
+// origin, Agent for a CDN) and the auth step awaits a shared token store between the 401 and the retry;
+// written as one loop both stay readable, and every body we do not hand back is dumped in one place.
+import type { Readable } from 'node:stream';
+import { Agent, Pool, type Dispatcher } from 'undici';
+import type Keyv from 'keyv';
+import type { UpstreamConfig } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
+import { UpstreamError, displayUrl, isAbort, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
+import { silentLogger, type UpstreamLogger } from './upstream-logger.js';
+import { TokenAuth, basicAuthorization, bearerChallenge, parseWwwAuthenticate, type BearerChallenge, type Credentials } from './token-auth.js';
+
+export interface UpstreamRequest {
+  method: 'GET' | 'HEAD';
+  /** Path and query on the upstream, e.g. /v2/library/alpine/manifests/latest */
+  path: string;
+  /** Remote repository name, for the pull scope repository:<name>:pull; '' for registry-level paths such as /v2/. */
+  repository: string;
+  /** Extra request headers (Accept, Range, If-None-Match, ...). Authorization and Host are ours and are ignored. */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The undici body: the caller must consume or dump it. Errors while reading it map with toUpstreamError(). */
+  body: Readable;
+  /** Final URL after redirects (may carry a CDN signature: do not log it whole). */
+  url: string;
+}
+
+export interface RateLimit {
+  limit?: number;
+  remaining?: number;
+  /** When these values were read. */
+  at: Date;
+}
+
+export interface UpstreamClientDeps {
+  tokens: Keyv;
+  logger?: UpstreamLogger;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+const KEEP_ALIVE_MS = 30_000;
+
+type Scheme = 'unknown' | 'none' | 'basic' | 'bearer';
+
+export class UpstreamClient {
+  readonly name: string;
+  /** The upstream's origin, e.g. https://registry-1.docker.io */
+  readonly origin: string;
+  private readonly ref: UpstreamRef;
+  private readonly credentials: Credentials | undefined;
+  private readonly pool: Pool;
+  private readonly agent: Agent;
+  private readonly auth: TokenAuth;
+  private readonly log: UpstreamLogger;
+  /** How the upstream wants to be authenticated, learnt from its last challenge. */
+  private scheme: Scheme = 'unknown';
+  private challenge: BearerChallenge | undefined;
+  private lastRateLimit: RateLimit | undefined;
+
+  constructor(config: UpstreamConfig, deps: UpstreamClientDeps) {
+    const url = new URL(config.url);
+    this.name = config.name;
+    this.origin = url.origin;
+    this.ref = { name: config.name, url: config.url };
+    this.log = deps.logger ?? silentLogger;
+    this.credentials = config.username && config.password ? { username: config.username, password: config.password } : undefined;
+    if (config.username && !config.password) {
+      this.log.warn({ upstream: config.name }, 'upstream has a username but no password: pulling anonymously');
+    }
+    const options = {
+      connect: { timeout: parseDuration(config.timeouts.connect) },
+      headersTimeout: parseDuration(config.timeouts.headers),
+      bodyTimeout: parseDuration(config.timeouts.bodyIdle),
+      keepAliveTimeout: KEEP_ALIVE_MS,
+    };
+    this.pool = new Pool(this.origin, options);
+    this.agent = new Agent(options);
+    this.auth = new TokenAuth({
+      upstream: this.ref,
+      credentials: this.credentials,
+      allowedRealms: config.allowedRealms,
+      tokens: deps.tokens,
+      dispatcherFor: (u) => this.dispatcherFor(u),
+      logger: this.log,
+    });
+  }
+
+  /** The last rate-limit values the upstream sent (Docker Hub: ratelimit-limit / ratelimit-remaining). */
+  get rateLimit(): RateLimit | undefined {
+    return this.lastRateLimit;
+  }
+
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let url = new URL(req.path, this.origin);
+    if (url.origin !== this.origin) throw new Error(`UpstreamClient.request: path must be a path on the upstream, got ${req.path}`);
+    let method: UpstreamRequest['method'] = req.method;
+    for (let hops = 0; ; hops++) {
+      const res = url.origin === this.origin ? await this.sendWithAuth(method, url, req) : await this.send(this.agent, method, url, baseHeaders(req.headers), req.signal);
+      if (!REDIRECTS.has(res.statusCode)) {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+      }
+      await dump(res);
+      const location = header(res.headers, 'location');
+      if (!location) throw new UpstreamError('protocol', this.ref, `${displayUrl(url)} answered ${res.statusCode} without a Location header`);
+      if (hops >= MAX_REDIRECTS) throw new UpstreamError('protocol', this.ref, `more than ${MAX_REDIRECTS} redirects for ${displayUrl(new URL(req.path, this.origin))}`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamError('protocol', this.ref, `redirect to an unsupported URL scheme ${next.protocol}`);
+      this.log.debug({ upstream: this.name, status: res.statusCode, from: displayUrl(url), to: displayUrl(next) }, 'following upstream redirect');
+      if (res.statusCode === 303 && method !== 'HEAD') method = 'GET';
+      url = next;
+    }
+  }
+
+  /** GET /v2/: true when the upstream answers as a registry (200, or 401 asking for auth). Never throws. */
+  async ping(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const url = new URL('/v2/', this.origin);
+      const res = await this.send(this.pool, 'GET', url, baseHeaders(undefined), signal);
+      this.learn(res);
+      await dump(res);
+      return res.statusCode === 200 || res.statusCode === 401;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), this.agent.close()]);
+  }
+
+  /** Send to the upstream's own origin with auth; on 401 follow the challenge and retry exactly once. */
+  private async sendWithAuth(method: UpstreamRequest['method'], url: URL, req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+    const headers = baseHeaders(req.headers);
+    const sent = await this.authorization(req.repository, req.signal);
+    if (sent) headers.authorization = sent;
+    const first = await this.send(this.pool, method, url, headers, req.signal);
+    this.noteRateLimit(first.headers);
+    if (first.statusCode !== 401) {
+      if (!sent && this.scheme === 'unknown') this.scheme = 'none';
+      return first;
+    }
+    let retry: string | undefined;
+    try {
+      retry = await this.answer(first, req.repository, sent, req.signal);
+    } catch (err) {
+      await dump(first);
+      throw err;
+    }
+    if (!retry) return first; // nothing new to try: the caller gets the 401 with its body
+    await dump(first);
+    headers.authorization = retry;
+    const second = await this.send(this.pool, method, url, headers, req.signal);
+    this.noteRateLimit(second.headers);
+    return second;
+  }
+
+  /** The Authorization to send before any challenge: Basic if that is what the upstream wants, else a bearer token. */
+  private async authorization(repository: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (this.scheme === 'basic') return this.credentials ? basicAuthorization(this.credentials) : undefined;
+    if (this.scheme === 'none') return undefined;
+    const cached = await this.auth.cached(repository);
+    if (cached) return `Bearer ${cached}`;
+    // We know the realm from an earlier challenge: get the token now rather than after a 401 round trip.
+    if (this.scheme === 'bearer' && this.challenge) return `Bearer ${await this.auth.token(this.challenge, repository, signal)}`;
+    return undefined;
+  }
+
+  /** Follow a 401's challenge: the Authorization for the retry, or undefined when there is nothing better to send. */
+  private async answer(res: Dispatcher.ResponseData, repository: string, sent: string | undefined, signal?: AbortSignal): Promise<string | undefined> {
+    const challenges = this.learn(res);
+    if (this.scheme === 'bearer' && this.challenge) {
+      if (sent?.startsWith('Bearer ')) await this.auth.forget(repository);
+      return `Bearer ${await this.auth.token(this.challenge, repository, signal)}`;
+    }
+    if (challenges.some((c) => c.scheme === 'basic') && this.credentials && !sent?.startsWith('Basic ')) {
+      return basicAuthorization(this.credentials);
+    }
+    return undefined;
+  }
+
+  /** Remember how the upstream wants to be authenticated from a 401's WWW-Authenticate. */
+  private learn(res: Dispatcher.ResponseData): ReturnType<typeof parseWwwAuthenticate> {
+    if (res.statusCode !== 401) return [];
+    const challenges = parseWwwAuthenticate(res.headers['www-authenticate']);
+    const bearer = bearerChallenge(challenges);
+    const previous = this.scheme;
+    if (bearer) {
+      this.scheme = 'bearer';
+      this.challenge = { realm: bearer.realm, service: bearer.service }; // scope is per request
+    } else if (challenges.some((c) => c.scheme === 'basic')) {
+      this.scheme = 'basic';
+    }
+    if (this.scheme !== previous) this.log.debug({ upstream: this.name, scheme: this.scheme }, 'upstream auth scheme');
+    return challenges;
+  }
+
+  private dispatcherFor(url: URL): Dispatcher {
+    return url.origin === this.origin ? this.pool : this.agent;
+  }
+
+  private async send(dispatcher: Dispatcher, method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    try {
+      return await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method, headers, signal });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      const mapped = toUpstreamError(err, this.ref, url);
+      this.log.warn({ upstream: this.name, kind: (mapped as UpstreamError).kind, target: displayUrl(url), code: (err as { code?: unknown }).code }, mapped.message);
+      throw mapped;
+    }
+  }
+
+  private noteRateLimit(headers: Dispatcher.ResponseData['headers']): void {
+    const limit = leadingInt(header(headers, 'ratelimit-limit'));
+    const remaining = leadingInt(header(headers, 'ratelimit-remaining'));
+    if (limit === undefined && remaining === undefined) return;
+    this.lastRateLimit = { limit, remaining, at: new Date() };
+    const fields = { upstream: this.name, limit, remaining };
+    if (remaining !== undefined && (remaining === 0 || (limit !== undefined && remaining < limit * 0.1))) {
+      this.log.warn(fields, `upstream "${this.name}" rate limit nearly used up: ${remaining} of ${limit ?? '?'} requests left`);
+    } else {
+      this.log.info(fields, 'upstream rate limit');
+    }
+  }
+}
+
+function baseHeaders(extra: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = { 'user-agent': 'wharf' };
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    const key = k.toLowerCase();
+    if (key === 'authorization' || key === 'host') continue;
+    out[key] = v;
+  }
+  return out;
+}
+
+function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** "76;w=21600" → 76 (Docker Hub sends the window after the count). */
+function leadingInt(v: string | undefined): number | undefined {
+  const m = v === undefined ? null : /^\s*(\d+)/.exec(v);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function dump(res: Dispatcher.ResponseData): Promise<void> {
+  await res.body.dump().catch(() => {});
+}

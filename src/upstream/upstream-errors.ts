@@ -1,0 +1,73 @@
+// Errors from talking to an upstream registry. Each one names the upstream (config name and URL) and
+// says what to check, so an operator can act on the log line alone. Never include credentials, tokens
+// or signed query strings (CDN redirect URLs carry signatures): URLs go through displayUrl().
+
+export type UpstreamErrorKind = 'unreachable' | 'timeout' | 'protocol';
+
+export interface UpstreamRef {
+  /** The upstream's name in the configuration. */
+  name: string;
+  /** Its configured base URL. */
+  url: string;
+}
+
+export class UpstreamError extends Error {
+  override name = 'UpstreamError';
+  readonly kind: UpstreamErrorKind;
+  /** The upstream's configured name. */
+  readonly upstream: string;
+  /** The upstream's base URL, without user info. */
+  readonly url: string;
+
+  constructor(kind: UpstreamErrorKind, upstream: UpstreamRef, detail: string, options?: ErrorOptions) {
+    const url = displayUrl(upstream.url);
+    super(`upstream "${upstream.name}" (${url}): ${detail}`, options);
+    this.kind = kind;
+    this.upstream = upstream.name;
+    this.url = url;
+  }
+}
+
+/** scheme://host[:port]/path, no user info, no query or fragment. */
+export function displayUrl(url: string | URL): string {
+  try {
+    const u = new URL(url);
+    const path = u.pathname === '/' ? '' : u.pathname;
+    return `${u.protocol}//${u.host}${path}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+const TIMEOUTS: Record<string, { what: string; setting: string }> = {
+  UND_ERR_CONNECT_TIMEOUT: { what: 'did not accept a connection in time', setting: 'timeouts.connect' },
+  UND_ERR_HEADERS_TIMEOUT: { what: 'sent no response headers in time', setting: 'timeouts.headers' },
+  UND_ERR_BODY_TIMEOUT: { what: 'paused its response body for too long', setting: 'timeouts.bodyIdle' },
+};
+
+/** True for the error a request raises when its AbortSignal fires: that is the caller's decision, not an upstream failure. */
+export function isAbort(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return !!e && (e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED' || e.code === 'ABORT_ERR');
+}
+
+/**
+ * Map an error thrown by undici (or a Node socket) while talking to `target` into an UpstreamError.
+ * Aborts are returned unchanged, as are UpstreamErrors. Callers reading an upstream body can use this too.
+ */
+export function toUpstreamError(err: unknown, upstream: UpstreamRef, target?: string | URL): Error {
+  if (err instanceof UpstreamError || isAbort(err)) return err as Error;
+  const e = (err ?? {}) as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const where = target ? displayUrl(target) : displayUrl(upstream.url);
+  const cause = err instanceof Error ? err : undefined;
+  const timeout = code ? TIMEOUTS[code] : undefined;
+  if (timeout) {
+    return new UpstreamError('timeout', upstream, `${where} ${timeout.what}; check the upstream's health or raise upstreams[].${timeout.setting}`, { cause });
+  }
+  if (code?.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return new UpstreamError('protocol', upstream, `${where} sent a malformed HTTP response (${code}); is the URL really a registry over ${new URL(upstream.url).protocol.slice(0, -1)}?`, { cause });
+  }
+  const why = code ?? (typeof e.message === 'string' ? e.message : String(err));
+  return new UpstreamError('unreachable', upstream, `cannot reach ${where} (${why}); check the URL, DNS, proxy and firewall`, { cause });
+}
