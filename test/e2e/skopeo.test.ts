@@ -1,11 +1,9 @@
 // End to end with the real skopeo client (containers/image) against a Wharf on a real socket.
 // skopeo must be installed (Debian/Ubuntu: apt-get install skopeo); CI installs it. A missing
 // skopeo fails this file rather than skipping it.
-import { execFile as execFileCb } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { startWharf, tempDir } from '../helpers/server.js';
 import {
@@ -17,79 +15,13 @@ import {
   writeTestLayout,
   type TestLayout,
 } from '../helpers/oci-layout.js';
+import { makeSkopeo, type Skopeo } from '../helpers/skopeo.js';
 
-const execFile = promisify(execFileCb);
-const SKOPEO = process.env.SKOPEO ?? 'skopeo';
-const EXEC_TIMEOUT_MS = 60_000;
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
 t.setTimeout(600_000);
-
-interface Run {
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** An isolated skopeo: own HOME/XDG dirs, an accept-anything policy, empty registries.conf/registries.d. */
-function makeSkopeo(root: string) {
-  const home = join(root, 'home');
-  const runtime = join(root, 'run');
-  const registriesD = join(root, 'registries.d');
-  const tmp = join(root, 'tmp');
-  for (const d of [home, runtime, registriesD, tmp]) mkdirSync(d, { recursive: true, mode: 0o700 });
-  const policy = join(root, 'policy.json');
-  writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const registriesConf = join(root, 'registries.conf');
-  writeFileSync(registriesConf, 'unqualified-search-registries = []\n');
-  const authfile = join(root, 'auth.json');
-  writeFileSync(authfile, '{"auths":{}}\n');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-    HOME: home,
-    XDG_RUNTIME_DIR: runtime,
-    XDG_CONFIG_HOME: join(home, '.config'),
-    XDG_DATA_HOME: join(home, '.local', 'share'),
-    XDG_CACHE_HOME: join(home, '.cache'),
-    TMPDIR: tmp,
-    REGISTRY_AUTH_FILE: authfile,
-    CONTAINERS_REGISTRIES_CONF: registriesConf,
-    CONTAINERS_POLICY_JSON: policy,
-    // containers/image puts its blob info cache (and default sigstore dir) under /var/lib/containers
-    // when euid is 0; a non-zero "rootless" uid moves them under XDG_DATA_HOME, i.e. our temp HOME.
-    _CONTAINERS_ROOTLESS_UID: String(process.getuid?.() || 1000),
-  };
-  const globals = [
-    '--policy', policy,
-    '--registries-conf', registriesConf,
-    '--registries.d', registriesD,
-    '--tmpdir', tmp,
-  ];
-  return async function skopeo(args: string[]): Promise<Run> {
-    const argv = [...globals, ...args];
-    try {
-      const { stdout, stderr } = await execFile(SKOPEO, argv, {
-        env,
-        timeout: EXEC_TIMEOUT_MS,
-        maxBuffer: 64 * 1024 * 1024,
-        encoding: 'buffer',
-      });
-      return { stdout, stderr: stderr.toString('utf8') };
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: Buffer; stdout?: Buffer; killed?: boolean; signal?: string };
-      if (e.code === 'ENOENT') {
-        throw new Error(`skopeo not found (${SKOPEO}): install it (e.g. apt-get install skopeo) to run the e2e tests`);
-      }
-      throw new Error(
-        `skopeo ${argv.join(' ')} failed (code ${String(e.code)}${e.killed ? `, killed ${String(e.signal)}` : ''})\n` +
-          `stderr:\n${e.stderr?.toString('utf8') ?? ''}\nstdout:\n${e.stdout?.toString('utf8') ?? ''}`,
-      );
-    }
-  };
-}
-
-type Skopeo = ReturnType<typeof makeSkopeo>;
 
 /**
  * The copied layout holds exactly `expected` blobs, each byte-for-byte equal to the source's, its

@@ -1,6 +1,6 @@
 // Deterministic OCI image layouts (image-spec image-layout.md) for end-to-end tests with real clients.
 // Everything is derived from a seed: the same seed gives the same bytes, hence the same digests.
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -61,6 +61,15 @@ export class Prng {
   }
 }
 
+/**
+ * `n` deterministic pseudo-random bytes from `seed`, fast enough for large layers (AES-256-CTR
+ * keystream keyed by the seed's SHA-256).
+ */
+export function bulkBytes(seed: string, n: number): Buffer {
+  const key = createHash('sha256').update(`bulk/${seed}`).digest();
+  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16, 0)).update(Buffer.alloc(n, 0));
+}
+
 function octal(value: number, width: number): string {
   // width - 1 octal digits followed by NUL.
   return value.toString(8).padStart(width - 1, '0') + '\0';
@@ -100,8 +109,15 @@ export class OciLayoutWriter {
     return { mediaType, digest, size: data.length };
   }
 
-  /** A single-platform image with `layerCount` gzip'd tar layers of random content. */
-  addImage(seed: string, opts: { layerCount?: number; architecture?: string; os?: string } = {}): BuiltImage {
+  /**
+   * A single-platform image with `layerCount` gzip'd tar layers of random content. With
+   * `layerSize`, each layer holds one file of exactly that many random bytes, gzip'd without
+   * compression (level 0, so large layers build fast); the layer blob is slightly larger.
+   */
+  addImage(
+    seed: string,
+    opts: { layerCount?: number; architecture?: string; os?: string; layerSize?: number } = {},
+  ): BuiltImage {
     const rng = new Prng(seed);
     const architecture = opts.architecture ?? 'amd64';
     const os = opts.os ?? 'linux';
@@ -110,10 +126,11 @@ export class OciLayoutWriter {
     const diffIds: string[] = [];
     const history: Array<Record<string, unknown>> = [];
     for (let i = 0; i < layerCount; i++) {
-      const content = rng.bytes(rng.int(1000, 40000));
+      const content =
+        opts.layerSize === undefined ? rng.bytes(rng.int(1000, 40000)) : bulkBytes(`${seed}/${i}`, opts.layerSize);
       const tar = tarOneFile(`layer${i}/data-${seed.replace(/[^a-zA-Z0-9.-]/g, '_')}.bin`, content);
       diffIds.push(sha256(tar));
-      layers.push(this.addBlob(gzipSync(tar, { level: 6 }), OCI_LAYER_GZIP));
+      layers.push(this.addBlob(gzipSync(tar, { level: opts.layerSize === undefined ? 6 : 0 }), OCI_LAYER_GZIP));
       history.push({ created: '2024-01-01T00:00:00Z', created_by: `wharf-test layer ${i}` });
     }
     const configJson = {
@@ -145,9 +162,13 @@ export class OciLayoutWriter {
   }
 
   /** An image index over one image per platform. */
-  addIndex(seed: string, platforms: Array<{ architecture: string; os: string }>): BuiltIndex {
+  addIndex(
+    seed: string,
+    platforms: Array<{ architecture: string; os: string }>,
+    opts: { layerSize?: number } = {},
+  ): BuiltIndex {
     const children = platforms.map((p, i) =>
-      this.addImage(`${seed}/${p.os}/${p.architecture}`, { ...p, layerCount: 2 + i }),
+      this.addImage(`${seed}/${p.os}/${p.architecture}`, { ...p, layerCount: 2 + i, ...opts }),
     );
     const index = {
       schemaVersion: 2,
