@@ -241,7 +241,8 @@ for (const dirName of ['examples', 'config']) {
     const files = readdirSync(join(root, dirName)).filter((f) => /\.ya?ml$/.test(f));
     t.ok(files.length > 0, `${dirName}/ has YAML files`);
     for (const f of files) {
-      t.doesNotThrow(() => loadConfig({ file: join(root, dirName, f) }), `${dirName}/${f}`);
+      // Examples that take a password from the environment get a stand-in value.
+      t.doesNotThrow(() => loadConfig({ file: join(root, dirName, f), env: { REGISTRY_PASSWORD: 'example' } }), `${dirName}/${f}`);
     }
   });
 }
