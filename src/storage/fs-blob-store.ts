@@ -112,6 +112,7 @@ export class FsBlobStore implements BlobStore {
     const path = join(uploadsDir(this.root), `.fill-${randomBytes(12).toString('hex')}`);
     const handle = await open(path, 'wx');
     let closed = false;
+    let committed: string | undefined;
     const close = async () => {
       if (!closed) {
         closed = true;
@@ -125,7 +126,14 @@ export class FsBlobStore implements BlobStore {
       },
       openReader: async () => {
         // Opened on the path while it exists; the descriptor stays valid after the rename or unlink.
-        const reader = await open(path, 'r');
+        // A reader that arrives after the commit finds the bytes at their final place.
+        let reader;
+        try {
+          reader = await open(path, 'r');
+        } catch (err) {
+          if (!isNotFound(err) || committed === undefined) throw err;
+          reader = await open(blobPath(this.root, committed), 'r');
+        }
         return {
           read: async (position, length) => {
             const buf = Buffer.allocUnsafe(length);
@@ -137,7 +145,13 @@ export class FsBlobStore implements BlobStore {
       },
       commit: async (digest, size) => {
         await close();
-        await this.place(path, digest, size);
+        committed = digest;
+        try {
+          await this.place(path, digest, size);
+        } catch (err) {
+          committed = undefined;
+          throw err;
+        }
       },
       discard: async () => {
         await close();
