@@ -55,6 +55,8 @@ export function pageOf(request: FastifyRequest): Page {
   return { n: n === undefined ? undefined : Number(n), last: last === undefined || last === '' ? undefined : last };
 }
 
-export function nextLink(path: string, n: number, last: string): string {
-  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
+/** The next page's Link; `ns` is kept so a name routed by it is routed the same way. */
+export function nextLink(path: string, n: number, last: string, ns?: string): string {
+  const nsParam = ns === undefined ? '' : `&ns=${encodeURIComponent(ns)}`;
+  return `<${path}?n=${n}&last=${encodeURIComponent(last)}${nsParam}>; rel="next"`;
 }

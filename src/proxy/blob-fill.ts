@@ -7,7 +7,8 @@
 // not belong to any client: a client that goes away does not stop it.
 import { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
-import { newHash, parseDigest } from '../registry/digest.js';
+import { parseDigest } from '../registry/digest.js';
+import { HashWorker } from '../storage/hash-worker.js';
 import type { BlobStore, ByteRange, TempBlob } from '../storage/blob-store.js';
 
 /** What the upstream answered for a GET starting at `offset`. */
@@ -29,7 +30,9 @@ export interface FillOptions {
   onEvent?: (event: 'resumed' | 'committed' | 'failed', detail: Record<string, unknown>) => void;
 }
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+/** Accepted bytes waiting for the disk before the upstream is read further. */
+const MAX_BACKLOG = 8 * 1024 * 1024;
 
 export class Fill {
   written = 0;
@@ -38,14 +41,19 @@ export class Fill {
   error: Error | undefined;
   readonly done: Promise<void>;
   private waiters: Array<() => void> = [];
+  private readonly hasher: HashWorker;
 
   constructor(
     readonly digest: string,
     private readonly temp: TempBlob,
     fetcher: FillFetcher,
     private readonly opts: FillOptions,
+    /** Shared by the FillTable; a fill made on its own gets (and closes) its own. */
+    hasher?: HashWorker,
   ) {
+    this.hasher = hasher ?? new HashWorker();
     this.done = this.run(fetcher);
+    if (!hasher) void this.done.finally(() => this.hasher.close());
   }
 
   /** Resolves once the size is known (or the fill has ended). */
@@ -97,7 +105,41 @@ export class Fill {
 
   private async run(fetcher: FillFetcher): Promise<void> {
     const { algorithm } = parseDigest(this.digest);
-    const hash = newHash(algorithm);
+    const hash = this.hasher.start(algorithm);
+    // Accepted bytes are written in the background, one write at a time: whatever arrived while a
+    // write ran goes out as the next write, so writes batch under load and stay prompt when slow.
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let writing: Promise<void> | undefined;
+    let writeError: unknown;
+    /** Bytes hashed so far: written, being written, or waiting. */
+    let acceptedBytes = 0;
+    const pump = (): void => {
+      if (writing || pendingBytes === 0 || writeError) return;
+      const batch = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      writing = this.temp.write(batch).then(
+        () => {
+          this.written += batch.length;
+          writing = undefined;
+          this.notify();
+          pump();
+        },
+        (err: unknown) => {
+          writeError = err;
+          writing = undefined;
+        },
+      );
+    };
+    /** Waits until every accepted byte is written (or, with `below`, until the backlog is under it). */
+    const flush = async (below = 0): Promise<void> => {
+      while ((writing || pendingBytes > below) && !writeError) {
+        pump();
+        await writing;
+      }
+      if (writeError) throw writeError;
+    };
     const maxResumes = this.opts.maxResumes ?? 3;
     let resumes = 0;
     try {
@@ -130,15 +172,20 @@ export class Fill {
               chunk = chunk.subarray(n);
               if (chunk.length === 0) continue;
             }
-            if (this.size !== undefined && this.written + chunk.length > this.size) {
+            if (this.size !== undefined && acceptedBytes + chunk.length > this.size) {
               throw new RegistryError('BLOB_UNKNOWN', `upstream sent more than the ${this.size} bytes of ${this.digest}`);
             }
-            hash.update(chunk);
-            await this.temp.write(chunk);
-            this.written += chunk.length;
-            this.notify();
+            await hash.update(chunk);
+            pending.push(chunk);
+            pendingBytes += chunk.length;
+            acceptedBytes += chunk.length;
+            pump();
+            if (pendingBytes >= MAX_BACKLOG) await flush(MAX_BACKLOG / 2);
           }
+          await flush();
         } catch (err) {
+          // What arrived before the failure is good: keep it, and resume after it.
+          await flush();
           if (resumes < maxResumes && !(err instanceof RegistryError)) {
             resumes++;
             this.opts.onEvent?.('resumed', { digest: this.digest, at: this.written, error: (err as Error).message });
@@ -157,7 +204,7 @@ export class Fill {
         }
         break;
       }
-      const actual = `${algorithm}:${hash.digest('hex')}`;
+      const actual = await hash.digest();
       if (actual !== this.digest) throw new Error(`upstream content for ${this.digest} hashes to ${actual}: not committed`);
       this.size = this.written;
       await this.temp.commit(this.digest, this.written);
@@ -165,6 +212,8 @@ export class Fill {
       this.state = 'committed';
       this.opts.onEvent?.('committed', { digest: this.digest, size: this.written, resumes });
     } catch (err) {
+      hash.drop();
+      await writing;
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = 'failed';
       this.opts.onEvent?.('failed', { digest: this.digest, written: this.written, error: this.error.message });
@@ -179,6 +228,7 @@ export class Fill {
 export class FillTable {
   private readonly starting = new Map<string, Promise<Fill>>();
   private readonly running = new Map<string, Fill>();
+  private readonly hasher = new HashWorker();
 
   constructor(private readonly blobs: BlobStore) {}
 
@@ -197,7 +247,7 @@ export class FillTable {
     if (existing) return { fill: await existing, coalesced: true };
     // The slot is claimed synchronously, before any await, so concurrent callers find it.
     const entry = this.blobs.temp().then((temp) => {
-      const fill = new Fill(digest, temp, fetcher, opts);
+      const fill = new Fill(digest, temp, fetcher, opts, this.hasher);
       this.running.set(digest, fill);
       void fill.done.finally(() => {
         if (this.starting.get(digest) === entry) this.starting.delete(digest);
@@ -215,5 +265,6 @@ export class FillTable {
   /** Waits for every fill to end (shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running.values()].map((f) => f.done));
+    await this.hasher.close();
   }
 }

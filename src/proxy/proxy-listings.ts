@@ -1,7 +1,8 @@
 // Tag lists and referrers of upstream-routed repositories: from the upstream, cached for listTTL,
 // falling back to what the cache holds when the upstream cannot be asked.
 import type Keyv from 'keyv';
-import type { DiscoveryService, Listing, ReferrersIndex } from '../registry/discovery-service.js';
+import { paginate, type DiscoveryService, type Listing, type ReferrersIndex } from '../registry/discovery-service.js';
+import { isValidTag } from '../registry/reference.js';
 import type { MaybeStale } from '../registry/repository.js';
 import type { Page } from '../metadata/metadata-store.js';
 import { OCI_INDEX } from '../registry/media-types.js';
@@ -9,6 +10,8 @@ import type { ProxyTarget } from './proxy-manifests.js';
 import { expectStatus, header, isTransient, readAll, staleWarning, toRegistryError, UpstreamStatus } from './upstream-failure.js';
 
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
+/** Pages of an upstream tag list followed at most (a bound against a Link loop). */
+const MAX_TAG_PAGES = 100;
 
 export interface ListTarget extends ProxyTarget {
   listTtlMs: number;
@@ -23,24 +26,8 @@ export class ProxyListings {
   ) {}
 
   async tags(t: ListTarget, page: Page): Promise<Listing & MaybeStale> {
-    const key = `tags:${t.upstream.name}:${t.remote}:${page.n ?? ''}:${page.last ?? ''}`;
-    const hit = (await this.cache.get(key)) as Listing | undefined;
-    if (hit) return hit;
-    const query = new URLSearchParams();
-    if (page.n !== undefined) query.set('n', String(page.n));
-    if (page.last !== undefined) query.set('last', page.last);
-    const qs = query.size > 0 ? `?${query}` : '';
     try {
-      const res = await t.client.request({ method: 'GET', path: `/v2/${t.remote}/tags/list${qs}`, repository: t.remote });
-      expectStatus(res, [200]);
-      const doc = JSON.parse((await readAll(res.body, MAX_LIST_BYTES)).toString('utf8')) as { tags?: unknown };
-      const items = Array.isArray(doc.tags) ? doc.tags.filter((x): x is string => typeof x === 'string') : [];
-      // The upstream's Link points at its own names: keep only where the next page starts.
-      const link = header(res.headers, 'link');
-      const next = link ? new URL(/<([^>]*)>/.exec(link)?.[1] ?? '', 'http://upstream').searchParams.get('last') ?? undefined : undefined;
-      const listing: Listing = next === undefined ? { items } : { items, next };
-      await this.cache.set(key, listing, t.listTtlMs);
-      return listing;
+      return paginate(await this.allTags(t), page);
     } catch (err) {
       if (isTransient(err) || err instanceof SyntaxError) {
         const local = await this.discovery.tags(t.repo, page).catch(() => undefined);
@@ -48,6 +35,31 @@ export class ProxyListings {
       }
       throw toRegistryError(err, t.upstream, { code: 'NAME_UNKNOWN', subject: `repository ${t.remote}` });
     }
+  }
+
+  /**
+   * The upstream's whole tag list, sorted (the spec's lexical order; not every upstream sorts or
+   * paginates), cached for listTTL; `n` and `last` are applied here.
+   */
+  private async allTags(t: ListTarget): Promise<string[]> {
+    const key = `tags:${t.upstream.name}:${t.remote}`;
+    const hit = (await this.cache.get(key)) as string[] | undefined;
+    if (hit) return hit;
+    const tags = new Set<string>();
+    let path: string | undefined = `/v2/${t.remote}/tags/list`;
+    for (let pages = 0; path !== undefined && pages < MAX_TAG_PAGES; pages++) {
+      const res = await t.client.request({ method: 'GET', path, repository: t.remote });
+      expectStatus(res, [200]);
+      const doc = JSON.parse((await readAll(res.body, MAX_LIST_BYTES)).toString('utf8')) as { tags?: unknown };
+      for (const tag of Array.isArray(doc.tags) ? doc.tags : []) if (typeof tag === 'string' && isValidTag(tag)) tags.add(tag);
+      // Follow the upstream's own next link, only on its own origin and for this repository.
+      const link = /<([^>]*)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '')?.[1];
+      const next = link === undefined ? undefined : new URL(link, 'http://upstream');
+      path = next && next.host === 'upstream' && next.pathname === `/v2/${t.remote}/tags/list` ? `${next.pathname}${next.search}` : undefined;
+    }
+    const sorted = [...tags].sort();
+    await this.cache.set(key, sorted, t.listTtlMs);
+    return sorted;
   }
 
   async referrers(t: ListTarget, digest: string, artifactType?: string): Promise<Referrers> {

@@ -3,6 +3,7 @@
 // error that names the upstream.
 import type { Readable } from 'node:stream';
 import { RegistryError, isRegistryError, type ErrorCode } from '../registry/errors.js';
+import { UpstreamError } from '../upstream/upstream-errors.js';
 
 export interface UpstreamInfo {
   name: string;
@@ -22,6 +23,7 @@ export class UpstreamStatus extends Error {
 /** Whether serving a cached copy instead is right: the upstream failed, it did not say "no". */
 export function isTransient(err: unknown): boolean {
   if (err instanceof UpstreamStatus) return err.status >= 500 || err.status === 429;
+  if (err instanceof UpstreamError && err.kind === 'denied') return false;
   return !isRegistryError(err);
 }
 
@@ -50,6 +52,11 @@ export function toRegistryError(err: unknown, upstream: UpstreamInfo, what: { co
     }
     return new RegistryError('UNAVAILABLE', `upstream ${upstream.name} (${upstream.url}) answered ${err.status} for ${what.subject}`, {
       detail: { upstream: upstream.name, status: err.status },
+    });
+  }
+  if (err instanceof UpstreamError && err.kind === 'denied') {
+    return new RegistryError(what.code, `upstream ${upstream.name} refused access to ${what.subject}: ${err.message}`, {
+      detail: { upstream: upstream.name },
     });
   }
   return new RegistryError('UNAVAILABLE', `upstream ${upstream.name} (${upstream.url}) is unavailable: ${(err as Error).message}`, {

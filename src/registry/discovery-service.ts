@@ -23,11 +23,11 @@ export class DiscoveryService {
     if (!(await this.metadata.repositoryExists(repo))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { status: 404, detail: { name: repo } });
     }
-    return paginate(page, (p) => this.metadata.listTags(repo, p));
+    return paginateStore(page, (p) => this.metadata.listTags(repo, p));
   }
 
   async catalog(page: Page): Promise<Listing> {
-    return paginate(page, (p) => this.metadata.listRepositories(p));
+    return paginateStore(page, (p) => this.metadata.listRepositories(p));
   }
 
   async referrers(repo: string, subject: string, artifactType?: string): Promise<ReferrersIndex> {
@@ -47,8 +47,21 @@ export class DiscoveryService {
   }
 }
 
+/** A page of a sorted list held in memory (`last` excluded, one more looked at for `next`). */
+export function paginate(sorted: readonly string[], page: Page): Listing {
+  let from = 0;
+  if (page.last !== undefined) {
+    const last = page.last;
+    from = sorted.findIndex((x) => x > last);
+    if (from < 0) return { items: [] };
+  }
+  if (page.n === undefined) return { items: sorted.slice(from) };
+  const items = sorted.slice(from, from + page.n);
+  return from + page.n < sorted.length && items.length > 0 ? { items, next: items[items.length - 1] as string } : { items };
+}
+
 /** Fetches one more than asked to know whether a next page exists. */
-async function paginate(page: Page, list: (p: Page) => Promise<string[]>): Promise<Listing> {
+async function paginateStore(page: Page, list: (p: Page) => Promise<string[]>): Promise<Listing> {
   if (page.n === undefined) return { items: await list({ last: page.last }) };
   if (page.n === 0) return { items: [] };
   const items = await list({ last: page.last, n: page.n + 1 });

@@ -66,7 +66,8 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
     // The open handle keeps the bytes readable even if the file is unlinked meanwhile.
-    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+    // 1 MiB reads: a quarter of the syscalls and allocations of the 64 KiB default on large layers.
+    return handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async ingest(

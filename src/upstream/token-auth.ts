@@ -278,7 +278,7 @@ export class TokenAuth {
             ? 'check the username and password configured for this upstream'
             : 'the token service wants credentials: configure username and password for this upstream'
           : 'the token service is failing';
-      throw new UpstreamError('protocol', this.upstream, `token service ${displayUrl(realm)} answered ${res.statusCode} for ${[...scopes].join(' ') || 'registry access'}; ${hint}`);
+      throw new UpstreamError(res.statusCode === 401 || res.statusCode === 403 ? 'denied' : 'protocol', this.upstream, `token service ${displayUrl(realm)} answered ${res.statusCode} for ${[...scopes].join(' ') || 'registry access'}; ${hint}`);
     }
     let text: string | undefined;
     try {

@@ -2,7 +2,8 @@
 // says what to check, so an operator can act on the log line alone. Never include credentials, tokens
 // or signed query strings (CDN redirect URLs carry signatures): URLs go through displayUrl().
 
-export type UpstreamErrorKind = 'unreachable' | 'timeout' | 'protocol';
+/** `denied`: the upstream (or its token service) refused our credentials — an answer, not an outage. */
+export type UpstreamErrorKind = 'unreachable' | 'timeout' | 'protocol' | 'denied';
 
 export interface UpstreamRef {
   /** The upstream's name in the configuration. */

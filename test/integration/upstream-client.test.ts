@@ -255,7 +255,7 @@ t.test('a realm that refuses the credentials is a protocol UpstreamError saying 
     (e: unknown) => e,
   );
   t.type(err, UpstreamError);
-  t.equal((err as UpstreamError).kind, 'protocol');
+  t.equal((err as UpstreamError).kind, 'denied');
   t.match((err as UpstreamError).message, /upstream "test".*answered 401.*check the username and password/);
   t.notMatch((err as UpstreamError).message, /wrong/);
 });

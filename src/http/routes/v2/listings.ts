@@ -6,9 +6,10 @@ import { nextLink, pageOf, queryValue } from '../../request-helpers.js';
 
 export async function listTags(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
   const page = pageOf(request);
-  const listing = await registry.reader(name, queryValue(request, 'ns')).tags(page);
+  const ns = queryValue(request, 'ns');
+  const listing = await registry.reader(name, ns).tags(page);
   if (listing.warning) reply.header('warning', listing.warning);
-  if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page.n, listing.next));
+  if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink(`/v2/${name}/tags/list`, page.n, listing.next, ns));
   return reply.code(200).type('application/json').send({ name, tags: listing.items });
 }
 
