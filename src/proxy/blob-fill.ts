@@ -5,11 +5,12 @@
 // failure nothing is committed and the clients' streams are destroyed (their connections cut).
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
 // not belong to any client: a client that goes away does not stop it.
+import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
 import { parseDigest } from '../registry/digest.js';
 import { HashWorker } from '../storage/hash-worker.js';
-import type { BlobStore, ByteRange, TempBlob } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, TempBlob, TempBlobReader } from '../storage/blob-store.js';
 
 /** What the upstream answered for a GET starting at `offset`. */
 export interface FillSource {
@@ -31,8 +32,8 @@ export interface FillOptions {
 }
 
 const READ_CHUNK = 1024 * 1024;
-/** Accepted bytes waiting for the disk before the upstream is read further. */
-const MAX_BACKLOG = 8 * 1024 * 1024;
+/** Recent bytes kept in memory for followers that keep up with the upstream. */
+const MEMORY_WINDOW = 4 * 1024 * 1024;
 
 export class Fill {
   written = 0;
@@ -42,6 +43,11 @@ export class Fill {
   readonly done: Promise<void>;
   private waiters: Array<() => void> = [];
   private readonly hasher: HashWorker;
+  /** Bytes hashed and taken (written, being written, or waiting to be). */
+  private accepted = 0;
+  /** The most recent accepted bytes, from offset `recentStart`. */
+  private recent: Buffer[] = [];
+  private recentStart = 0;
 
   constructor(
     readonly digest: string,
@@ -70,26 +76,64 @@ export class Fill {
 
   private async *follow(range?: ByteRange): AsyncGenerator<Buffer> {
     let pos = range?.start ?? 0;
-    const reader = await this.temp.openReader();
+    let reader: TempBlobReader | undefined;
     try {
       for (;;) {
+        // A failed fill cuts every follower at once, wherever it is.
+        if (this.state === 'failed') throw this.error ?? new Error('fill failed');
         const stop = range ? range.end + 1 : this.state === 'committed' ? this.written : Number.POSITIVE_INFINITY;
         if (pos >= stop) return;
-        // Everything but the last byte may go out before verification.
-        const readable = Math.min(this.state === 'committed' ? this.written : this.written - 1, stop);
+        // Everything accepted but the last byte may go out before verification.
+        const readable = Math.min(this.state === 'committed' ? this.written : this.accepted - 1, stop);
         if (readable > pos) {
-          const chunk = await reader.read(pos, Math.min(readable - pos, READ_CHUNK));
-          if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+          // Recent bytes come from memory (a client keeping up never waits for the disk);
+          // older ones from the file, where they are by then.
+          let chunk = this.fromMemory(pos, readable);
+          if (!chunk) {
+            // pos is before the window, so on disk: recentStart <= written.
+            reader ??= await this.temp.openReader();
+            chunk = await reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK) - pos);
+            if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+          }
           pos += chunk.length;
           yield chunk;
           continue;
         }
-        if (this.state === 'failed') throw this.error ?? new Error('fill failed');
         if (this.state === 'committed') return;
         await this.changed();
       }
     } finally {
-      await reader.close();
+      await reader?.close();
+    }
+  }
+
+  /** Bytes [pos, end) from the in-memory window, as far as one chunk goes; undefined when older. */
+  private fromMemory(pos: number, end: number): Buffer | undefined {
+    if (pos < this.recentStart) return undefined;
+    let offset = this.recentStart;
+    for (const chunk of this.recent) {
+      if (pos < offset + chunk.length) return chunk.subarray(pos - offset, Math.min(chunk.length, end - offset));
+      offset += chunk.length;
+    }
+    return undefined;
+  }
+
+  /** Takes accepted bytes into the window, dropping written ones beyond its size. */
+  private remember(chunk: Buffer): void {
+    this.recent.push(chunk);
+    this.accepted += chunk.length;
+    this.trimMemory();
+  }
+
+  private trimMemory(): void {
+    let held = this.accepted - this.recentStart;
+    while (this.recent.length > 0) {
+      const first = this.recent[0] as Buffer;
+      // Only bytes already on disk may leave memory, and only beyond the window's size.
+      if (this.recentStart + first.length > this.written || held - first.length < MEMORY_WINDOW) break;
+      this.recent.shift();
+      this.recentStart += first.length;
+      held -= first.length;
     }
   }
 
@@ -105,25 +149,24 @@ export class Fill {
 
   private async run(fetcher: FillFetcher): Promise<void> {
     const { algorithm } = parseDigest(this.digest);
+    // A worker thread hashes the accepted bytes; this thread writes them to the temporary file with
+    // vectored writes (whatever arrived while the last write ran goes out in the next one) and serves
+    // followers from memory meanwhile.
     const hash = this.hasher.start(algorithm);
-    // Accepted bytes are written in the background, one write at a time: whatever arrived while a
-    // write ran goes out as the next write, so writes batch under load and stay prompt when slow.
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    const file = await open(this.temp.path, 'r+');
+    let queued: Buffer[] = [];
     let writing: Promise<void> | undefined;
     let writeError: unknown;
-    /** Bytes hashed so far: written, being written, or waiting. */
-    let acceptedBytes = 0;
     const pump = (): void => {
-      if (writing || pendingBytes === 0 || writeError) return;
-      const batch = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      writing = this.temp.write(batch).then(
+      if (writing || queued.length === 0 || writeError) return;
+      const batch = queued;
+      queued = [];
+      const bytes = batch.reduce((n, b) => n + b.length, 0);
+      writing = writeAll(file, batch, this.written).then(
         () => {
-          this.written += batch.length;
+          this.written += bytes;
           writing = undefined;
-          this.notify();
+          this.trimMemory();
           pump();
         },
         (err: unknown) => {
@@ -132,9 +175,9 @@ export class Fill {
         },
       );
     };
-    /** Waits until every accepted byte is written (or, with `below`, until the backlog is under it). */
-    const flush = async (below = 0): Promise<void> => {
-      while ((writing || pendingBytes > below) && !writeError) {
+    const settled = async (): Promise<void> => {
+      await hash.settled();
+      while ((writing || queued.length > 0) && !writeError) {
         pump();
         await writing;
       }
@@ -146,9 +189,9 @@ export class Fill {
       for (;;) {
         let source: FillSource;
         try {
-          source = await fetcher(this.written);
+          source = await fetcher(this.accepted);
         } catch (err) {
-          if (this.written > 0 && resumes < maxResumes && !(err instanceof RegistryError)) {
+          if (this.accepted > 0 && resumes < maxResumes && !(err instanceof RegistryError)) {
             resumes++;
             continue;
           }
@@ -162,7 +205,7 @@ export class Fill {
           this.notify();
         }
         // A full response after a partial one: skip what we already have.
-        let skip = this.written - source.start;
+        let skip = this.accepted - source.start;
         try {
           for await (const raw of source.body) {
             let chunk = raw;
@@ -172,50 +215,55 @@ export class Fill {
               chunk = chunk.subarray(n);
               if (chunk.length === 0) continue;
             }
-            if (this.size !== undefined && acceptedBytes + chunk.length > this.size) {
+            if (this.size !== undefined && this.accepted + chunk.length > this.size) {
               throw new RegistryError('BLOB_UNKNOWN', `upstream sent more than the ${this.size} bytes of ${this.digest}`);
             }
-            await hash.update(chunk);
-            pending.push(chunk);
-            pendingBytes += chunk.length;
-            acceptedBytes += chunk.length;
+            this.remember(chunk);
+            this.notify();
+            queued.push(chunk);
             pump();
-            if (pendingBytes >= MAX_BACKLOG) await flush(MAX_BACKLOG / 2);
+            await hash.update(chunk);
           }
-          await flush();
+          await settled();
         } catch (err) {
           // What arrived before the failure is good: keep it, and resume after it.
-          await flush();
+          await settled();
           if (resumes < maxResumes && !(err instanceof RegistryError)) {
             resumes++;
-            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.written, error: (err as Error).message });
+            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.accepted, error: (err as Error).message });
             continue;
           }
           throw err;
         }
-        if (this.size !== undefined && this.written < this.size) {
+        if (this.size !== undefined && this.accepted < this.size) {
           // The body ended early without an error: a dropped connection by another name.
           if (resumes < maxResumes) {
             resumes++;
-            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.written, error: 'short body' });
+            this.opts.onEvent?.('resumed', { digest: this.digest, at: this.accepted, error: 'short body' });
             continue;
           }
-          throw new Error(`upstream sent ${this.written} of ${this.size} bytes of ${this.digest}`);
+          throw new Error(`upstream sent ${this.accepted} of ${this.size} bytes of ${this.digest}`);
         }
         break;
       }
       const actual = await hash.digest();
+      await file.close();
       if (actual !== this.digest) throw new Error(`upstream content for ${this.digest} hashes to ${actual}: not committed`);
       this.size = this.written;
       await this.temp.commit(this.digest, this.written);
       await this.opts.onCommit(this.digest, this.written);
       this.state = 'committed';
+      // From now on followers read the committed file.
+      this.recent = [];
+      this.recentStart = this.written;
       this.opts.onEvent?.('committed', { digest: this.digest, size: this.written, resumes });
     } catch (err) {
       hash.drop();
       await writing;
+      await file.close().catch(() => undefined);
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = 'failed';
+      this.recent = [];
       this.opts.onEvent?.('failed', { digest: this.digest, written: this.written, error: this.error.message });
       await this.temp.discard().catch(() => undefined);
     } finally {
@@ -266,5 +314,25 @@ export class FillTable {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running.values()].map((f) => f.done));
     await this.hasher.close();
+  }
+}
+
+/** Writes every buffer at `position`, in order, with as few vectored writes as it takes. */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await file.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
   }
 }

@@ -60,8 +60,8 @@ export interface UploadArea {
 
 /** A blob being written that readers may follow as it grows; committed only once verified. */
 export interface TempBlob {
-  /** Appends bytes; resolves once they are readable by `openReader`. */
-  write(chunk: Buffer): Promise<void>;
+  /** The local staging file, written in order from offset 0 by the filler (e.g. a worker thread). */
+  readonly path: string;
   openReader(): Promise<TempBlobReader>;
   /** Moves the bytes into place under `digest` (the caller has verified them). */
   commit(digest: string, size: number): Promise<void>;

@@ -111,20 +111,10 @@ export class FsBlobStore implements BlobStore {
 
   async temp(): Promise<TempBlob> {
     const path = join(uploadsDir(this.root), `.fill-${randomBytes(12).toString('hex')}`);
-    const handle = await open(path, 'wx');
-    let closed = false;
+    await (await open(path, 'wx')).close();
     let committed: string | undefined;
-    const close = async () => {
-      if (!closed) {
-        closed = true;
-        await handle.close();
-      }
-    };
     return {
-      write: async (chunk) => {
-        let off = 0;
-        while (off < chunk.length) off += (await handle.write(chunk, off, chunk.length - off)).bytesWritten;
-      },
+      path,
       openReader: async () => {
         // Opened on the path while it exists; the descriptor stays valid after the rename or unlink.
         // A reader that arrives after the commit finds the bytes at their final place.
@@ -145,7 +135,6 @@ export class FsBlobStore implements BlobStore {
         };
       },
       commit: async (digest, size) => {
-        await close();
         committed = digest;
         try {
           await this.place(path, digest, size);
@@ -155,7 +144,6 @@ export class FsBlobStore implements BlobStore {
         }
       },
       discard: async () => {
-        await close();
         await rm(path, { force: true });
       },
     };

@@ -1,6 +1,7 @@
-// Hashing off the event loop: a worker thread computes digests of streams fed to it chunk by chunk,
-// so a blob fill's SHA-256 runs on another core while this thread moves bytes. One worker per owner
-// (no module-global state); sessions are multiplexed over it by id.
+// Hashing and writing off the event loop: a worker thread takes the bytes of a stream chunk by
+// chunk, hashes them and appends them to a file, so a blob fill's SHA-256 and disk writes run on
+// another core while this thread moves bytes between sockets. One worker per owner (no
+// module-global state); sessions are multiplexed over it by id.
 import { Worker } from 'node:worker_threads';
 import type { DigestAlgorithm } from '../registry/digest.js';
 
@@ -8,63 +9,141 @@ import type { DigestAlgorithm } from '../registry/digest.js';
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const hashes = new Map();
+const { openSync, writeSync, closeSync } = require('node:fs');
+const sessions = new Map();
+const ACK_BYTES = 4 * 1024 * 1024;
+const fail = (id, s, err) => {
+  sessions.delete(id);
+  if (s.fd !== undefined) try { closeSync(s.fd); } catch {}
+  parentPort.postMessage({ type: 'error', id, message: err.message });
+};
 parentPort.on('message', (m) => {
-  if (m.type === 'start') hashes.set(m.id, createHash(m.algorithm));
-  else if (m.type === 'data') {
-    const h = hashes.get(m.id);
-    if (h) h.update(new Uint8Array(m.buf));
-    parentPort.postMessage({ type: 'ack', id: m.id, bytes: m.buf.byteLength });
+  const s = sessions.get(m.id);
+  if (m.type === 'start') {
+    const session = { hash: createHash(m.algorithm), fd: undefined, position: 0, unacked: 0, spent: [] };
+    sessions.set(m.id, session);
+    try { if (m.path) session.fd = openSync(m.path, 'r+'); } catch (err) { fail(m.id, session, err); }
+  } else if (m.type === 'data') {
+    if (!s) return;
+    const bytes = new Uint8Array(m.buf, 0, m.length);
+    try {
+      s.hash.update(bytes);
+      if (s.fd !== undefined) {
+        let off = 0;
+        while (off < bytes.length) off += writeSync(s.fd, bytes, off, bytes.length - off, s.position + off);
+        s.position += bytes.length;
+      }
+      // Acknowledged in batches: one message per few MiB, not per chunk.
+      // Spent buffers go back with the acknowledgement, for the sender to fill again.
+      s.unacked += bytes.length;
+      s.spent.push(m.buf);
+      if (s.unacked >= ACK_BYTES || m.settle) {
+        parentPort.postMessage({ type: 'ack', id: m.id, bytes: s.unacked, bufs: s.spent }, s.spent);
+        s.unacked = 0;
+        s.spent = [];
+      }
+    } catch (err) { fail(m.id, s, err); }
+  } else if (m.type === 'settle') {
+    if (!s) return;
+    parentPort.postMessage({ type: 'ack', id: m.id, bytes: s.unacked, bufs: s.spent }, s.spent);
+    s.unacked = 0;
+    s.spent = [];
   } else if (m.type === 'end') {
-    const h = hashes.get(m.id);
-    hashes.delete(m.id);
-    parentPort.postMessage({ type: 'digest', id: m.id, hex: h ? h.digest('hex') : null });
-  } else if (m.type === 'drop') hashes.delete(m.id);
+    if (!s) return parentPort.postMessage({ type: 'error', id: m.id, message: 'unknown hash session' });
+    sessions.delete(m.id);
+    try { if (s.fd !== undefined) closeSync(s.fd); } catch (err) { return parentPort.postMessage({ type: 'error', id: m.id, message: err.message }); }
+    parentPort.postMessage({ type: 'digest', id: m.id, hex: s.hash.digest('hex') });
+  } else if (m.type === 'drop' && s) {
+    sessions.delete(m.id);
+    try { if (s.fd !== undefined) closeSync(s.fd); } catch {}
+  }
 });
 `;
 
 /** Bytes a session may have in flight to the worker before `update` waits. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT = 16 * 1024 * 1024;
+/** Chunks are gathered into messages of at most this size (one copy, one message). */
+const BATCH_BYTES = 1024 * 1024;
+/** Buffers kept for reuse: enough for what may be in flight. */
+const POOL_SIZE = 24;
 
 interface Session {
   inFlight: number;
+  batch: Buffer[];
+  batchBytes: number;
+  error?: Error;
   waiters: Array<() => void>;
-  result?: (hex: string | null) => void;
+  onProgress?: (bytes: number) => void;
+  result?: { resolve: (digest: string) => void; reject: (err: Error) => void };
 }
 
 export class HashWorker {
   private worker: Worker | undefined;
   private next = 0;
   private readonly sessions = new Map<number, Session>();
+  /** Message buffers the worker gave back, reused so a fill allocates no new memory as it runs. */
+  private readonly pool: ArrayBuffer[] = [];
 
-  /** Starts hashing a stream; the returned session takes its bytes in order. */
-  start(algorithm: DigestAlgorithm): HashSession {
+  /**
+   * Starts a session. With `file`, every byte is also written to it (from offset 0, in order) and
+   * `onProgress` reports bytes as they are on disk.
+   */
+  start(algorithm: DigestAlgorithm, opts: { file?: string; onProgress?: (bytes: number) => void } = {}): HashSession {
     const worker = this.ensure();
     const id = ++this.next;
-    const session: Session = { inFlight: 0, waiters: [] };
+    const session: Session = { inFlight: 0, batch: [], batchBytes: 0, waiters: [], onProgress: opts.onProgress };
     this.sessions.set(id, session);
-    worker.postMessage({ type: 'start', id, algorithm });
+    worker.postMessage({ type: 'start', id, algorithm, path: opts.file });
+    /** Posts the gathered chunks as one transferred copy; `settle` asks for an acknowledgement of everything. */
+    const send = (settle: boolean) => {
+      if (session.batchBytes === 0) {
+        if (settle && session.inFlight > 0) worker.postMessage({ type: 'settle', id });
+        return;
+      }
+      const length = session.batchBytes;
+      const buf = (length <= BATCH_BYTES ? this.pool.pop() : undefined) ?? new ArrayBuffer(Math.max(length, BATCH_BYTES));
+      const view = Buffer.from(buf, 0, length);
+      let at = 0;
+      for (const c of session.batch) at += c.copy(view, at);
+      session.inFlight += length;
+      session.batch = [];
+      session.batchBytes = 0;
+      worker.postMessage({ type: 'data', id, buf, length, settle }, [buf]);
+    };
+    const wake = () => {
+      for (const w of session.waiters.splice(0)) w();
+    };
     return {
       update: async (chunk: Buffer) => {
-        // A copy the worker owns (transferred, not cloned again).
-        const buf = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.length) as ArrayBuffer;
-        session.inFlight += buf.byteLength;
-        worker.postMessage({ type: 'data', id, buf }, [buf]);
-        while (session.inFlight > MAX_IN_FLIGHT) await new Promise<void>((r) => session.waiters.push(r));
+        if (session.error) throw session.error;
+        if (session.batchBytes + chunk.length > BATCH_BYTES) send(false);
+        session.batch.push(chunk);
+        session.batchBytes += chunk.length;
+        while (session.inFlight > MAX_IN_FLIGHT && !session.error) await new Promise<void>((r) => session.waiters.push(r));
+        if (session.error) throw session.error;
+      },
+      settled: async () => {
+        send(true);
+        while (session.inFlight > 0 && !session.error) await new Promise<void>((r) => session.waiters.push(r));
+        if (session.error) throw session.error;
       },
       digest: () =>
         new Promise<string>((resolve, reject) => {
-          session.result = (hex) => (hex === null ? reject(new Error('hash session lost')) : resolve(`${algorithm}:${hex}`));
+          send(false);
+          if (session.error) return reject(session.error);
+          session.result = { resolve: (hex) => resolve(`${algorithm}:${hex}`), reject };
           worker.postMessage({ type: 'end', id });
         }),
       drop: () => {
         this.sessions.delete(id);
+        wake();
         worker.postMessage({ type: 'drop', id });
       },
     };
   }
 
   async close(): Promise<void> {
+    this.pool.length = 0;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) await worker.terminate();
@@ -74,23 +153,30 @@ export class HashWorker {
     if (this.worker) return this.worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on('message', (m: { type: 'ack' | 'digest'; id: number; bytes?: number; hex?: string | null }) => {
+    worker.on('message', (m: { type: 'ack' | 'digest' | 'error'; id: number; bytes?: number; bufs?: ArrayBuffer[]; hex?: string; message?: string }) => {
+      for (const b of m.bufs ?? []) if (b.byteLength === BATCH_BYTES && this.pool.length < POOL_SIZE) this.pool.push(b);
       const session = this.sessions.get(m.id);
       if (!session) return;
       if (m.type === 'ack') {
         session.inFlight -= m.bytes ?? 0;
-        if (session.inFlight <= MAX_IN_FLIGHT) for (const w of session.waiters.splice(0)) w();
-      } else {
+        session.onProgress?.(m.bytes ?? 0);
+      } else if (m.type === 'digest') {
         this.sessions.delete(m.id);
-        session.result?.(m.hex ?? null);
+        session.result?.resolve(m.hex as string);
+      } else {
+        session.error = new Error(`hashing or writing failed: ${m.message}`);
+        this.sessions.delete(m.id);
+        session.result?.reject(session.error);
       }
+      for (const w of session.waiters.splice(0)) w();
     });
-    worker.on('error', () => {
+    worker.on('error', (err) => {
       // Every session in progress fails; the next start() gets a new worker.
       this.worker = undefined;
       for (const [id, s] of this.sessions) {
         this.sessions.delete(id);
-        s.result?.(null);
+        s.error = new Error(`hash worker failed: ${err.message}`);
+        s.result?.reject(s.error);
         for (const w of s.waiters.splice(0)) w();
       }
     });
@@ -100,10 +186,12 @@ export class HashWorker {
 }
 
 export interface HashSession {
-  /** Feeds the next bytes; waits while too many are still being hashed. */
+  /** Feeds the next bytes; waits while too many are still being processed. */
   update(chunk: Buffer): Promise<void>;
-  /** The digest of everything fed, as `<algorithm>:<hex>`. */
+  /** Waits until every byte fed so far is hashed (and written). */
+  settled(): Promise<void>;
+  /** The digest of everything fed, as `<algorithm>:<hex>`; closes the file. */
   digest(): Promise<string>;
-  /** Abandons the session. */
+  /** Abandons the session (and closes the file). */
   drop(): void;
 }
