@@ -1,6 +1,7 @@
 // One upstream fetch per blob, however many clients ask (DESIGN.md "The pull-through path").
-// The fill writes the upstream bytes to a temporary blob while hashing them; every client, the
-// first included, follows that growing file. The last byte is held back until the digest and size
+// The fill writes the upstream bytes to a temporary blob while a worker thread hashes them; every
+// client, the first included, follows the fill: recent bytes from memory, older ones from the
+// growing file. The last byte is held back until the digest and size
 // are verified, so no client ever receives a complete wrong blob: on a mismatch or an upstream
 // failure nothing is committed and the clients' streams are destroyed (their connections cut).
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
@@ -43,7 +44,7 @@ export class Fill {
   readonly done: Promise<void>;
   private waiters: Array<() => void> = [];
   private readonly hasher: HashWorker;
-  /** Bytes hashed and taken (written, being written, or waiting to be). */
+  /** Bytes taken from the upstream (being hashed and written, or done). */
   private accepted = 0;
   /** The most recent accepted bytes, from offset `recentStart`. */
   private recent: Buffer[] = [];
@@ -285,9 +286,6 @@ export class FillTable {
     return this.running.get(digest);
   }
 
-  get active(): number {
-    return this.starting.size;
-  }
 
   /** The running fill for `digest`, or a new one; `coalesced` tells which. */
   async join(digest: string, fetcher: FillFetcher, opts: FillOptions): Promise<{ fill: Fill; coalesced: boolean }> {

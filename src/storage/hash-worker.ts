@@ -1,7 +1,8 @@
-// Hashing and writing off the event loop: a worker thread takes the bytes of a stream chunk by
-// chunk, hashes them and appends them to a file, so a blob fill's SHA-256 and disk writes run on
-// another core while this thread moves bytes between sockets. One worker per owner (no
-// module-global state); sessions are multiplexed over it by id.
+// Hashing off the event loop: a worker thread takes the bytes of a stream in batches and hashes
+// them, so a blob fill's SHA-256 runs on another core while this thread moves bytes between
+// sockets. Message buffers travel back and forth (transferred, then reused), so a long fill
+// allocates nothing new. One worker per owner (no module-global state); sessions are multiplexed
+// over it by id.
 import { Worker } from 'node:worker_threads';
 import type { DigestAlgorithm } from '../registry/digest.js';
 
@@ -9,30 +10,21 @@ import type { DigestAlgorithm } from '../registry/digest.js';
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, writeSync, closeSync } = require('node:fs');
 const sessions = new Map();
 const ACK_BYTES = 4 * 1024 * 1024;
-const fail = (id, s, err) => {
+const fail = (id, err) => {
   sessions.delete(id);
-  if (s.fd !== undefined) try { closeSync(s.fd); } catch {}
   parentPort.postMessage({ type: 'error', id, message: err.message });
 };
 parentPort.on('message', (m) => {
   const s = sessions.get(m.id);
   if (m.type === 'start') {
-    const session = { hash: createHash(m.algorithm), fd: undefined, position: 0, unacked: 0, spent: [] };
-    sessions.set(m.id, session);
-    try { if (m.path) session.fd = openSync(m.path, 'r+'); } catch (err) { fail(m.id, session, err); }
+    try { sessions.set(m.id, { hash: createHash(m.algorithm), unacked: 0, spent: [] }); } catch (err) { fail(m.id, err); }
   } else if (m.type === 'data') {
     if (!s) return;
     const bytes = new Uint8Array(m.buf, 0, m.length);
     try {
       s.hash.update(bytes);
-      if (s.fd !== undefined) {
-        let off = 0;
-        while (off < bytes.length) off += writeSync(s.fd, bytes, off, bytes.length - off, s.position + off);
-        s.position += bytes.length;
-      }
       // Acknowledged in batches: one message per few MiB, not per chunk.
       // Spent buffers go back with the acknowledgement, for the sender to fill again.
       s.unacked += bytes.length;
@@ -42,7 +34,7 @@ parentPort.on('message', (m) => {
         s.unacked = 0;
         s.spent = [];
       }
-    } catch (err) { fail(m.id, s, err); }
+    } catch (err) { fail(m.id, err); }
   } else if (m.type === 'settle') {
     if (!s) return;
     parentPort.postMessage({ type: 'ack', id: m.id, bytes: s.unacked, bufs: s.spent }, s.spent);
@@ -51,12 +43,8 @@ parentPort.on('message', (m) => {
   } else if (m.type === 'end') {
     if (!s) return parentPort.postMessage({ type: 'error', id: m.id, message: 'unknown hash session' });
     sessions.delete(m.id);
-    try { if (s.fd !== undefined) closeSync(s.fd); } catch (err) { return parentPort.postMessage({ type: 'error', id: m.id, message: err.message }); }
     parentPort.postMessage({ type: 'digest', id: m.id, hex: s.hash.digest('hex') });
-  } else if (m.type === 'drop' && s) {
-    sessions.delete(m.id);
-    try { if (s.fd !== undefined) closeSync(s.fd); } catch {}
-  }
+  } else if (m.type === 'drop') sessions.delete(m.id);
 });
 `;
 
@@ -73,7 +61,6 @@ interface Session {
   batchBytes: number;
   error?: Error;
   waiters: Array<() => void>;
-  onProgress?: (bytes: number) => void;
   result?: { resolve: (digest: string) => void; reject: (err: Error) => void };
 }
 
@@ -84,16 +71,13 @@ export class HashWorker {
   /** Message buffers the worker gave back, reused so a fill allocates no new memory as it runs. */
   private readonly pool: ArrayBuffer[] = [];
 
-  /**
-   * Starts a session. With `file`, every byte is also written to it (from offset 0, in order) and
-   * `onProgress` reports bytes as they are on disk.
-   */
-  start(algorithm: DigestAlgorithm, opts: { file?: string; onProgress?: (bytes: number) => void } = {}): HashSession {
+  /** Starts hashing a stream; the session takes its bytes in order. */
+  start(algorithm: DigestAlgorithm): HashSession {
     const worker = this.ensure();
     const id = ++this.next;
-    const session: Session = { inFlight: 0, batch: [], batchBytes: 0, waiters: [], onProgress: opts.onProgress };
+    const session: Session = { inFlight: 0, batch: [], batchBytes: 0, waiters: [] };
     this.sessions.set(id, session);
-    worker.postMessage({ type: 'start', id, algorithm, path: opts.file });
+    worker.postMessage({ type: 'start', id, algorithm });
     /** Posts the gathered chunks as one transferred copy; `settle` asks for an acknowledgement of everything. */
     const send = (settle: boolean) => {
       if (session.batchBytes === 0) {
@@ -159,7 +143,6 @@ export class HashWorker {
       if (!session) return;
       if (m.type === 'ack') {
         session.inFlight -= m.bytes ?? 0;
-        session.onProgress?.(m.bytes ?? 0);
       } else if (m.type === 'digest') {
         this.sessions.delete(m.id);
         session.result?.resolve(m.hex as string);
@@ -188,10 +171,10 @@ export class HashWorker {
 export interface HashSession {
   /** Feeds the next bytes; waits while too many are still being processed. */
   update(chunk: Buffer): Promise<void>;
-  /** Waits until every byte fed so far is hashed (and written). */
+  /** Waits until every byte fed so far is hashed. */
   settled(): Promise<void>;
-  /** The digest of everything fed, as `<algorithm>:<hex>`; closes the file. */
+  /** The digest of everything fed, as `<algorithm>:<hex>`. */
   digest(): Promise<string>;
-  /** Abandons the session (and closes the file). */
+  /** Abandons the session. */
   drop(): void;
 }
