@@ -7,7 +7,8 @@
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
 // not belong to any client: a client that goes away does not stop it.
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { drained, type DirectBody } from '../storage/file-blob-stream.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseDigest } from '../registry/digest.js';
 import { HashWorker } from '../storage/hash-worker.js';
@@ -70,9 +71,20 @@ export class Fill {
     return this.size ?? this.written;
   }
 
-  /** The blob's bytes (or a range of them), following the fill as it grows. */
-  stream(range?: ByteRange): Readable {
-    return Readable.from(this.follow(range), { objectMode: false });
+  /**
+   * The blob's bytes (or a range of them), following the fill as it grows. As a DirectBody it can
+   * also write itself to a response without a stream in between.
+   */
+  stream(range?: ByteRange): Readable & DirectBody {
+    const readable = Readable.from(this.follow(range), { objectMode: false });
+    const writeTo = async (out: Writable): Promise<void> => {
+      readable.destroy();
+      for await (const chunk of this.follow(range)) {
+        if (out.destroyed) throw new Error('the client went away');
+        if (!out.write(chunk)) await drained(out);
+      }
+    };
+    return Object.assign(readable, { writeTo });
   }
 
   private async *follow(range?: ByteRange): AsyncGenerator<Buffer> {

@@ -9,6 +9,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStat, BlobStore, ByteRange, IngestResult, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
+import { FileBlobStream } from './file-blob-stream.js';
 import { newHash, parseDigest, type DigestAlgorithm } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 
@@ -66,8 +67,9 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
     // The open handle keeps the bytes readable even if the file is unlinked meanwhile.
-    // 1 MiB reads: a quarter of the syscalls and allocations of the 64 KiB default on large layers.
-    return handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
+    if (range) return new FileBlobStream(handle, range.start, range.end);
+    const { size } = await handle.stat();
+    return new FileBlobStream(handle, 0, size - 1);
   }
 
   async ingest(

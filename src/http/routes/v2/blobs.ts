@@ -1,5 +1,7 @@
 // GET/HEAD/DELETE /v2/<name>/blobs/<digest>
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isDirectBody } from '../../../storage/file-blob-stream.js';
 import { parseDigest } from '../../../registry/digest.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
@@ -18,6 +20,21 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
       .header('content-length', read.range.end - read.range.start + 1);
   } else {
     reply.code(200).header('content-length', read.size);
+  }
+  if (isDirectBody(read.body)) {
+    // Large blobs go out through recycled buffers, past fastify's stream handling.
+    const body = read.body;
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+    try {
+      await body.writeTo(raw);
+      raw.end();
+    } catch (err) {
+      request.log.debug({ err }, 'blob response cut');
+      raw.destroy();
+    }
+    return reply;
   }
   return reply.send(read.body);
 }
