@@ -2,7 +2,7 @@
 // Domain errors carry their code; framework errors are mapped by status; anything else is a 500
 // that is logged with the request id and never leaks internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CATALOGUE, RegistryError, isRegistryError, type ErrorCode } from '../../registry/errors.js';
+import { RegistryError, isRegistryError, type ErrorCode } from '../../registry/errors.js';
 import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
 
 export function errorBody(code: ErrorCode, message: string, detail: unknown = null) {
@@ -59,4 +59,3 @@ export function registerErrorHandler(app: FastifyInstance): void {
   });
 }
 
-export { ERROR_CATALOGUE };
