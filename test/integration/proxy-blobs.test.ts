@@ -6,29 +6,13 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { pushTestImage, startDockerRegistry, type DockerRegistry, type PushedImage } from '../helpers/docker-registry.js';
-import { startWharf, type TestServer } from '../helpers/server.js';
+import { hubWharf, ociError, req, sha, UPSTREAM } from '../helpers/proxy-http.js';
+import type { TestServer } from '../helpers/server.js';
 
 t.setTimeout(600_000);
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const BIG_TIMEOUT_MS = 180_000;
-const UPSTREAM = 'dockerhub';
 const MiB = 1024 * 1024;
-
-const sha = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  text: string;
-}
-
-async function req(url: string, init: RequestInit = {}): Promise<Res> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') };
-}
 
 /** GET that hashes the body as it streams (no 64 MiB buffers per client). */
 async function hashedGet(url: string): Promise<{ status: number; contentLength: string | null; digest: string; size: number }> {
@@ -42,22 +26,6 @@ async function hashedGet(url: string): Promise<{ status: number; contentLength: 
     }
   }
   return { status: res.status, contentLength: res.headers.get('content-length'), digest: `sha256:${hash.digest('hex')}`, size };
-}
-
-function ociError(t: Test, res: Res): { code: string; message: string } {
-  try {
-    const doc = JSON.parse(res.text) as { errors?: Array<{ code: string; message: string }> };
-    const first = doc.errors?.[0];
-    t.ok(first, 'an OCI error body {"errors":[...]}');
-    return first ?? { code: '', message: '' };
-  } catch {
-    t.fail(`not an OCI error body: ${res.text.slice(0, 200)}`);
-    return { code: '', message: '' };
-  }
-}
-
-async function hubWharf(t: Test, reg: DockerRegistry, extra: Record<string, unknown> = {}): Promise<TestServer> {
-  return startWharf(t, { upstreams: [{ name: UPSTREAM, url: reg.url, registry: 'docker.io', default: true, ...extra }] });
 }
 
 const blobGets = (reg: DockerRegistry, digest: string): Promise<number> => reg.countRequests({ method: 'GET', pathIncludes: `/blobs/${digest}` });

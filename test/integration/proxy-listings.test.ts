@@ -3,45 +3,16 @@
 // path, cached for listTTL, falling back to the cached tags (with a Warning) when the upstream is down;
 // docker-registry 2.8 has no referrers API, so referrers are the index of what the cache holds.
 // Needs docker-registry and skopeo.
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { pushTestImage, startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../helpers/oci-layout.js';
-import { startWharf, type TestServer } from '../helpers/server.js';
+import { hubWharf, ociError, req, sha, UPSTREAM, type Res } from '../helpers/proxy-http.js';
+import type { TestServer } from '../helpers/server.js';
 
 t.setTimeout(300_000);
 
-const REQUEST_TIMEOUT_MS = 30_000;
-const UPSTREAM = 'dockerhub';
 const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
-
-const sha = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  text: string;
-}
-
-async function req(url: string, init: RequestInit = {}): Promise<Res> {
-  const res = await fetch(url, { redirect: 'manual', ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') };
-}
-
-function ociError(t: Test, res: Res): { code: string; message: string } {
-  try {
-    const doc = JSON.parse(res.text) as { errors?: Array<{ code: string; message: string }> };
-    const first = doc.errors?.[0];
-    t.ok(first, 'an OCI error body {"errors":[...]}');
-    return first ?? { code: '', message: '' };
-  } catch {
-    t.fail(`not an OCI error body: ${res.text.slice(0, 200)}`);
-    return { code: '', message: '' };
-  }
-}
 
 const tagsOf = (res: Res): string[] => (JSON.parse(res.text) as { tags: string[] }).tags;
 
@@ -50,10 +21,6 @@ function nextOf(res: Res): string | undefined {
   const link = res.headers.get('link');
   if (link === null) return undefined;
   return /<([^>]*)>\s*;\s*rel="?next"?/.exec(link)?.[1];
-}
-
-async function hubWharf(t: Test, reg: DockerRegistry, extra: Record<string, unknown> = {}, opts: { default?: boolean } = {}): Promise<TestServer> {
-  return startWharf(t, { upstreams: [{ name: UPSTREAM, url: reg.url, registry: 'docker.io', default: opts.default ?? true, ...extra }] });
 }
 
 const tagListGets = (reg: DockerRegistry, remote: string): Promise<number> =>

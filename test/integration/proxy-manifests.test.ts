@@ -2,48 +2,13 @@
 // registry (Debian's docker-registry): by digest fetched once and then served from the cache; by tag
 // fresh within tagTTL, then revalidated with a HEAD; a moved tag is followed; upstream 404s, an
 // upstream that is down with and without a cached copy. Needs docker-registry and skopeo.
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { pushTestImage, startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../helpers/oci-layout.js';
-import { startWharf, type TestServer } from '../helpers/server.js';
+import { hubWharf, ociError, req, sha, UPSTREAM } from '../helpers/proxy-http.js';
 
 t.setTimeout(300_000);
-
-const REQUEST_TIMEOUT_MS = 30_000;
-const UPSTREAM = 'dockerhub';
-
-const sha = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  text: string;
-}
-
-async function req(url: string, init: RequestInit = {}): Promise<Res> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') };
-}
-
-function ociError(t: Test, res: Res): { code: string; message: string } {
-  try {
-    const doc = JSON.parse(res.text) as { errors?: Array<{ code: string; message: string }> };
-    const first = doc.errors?.[0];
-    t.ok(first, 'an OCI error body {"errors":[...]}');
-    return first ?? { code: '', message: '' };
-  } catch {
-    t.fail(`not an OCI error body: ${res.text.slice(0, 200)}`);
-    return { code: '', message: '' };
-  }
-}
-
-async function hubWharf(t: Test, reg: DockerRegistry, extra: Record<string, unknown> = {}): Promise<TestServer> {
-  return startWharf(t, { upstreams: [{ name: UPSTREAM, url: reg.url, registry: 'docker.io', default: true, ...extra }] });
-}
 
 /** Upstream requests for a manifest path (`remote` and reference), by method. */
 const at = (reg: DockerRegistry, method: 'GET' | 'HEAD', remote: string, reference: string): Promise<number> =>

@@ -3,42 +3,15 @@
 // host or prefix as the first path component, then ?ns=, then the default upstream (none → local);
 // Docker Hub's library/ for single-component names; upstream-routed names are read-only.
 // Needs docker-registry and skopeo (Debian packages).
-import { createHash } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { pushTestImage, startDockerRegistry, type DockerRegistry, type PushedImage } from '../helpers/docker-registry.js';
 import { OCI_CONFIG, OCI_MANIFEST } from '../helpers/oci-layout.js';
+import { ociError, req, sha } from '../helpers/proxy-http.js';
 import { startWharf, type TestServer } from '../helpers/server.js';
 
 t.setTimeout(300_000);
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
-
-const sha = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  text: string;
-}
-
-async function req(url: string, init: RequestInit = {}): Promise<Res> {
-  const res = await fetch(url, { redirect: 'manual', ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') };
-}
-
-function ociError(t: Test, res: Res): { code: string; message: string } {
-  let first: { code: string; message: string } = { code: '', message: '' };
-  try {
-    const doc = JSON.parse(res.text) as { errors?: Array<{ code: string; message: string }> };
-    first = doc.errors?.[0] ?? first;
-  } catch {
-    t.fail(`not an OCI error body: ${res.text.slice(0, 200)}`);
-  }
-  return first;
-}
 
 /** Every request the registry logged (its readiness probes included). */
 const total = (reg: DockerRegistry): Promise<number> => reg.countRequests();
