@@ -204,7 +204,7 @@ export class Fill {
         try {
           source = await fetcher(this.accepted);
         } catch (err) {
-          if (this.accepted > 0 && resumes < maxResumes && !(err instanceof RegistryError)) {
+          if (this.accepted > 0 && resumes < maxResumes && resumable(err)) {
             resumes++;
             continue;
           }
@@ -241,7 +241,7 @@ export class Fill {
         } catch (err) {
           // What arrived before the failure is good: keep it, and resume after it.
           await settled();
-          if (resumes < maxResumes && !(err instanceof RegistryError)) {
+          if (resumes < maxResumes && resumable(err)) {
             resumes++;
             this.opts.onEvent?.('resumed', { digest: this.digest, at: this.accepted, error: (err as Error).message });
             continue;
@@ -345,4 +345,14 @@ async function writeAll(file: FileHandle, buffers: Buffer[], position: number): 
     }
     rest = next;
   }
+}
+
+/**
+ * Whether a failure is worth an immediate resume: a dropped or stalled connection or a 5xx is; an
+ * answer such as 404, 401 or 429 (whose Retry-After asks us to wait) is not.
+ */
+function resumable(err: unknown): boolean {
+  if (err instanceof RegistryError) return false;
+  const status = (err as { status?: unknown }).status;
+  return typeof status !== 'number' || status >= 500;
 }

@@ -301,3 +301,45 @@ t.test('a follower that asks for the stream just as the fill commits still gets 
   t.equal(c.error, undefined, `follower joined during commit (${c.error?.message})`);
   t.ok(c.bytes.equals(content));
 });
+
+t.test('a refusal while resuming (429, 404) ends the fill at once instead of retrying', async (t) => {
+  for (const status of [429, 404]) {
+    const { store, root } = await newStore(t);
+    const content = bulkBytes(`refused-${status}`, SIZE);
+    const digest = sha256(content);
+    let calls = 0;
+    const fetcher: FillFetcher = async () => {
+      calls++;
+      if (calls === 1) return { start: 0, total: SIZE, body: chunks(content.subarray(0, 30_000), 10_000, { fail: new Error('ECONNRESET') }) };
+      throw Object.assign(new Error(`upstream answered ${status}`), { status });
+    };
+    const { opts, commits } = options();
+    const fill = new Fill(digest, await store.temp(), fetcher, opts);
+    await fill.done;
+    t.equal(fill.state, 'failed', `${status}: the fill failed`);
+    t.equal(calls, 2, `${status}: one resume attempt, no retry storm`);
+    t.match(fill.error?.message, new RegExp(String(status)));
+    t.same(commits, []);
+    t.same(fillFiles(root), [], `${status}: nothing left behind`);
+  }
+});
+
+t.test('a 5xx while resuming is retried like a dropped connection', async (t) => {
+  const { store } = await newStore(t);
+  const content = bulkBytes('retry-5xx', SIZE);
+  const digest = sha256(content);
+  let calls = 0;
+  const fetcher: FillFetcher = async (offset) => {
+    calls++;
+    if (calls === 1) return { start: 0, total: SIZE, body: chunks(content.subarray(0, 30_000), 10_000, { fail: new Error('ECONNRESET') }) };
+    if (calls === 2) throw Object.assign(new Error('upstream answered 503'), { status: 503 });
+    return { start: offset, total: SIZE, body: chunks(content.subarray(offset), 10_000) };
+  };
+  const { opts, commits } = options();
+  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  await fill.done;
+  t.equal(fill.state, 'committed');
+  t.equal(calls, 3);
+  t.same(commits, [[digest, SIZE]]);
+  t.ok((await stored(store, digest))?.equals(content));
+});
