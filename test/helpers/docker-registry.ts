@@ -164,7 +164,8 @@ function readLog(file: string): string {
   }
 }
 
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+/** Whether `child` exited within `ms`. */
+export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

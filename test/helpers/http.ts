@@ -191,13 +191,8 @@ export async function pushManifest(
   return res.header('docker-content-digest') as string;
 }
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
+export type { Descriptor } from '../../src/registry/manifest.js';
+import type { Descriptor } from '../../src/registry/manifest.js';
 
 export function descriptorOf(mediaType: string, bytes: Buffer | string, algorithm: Algorithm = 'sha256'): Descriptor {
   return { mediaType, digest: digestOf(bytes, algorithm), size: Buffer.byteLength(bytes) };
