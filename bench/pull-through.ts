@@ -67,7 +67,7 @@ async function startWharfProcess(upstream: string): Promise<Proxy> {
   writeFileSync(configFile, toYaml({ upstreams: [{ name: 'hub', url: upstream, registry: 'docker.io', default: true }] }));
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(root, 'dist/main.js'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', '--data', data],
+    [...(process.env.BENCH_WHARF_NODE_ARGS ?? '').split(' ').filter(Boolean), join(root, 'dist/main.js'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', '--data', data],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WHARF_LOG_LEVEL: process.env.WHARF_LOG_LEVEL ?? 'warn' } },
   );
   const exit = () => child.kill('SIGKILL');
@@ -136,6 +136,8 @@ interface Figures {
   coldMBps: number;
   /** CPU seconds the proxy process used for the cold pull, and per warm pull (median). */
   coldCpuS: number;
+  /** CPU seconds used while the cold pull was being read: proxy, origin, and this client (which hashes). */
+  coldTransferCpu: { proxy: number; origin: number; client: number };
   warmCpuS: number;
   coldVerified: boolean;
   coldOriginGets: number;
@@ -170,7 +172,16 @@ async function measure(
     log(`${p.name}: cold GET of ${mib(big.size)} MiB`);
     const sampler = sampleRss(p.pid);
     const cpu0 = cpuSecondsOf(p.pid);
+    const originPid = findPid(['docker-registry', 'serve', origin.configFile]);
+    const originCpu0 = cpuSecondsOf(originPid);
+    const clientCpu0 = process.cpuUsage();
     const cold = await download(bigUrl, big.digest, agent);
+    const clientCpu = process.cpuUsage(clientCpu0);
+    const coldTransferCpu = {
+      proxy: round2(cpuSecondsOf(p.pid) - cpu0),
+      origin: round2(cpuSecondsOf(originPid) - originCpu0),
+      client: round2((clientCpu.user + clientCpu.system) / 1e6),
+    };
     const sampledMax = sampler.stop();
     const peak = memOf(p.pid).hwm;
     if (!(await p.stored(big.digest, big.size))) log(`${p.name}: blob not stored after 60 s`);
@@ -210,6 +221,7 @@ async function measure(
     return {
       coldMBps: mbps(cold.bytes, cold.seconds),
       coldCpuS: Math.round(coldCpuS * 100) / 100,
+      coldTransferCpu,
       warmCpuS: Math.round(median(warmCpu) * 100) / 100,
       coldVerified: cold.verified,
       coldOriginGets,
@@ -261,6 +273,7 @@ async function main(): Promise<number> {
   const rows: Array<[string, string | number, string | number, string]> = [
     ['cold blob MiB/s (256 MiB)', w.coldMBps, r.coldMBps, pass(targets.coldThroughput, '>= ref')],
     ['  origin GETs / proxy CPU s', `${w.coldOriginGets} / ${w.coldCpuS}`, `${r.coldOriginGets} / ${r.coldCpuS}`, ''],
+    ['  CPU s in transfer: proxy/origin/client', cpuOf(w), cpuOf(r), ''],
     ['warm blob MiB/s (median of 3)', w.warmMBps, r.warmMBps, pass(targets.warmThroughput, '>= ref')],
     ['  warm runs', w.warmRunsMBps.join(' / '), r.warmRunsMBps.join(' / '), ''],
     ['  proxy CPU s per warm pull', w.warmCpuS, r.warmCpuS, ''],
@@ -323,3 +336,9 @@ try {
   clearTimeout(watchdog);
 }
 process.exitCode = code;
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+function cpuOf(f: Figures): string {
+  return `${f.coldTransferCpu.proxy} / ${f.coldTransferCpu.origin} / ${f.coldTransferCpu.client}`;
+}

@@ -65,48 +65,68 @@ export class FileBlobStream extends Readable implements DirectBody {
   }
 
   async writeTo(out: Writable): Promise<void> {
+    // One read is always in flight ahead of the socket, so disk and network overlap; a buffer goes
+    // back to the pool only once the socket has taken its bytes (the write callback).
     const free: Buffer[] = [];
-    let waiting: (() => void) | undefined;
+    let allocated = 0;
+    // Everyone waiting (for a free buffer, for drain) re-checks after any change.
+    let waiters: Array<() => void> = [];
+    const signal = () => {
+      const ws = waiters;
+      waiters = [];
+      for (const w of ws) w();
+    };
+    const changed = () => new Promise<void>((r) => waiters.push(r));
     const release = (buf: Buffer) => {
       free.push(buf);
-      waiting?.();
+      signal();
     };
     let gone = false;
     const onGone = () => {
       gone = true;
-      waiting?.();
+      signal();
     };
-    out.once('close', onGone);
-    try {
-      let allocated = 0;
-      while (this.pos <= this.end) {
+    out.on('close', onGone);
+    out.on('drain', signal);
+    const take = async (): Promise<Buffer> => {
+      for (;;) {
         if (gone || out.destroyed) throw new Error('the client went away');
-        let buf = free.pop();
-        if (!buf && allocated < BUFFERS) {
-          buf = Buffer.allocUnsafeSlow(CHUNK);
+        const buf = free.pop();
+        if (buf) return buf;
+        if (allocated < BUFFERS) {
           allocated++;
+          return Buffer.allocUnsafeSlow(CHUNK);
         }
-        if (!buf) {
-          await new Promise<void>((r) => (waiting = r));
-          waiting = undefined;
-          continue;
-        }
-        const { bytesRead } = await this.handle.read(buf, 0, Math.min(CHUNK, this.end - this.pos + 1), this.pos);
-        if (bytesRead === 0) throw new Error(`blob file ended early at byte ${this.pos}`);
-        this.pos += bytesRead;
-        const chunk = buf;
-        // The callback says the socket is done with the bytes: only then is the buffer reused.
-        const more = out.write(chunk.subarray(0, bytesRead), () => release(chunk));
-        if (!more && !gone) {
-          await new Promise<void>((r) => {
-            waiting = r;
-            out.once('drain', r);
-          });
-          waiting = undefined;
-        }
+        await changed();
+      }
+    };
+    const readNext = async (): Promise<{ buf: Buffer; n: number } | null> => {
+      if (this.pos > this.end) return null;
+      const buf = await take();
+      const at = this.pos;
+      const want = Math.min(CHUNK, this.end - at + 1);
+      this.pos += want;
+      const { bytesRead } = await this.handle.read(buf, 0, want, at);
+      if (bytesRead !== want) throw new Error(`blob file ended early at byte ${at + bytesRead}`);
+      return { buf, n: want };
+    };
+    let pending: Promise<{ buf: Buffer; n: number } | null> | undefined;
+    try {
+      let chunk = await readNext();
+      while (chunk) {
+        pending = readNext();
+        // The rejection is observed below; this stops it being reported as unhandled meanwhile.
+        pending.catch(() => undefined);
+        const { buf } = chunk;
+        const more = out.write(buf.subarray(0, chunk.n), () => release(buf));
+        while (!more && !gone && out.writableNeedDrain) await changed();
+        chunk = await pending;
+        pending = undefined;
       }
     } finally {
       out.off('close', onGone);
+      out.off('drain', signal);
+      if (pending) await pending.catch(() => undefined);
       await this.close();
     }
   }

@@ -49,11 +49,11 @@ parentPort.on('message', (m) => {
 `;
 
 /** Bytes a session may have in flight to the worker before `update` waits. */
-const MAX_IN_FLIGHT = 16 * 1024 * 1024;
+const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 /** Chunks are gathered into messages of at most this size (one copy, one message). */
 const BATCH_BYTES = 1024 * 1024;
 /** Buffers kept for reuse: enough for what may be in flight. */
-const POOL_SIZE = 24;
+const POOL_SIZE = 8;
 
 interface Session {
   inFlight: number;
@@ -178,3 +178,4 @@ export interface HashSession {
   /** Abandons the session. */
   drop(): void;
 }
+
