@@ -11,6 +11,8 @@ import { registerErrorHandler, sendError } from './http/plugins/error-handler.js
 import { RegistryError } from './registry/errors.js';
 import { Upstreams } from './upstream/upstream-pool.js';
 import { registerV2Routes } from './http/routes/v2/index.js';
+import { registerAuthRoutes } from './http/routes/auth.js';
+import { AccessControl } from './auth/access-control.js';
 
 export interface AppDeps {
   metadata?: MetadataStore;
@@ -58,7 +60,12 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
 
   registerErrorHandler(app);
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
-  registerV2Routes(app, registry);
+  const access = config.auth
+    ? await AccessControl.create({ ...config, auth: config.auth }, metadata, (repo) => registry.route(repo).kind === 'local', logger.child({ component: 'auth' }))
+    : undefined;
+  if (access) registerAuthRoutes(app, access, config.publicUrl);
+  else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
+  registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
 
   // close() reaps idle keep-alive connections once; a connection whose response is still finishing
   // becomes idle a moment later and would hold close() until the keep-alive timeout. Reap again

@@ -44,6 +44,85 @@ export const UpstreamSchema = Type.Object(
   { additionalProperties: false },
 );
 
+
+const ActionPattern = Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('delete'), Type.Literal('*')]);
+
+export const PolicyRuleSchema = Type.Object(
+  {
+    repositories: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
+      minItems: 1,
+      description: 'repository globs: `*` matches within one path component, `**` across components; a lone `*` or `**` matches every repository',
+    }),
+    subjects: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+      minItems: 1,
+      description: 'user names, `group:<name>`, `anonymous` (no credentials) or `authenticated` (any signed-in user)',
+    }),
+    actions: Type.Array(ActionPattern, { minItems: 1, description: 'pull, push, delete, or `*` for all three' }),
+  },
+  { additionalProperties: false },
+);
+
+export const AuthUserSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$' }),
+    password: Type.String({ pattern: '^\\$2[aby]\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$', description: 'a bcrypt hash (htpasswd -nbB user pass), never the password itself' }),
+    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }), { default: [] }),
+  },
+  { additionalProperties: false },
+);
+
+export const AuthSchema = Type.Object(
+  {
+    htpasswd: Type.Optional(Type.String({ minLength: 1, description: 'path of an htpasswd file with bcrypt hashes (htpasswd -B); re-read when it changes' })),
+    users: Type.Array(AuthUserSchema, { default: [], description: 'users defined inline, with bcrypt password hashes and groups' }),
+    groups: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }), Type.Array(Type.String({ minLength: 1 })), {
+      default: {},
+      description: 'extra group memberships by group name, for htpasswd users too: {admin: [alice]}',
+    }),
+    adminGroup: Type.String({ default: 'admin', description: 'members of this group may use the management API (/api)' }),
+    defaultPolicies: Type.Boolean({
+      default: true,
+      description:
+        'also apply the built-in rules: anyone may pull upstream-routed names; signed-in users may pull, push and delete local names. false = only auth.policies',
+    }),
+    policies: Type.Array(PolicyRuleSchema, { default: [], description: 'allow rules; a request is allowed when any rule (or built-in rule) grants it' }),
+    token: Type.Object(
+      {
+        issuer: Type.String({ minLength: 1, default: 'wharf', description: 'iss claim of the tokens Wharf issues, and required of tokens it accepts' }),
+        service: Type.String({ minLength: 1, default: 'wharf', description: 'the service name in the challenge; aud claim of issued tokens' }),
+        algorithm: Type.Union([Type.Literal('ES256'), Type.Literal('RS256')], { default: 'ES256', description: 'signature algorithm of issued tokens' }),
+        key: Type.Optional(
+          Type.String({ minLength: 1, description: 'PEM private key file (PKCS#8); default <storage.path>/auth/token-key.pem, generated on first start' }),
+        ),
+        lifetime: Duration('5m', 'how long an issued access token is valid'),
+        refreshLifetime: Duration('30d', 'how long a refresh token (offline_token=true) is valid'),
+        trust: Type.Optional(
+          Type.Object(
+            {
+              issuer: Type.String({ minLength: 1, description: 'iss claim of the external issuer' }),
+              keys: Type.String({ minLength: 1, description: 'file with its public key (PEM) or a JWKS document (JSON)' }),
+            },
+            { additionalProperties: false, description: 'also accept tokens from an external issuer, for the same service' },
+          ),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    failedLogins: Type.Object(
+      {
+        perUser: Type.Integer({ minimum: 1, default: 10, description: 'failed logins allowed per user name within the window' }),
+        perAddress: Type.Integer({ minimum: 1, default: 30, description: 'failed logins allowed per client address within the window' }),
+        window: Duration('5m', 'the window; further attempts get 429 with Retry-After until it passes'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'access control; with no auth key at all Wharf is OPEN: anyone who can reach it may pull, push and delete',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -90,6 +169,13 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    publicUrl: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$',
+        description: 'the URL clients reach Wharf at (behind a proxy or TLS terminator); the token realm is <publicUrl>/auth/token. Default: from the request Host header',
+      }),
+    ),
+    auth: Type.Optional(AuthSchema),
     shutdownTimeoutMs: Type.Integer({
       minimum: 0,
       default: 30000,
@@ -101,3 +187,6 @@ export const ConfigSchema = Type.Object(
 
 export type WharfConfig = Static<typeof ConfigSchema>;
 export type UpstreamConfig = Static<typeof UpstreamSchema>;
+export type AuthConfig = Static<typeof AuthSchema>;
+export type PolicyRule = Static<typeof PolicyRuleSchema>;
+export type AuthUser = Static<typeof AuthUserSchema>;

@@ -1,6 +1,7 @@
 // The MetadataStore interface: everything about the registry that is not blob bytes.
 // One logical schema, several drivers (SQLite embedded now, PostgreSQL next); every driver passes
 // test/contract/metadata-store.contract.ts. Methods are async so a networked driver fits unchanged.
+import type { TokenScope } from '../auth/types.js';
 
 export interface Page {
   /** Exclusive lower bound, lexical order (the `last` query parameter). */
@@ -62,6 +63,25 @@ export interface UploadRecord {
   updatedAt: number;
 }
 
+/**
+ * A service token for automation. The secret itself is never stored: only its hash (the token
+ * string is shown once, at creation; see src/auth/service-tokens.ts).
+ */
+export interface ServiceTokenRecord {
+  /** Short random id, [a-z0-9]{12}; part of the token string, so a token is looked up without scanning. */
+  id: string;
+  /** The Basic-auth user name to use with the token; unique among tokens that are not revoked. */
+  name: string;
+  /** Hex SHA-256 of the secret part of the token. */
+  secretHash: string;
+  scopes: TokenScope[];
+  /** Milliseconds since the epoch; null = never. */
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
 export interface MetadataStore {
   // Repositories (a repository exists once it holds a blob link or a manifest).
   listRepositories(page?: Page): Promise<string[]>;
@@ -96,6 +116,17 @@ export interface MetadataStore {
   /** Sets the offset only if it still equals `expectedOffset`; false otherwise (a concurrent writer won). */
   advanceUpload(id: string, expectedOffset: number, newOffset: number): Promise<boolean>;
   deleteUpload(id: string): Promise<boolean>;
+
+  // Service tokens.
+  /** Rejects with an Error saying the name is taken when a token that is not revoked has the same name. */
+  createServiceToken(rec: ServiceTokenRecord): Promise<void>;
+  getServiceToken(id: string): Promise<ServiceTokenRecord | undefined>;
+  /** Every token, revoked and expired ones included, ordered by createdAt then id. */
+  listServiceTokens(): Promise<ServiceTokenRecord[]>;
+  /** Sets revokedAt; false when the token is absent or already revoked (the first revocation time is kept). */
+  revokeServiceToken(id: string, at: number): Promise<boolean>;
+  /** Sets lastUsedAt, never backwards (processes sharing the store may touch out of order); no-op when absent. */
+  touchServiceToken(id: string, at: number): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 // The embedded MetadataStore: one SQLite file (better-sqlite3, synchronous calls behind async methods).
 // WAL lets readers run while one writer commits; busy_timeout makes a second process (`wharf gc`)
 // wait for the write lock instead of failing with SQLITE_BUSY.
+import type { TokenScope } from '../auth/types.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -12,6 +13,7 @@ import type {
   MetadataStore,
   Page,
   PutManifestInput,
+  ServiceTokenRecord,
   UploadRecord,
 } from './metadata-store.js';
 
@@ -43,6 +45,17 @@ interface UploadRow {
   offset: number;
   started_at: number;
   updated_at: number;
+}
+
+interface ServiceTokenRow {
+  id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
 }
 
 /** Applies the migrations not yet recorded in PRAGMA user_version, all in one write transaction. */
@@ -106,12 +119,26 @@ function toUpload(row: UploadRow): UploadRecord {
   };
 }
 
+function toServiceToken(row: ServiceTokenRow): ServiceTokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    secretHash: row.secret_hash,
+    scopes: JSON.parse(row.scopes) as TokenScope[],
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Database.Database;
   readonly #s;
   readonly #linkBlobTx: (repo: string, digest: string, now: number) => void;
   readonly #putManifestTx: (input: PutManifestInput, now: number) => void;
   readonly #deleteManifestTx: (repo: string, digest: string) => boolean;
+  readonly #createServiceTokenTx: Database.Transaction<(rec: ServiceTokenRecord) => void>;
 
   /** Opens (creating if needed) the database at `file`, or ':memory:', and brings its schema up to date. */
   static open(file: string): SqliteMetadataStore {
@@ -207,6 +234,23 @@ export class SqliteMetadataStore implements MetadataStore {
         'UPDATE uploads SET "offset" = ?, updated_at = ? WHERE id = ? AND "offset" = ?',
       ),
       deleteUpload: db.prepare<[string]>('DELETE FROM uploads WHERE id = ?'),
+
+      createToken: db.prepare<[string, string, string, string, number, number | null, number | null, number | null]>(
+        `INSERT INTO service_tokens
+           (id, name, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      activeTokenNamed: db.prepare<[string], { id: string }>(
+        'SELECT id FROM service_tokens WHERE name = ? AND revoked_at IS NULL',
+      ),
+      getToken: db.prepare<[string], ServiceTokenRow>('SELECT * FROM service_tokens WHERE id = ?'),
+      listTokens: db.prepare<[], ServiceTokenRow>('SELECT * FROM service_tokens ORDER BY created_at, id'),
+      revokeToken: db.prepare<[number, string]>(
+        'UPDATE service_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+      ),
+      touchToken: db.prepare<[number, string]>(
+        'UPDATE service_tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?',
+      ),
     };
 
     const s = this.#s;
@@ -237,6 +281,23 @@ export class SqliteMetadataStore implements MetadataStore {
       s.deleteTagsOf.run(repo, digest);
       s.deleteRefs.run(repo, digest);
       return s.deleteManifest.run(repo, digest).changes > 0;
+    });
+    // The name check and the insert share one write transaction, so two processes (server and CLI)
+    // cannot both take a name; the partial unique index is the backstop.
+    this.#createServiceTokenTx = db.transaction((rec: ServiceTokenRecord) => {
+      if (rec.revokedAt === null && s.activeTokenNamed.get(rec.name) !== undefined) {
+        throw new Error(`service token name "${rec.name}" is already taken by an active token`);
+      }
+      s.createToken.run(
+        rec.id,
+        rec.name,
+        rec.secretHash,
+        JSON.stringify(rec.scopes),
+        rec.createdAt,
+        rec.expiresAt,
+        rec.revokedAt,
+        rec.lastUsedAt,
+      );
     });
   }
 
@@ -322,6 +383,27 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteUpload(id: string): Promise<boolean> {
     return this.#s.deleteUpload.run(id).changes > 0;
+  }
+
+  async createServiceToken(rec: ServiceTokenRecord): Promise<void> {
+    this.#createServiceTokenTx.immediate(rec);
+  }
+
+  async getServiceToken(id: string): Promise<ServiceTokenRecord | undefined> {
+    const row = this.#s.getToken.get(id);
+    return row === undefined ? undefined : toServiceToken(row);
+  }
+
+  async listServiceTokens(): Promise<ServiceTokenRecord[]> {
+    return this.#s.listTokens.all().map(toServiceToken);
+  }
+
+  async revokeServiceToken(id: string, at: number): Promise<boolean> {
+    return this.#s.revokeToken.run(at, id).changes > 0;
+  }
+
+  async touchServiceToken(id: string, at: number): Promise<void> {
+    this.#s.touchToken.run(at, id);
   }
 
   async close(): Promise<void> {

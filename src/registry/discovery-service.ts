@@ -26,8 +26,10 @@ export class DiscoveryService {
     return paginateStore(page, (p) => this.metadata.listTags(repo, p));
   }
 
-  async catalog(page: Page): Promise<Listing> {
-    return paginateStore(page, (p) => this.metadata.listRepositories(p));
+  /** Repository names, only those `visible` accepts when given (what the caller may pull). */
+  async catalog(page: Page, visible?: (repo: string) => boolean): Promise<Listing> {
+    if (!visible) return paginateStore(page, (p) => this.metadata.listRepositories(p));
+    return paginateStore(page, (p) => filteredList(p, visible, (q) => this.metadata.listRepositories(q)));
   }
 
   async referrers(repo: string, subject: string, artifactType?: string): Promise<ReferrersIndex> {
@@ -68,4 +70,21 @@ async function paginateStore(page: Page, list: (p: Page) => Promise<string[]>): 
   if (items.length <= page.n) return { items };
   const shown = items.slice(0, page.n);
   return { items: shown, next: shown[shown.length - 1] };
+}
+
+/** Store pages read in batches until `p.n` names pass the filter (or the store runs out). */
+async function filteredList(p: Page, keep: (name: string) => boolean, list: (p: Page) => Promise<string[]>): Promise<string[]> {
+  const BATCH = 500;
+  const out: string[] = [];
+  let last = p.last;
+  for (;;) {
+    const batch = await list({ last, n: BATCH });
+    for (const name of batch) {
+      if (!keep(name)) continue;
+      out.push(name);
+      if (p.n !== undefined && out.length >= p.n) return out;
+    }
+    if (batch.length < BATCH) return out;
+    last = batch[batch.length - 1];
+  }
 }

@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED: { status: 405, description: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, description: 'too many requests' },
   // Not in the spec's table, but spoken in the same body format.
+  INVALID_REQUEST: { status: 400, description: 'malformed request (token endpoint, management API)' },
   PAGINATION_NUMBER_INVALID: { status: 400, description: 'invalid number of results requested' },
   RANGE_INVALID: { status: 416, description: 'requested range not satisfiable' },
   NOT_FOUND: { status: 404, description: 'no such endpoint' },

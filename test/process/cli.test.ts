@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { ensureBuilt } from '../helpers/build.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const TSX_MAIN = ['--import', 'tsx', 'src/main.ts'];
@@ -236,16 +237,7 @@ t.test('serve: a request still in flight after shutdownTimeoutMs does not keep t
 
 t.test('bin/wharf.js runs the compiled CLI', async (t) => {
   const distMain = join(root, 'dist', 'main.js');
-  t.before(() => {
-    // Build when dist/ is missing or older than the sources, so this always checks the current code.
-    const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
-    const newest = Math.max(...sources.map((f) => statSync(join(root, 'src', f)).mtimeMs));
-    if (existsSync(distMain) && statSync(distMain).mtimeMs >= newest) return;
-    const build = spawnSync('npm', ['run', 'build'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-    // Type errors elsewhere still emit JavaScript; they are the type-check's to report, not this test's.
-    if (build.status !== 0) t.comment(`npm run build exited ${build.status}:\n${build.stdout}${build.stderr}`);
-    if (!existsSync(distMain)) throw new Error(`npm run build did not produce dist/main.js:\n${build.stdout}${build.stderr}`);
-  });
+  t.before(() => ensureBuilt((m) => t.comment(m)));
 
   t.test('print-schema', async (t) => {
     const r = await run(t, ['print-schema'], {}, ['bin/wharf.js']);

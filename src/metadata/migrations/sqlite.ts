@@ -74,4 +74,22 @@ export const sqliteMigrations: readonly string[] = [
     updated_at  INTEGER NOT NULL
   );
   `,
+
+  // 2: service tokens
+  `
+  CREATE TABLE service_tokens (
+    id            TEXT    PRIMARY KEY,
+    name          TEXT    NOT NULL,
+    secret_hash   TEXT    NOT NULL,   -- hex SHA-256 of the secret; the secret itself is never stored
+    scopes        TEXT    NOT NULL,   -- JSON array of {repositories, actions}
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER,
+    revoked_at    INTEGER,
+    last_used_at  INTEGER
+  );
+  -- A name is the Basic-auth user name of its token: unique among the tokens not revoked, so a name
+  -- is free again once its token is revoked (revoked rows stay for the audit trail).
+  CREATE UNIQUE INDEX service_tokens_active_name ON service_tokens (name) WHERE revoked_at IS NULL;
+  CREATE INDEX service_tokens_created ON service_tokens (created_at, id);
+  `,
 ];

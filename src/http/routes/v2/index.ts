@@ -5,19 +5,21 @@ import { RegistryError } from '../../../registry/errors.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { API_VERSION, API_VERSION_HEADER } from '../../oci-headers.js';
 import { parseV2Path, type V2Route } from '../../v2-path.js';
+import type { AccessControl } from '../../../auth/access-control.js';
+import { guardV2, type V2Access } from '../auth.js';
 import { deleteBlob, getBlob } from './blobs.js';
 import { listCatalog, listReferrers, listTags } from './listings.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
 
-type Handler = (request: FastifyRequest, reply: FastifyReply, registry: RegistryService, route: V2Route) => Promise<unknown>;
+type Handler = (request: FastifyRequest, reply: FastifyReply, registry: RegistryService, route: V2Route, access: V2Access) => Promise<unknown>;
 
 const base: Handler = async (_req, reply) => reply.code(200).type('application/json').send({});
 
 /** Endpoint kind → method → handler. HEAD is listed explicitly where the spec has it. */
 const HANDLERS: Record<V2Route['kind'], Partial<Record<string, Handler>>> = {
   base: { GET: base, HEAD: base },
-  catalog: { GET: (q, r, s) => listCatalog(q, r, s) },
+  catalog: { GET: (q, r, s, _p, a) => listCatalog(q, r, s, a.visible) },
   tags: { GET: (q, r, s, p) => listTags(q, r, s, (p as { name: string }).name) },
   manifest: {
     GET: (q, r, s, p) => getManifest(q, r, s, ...nameRef(p)),
@@ -53,7 +55,13 @@ function nameId(p: V2Route): [string, string] {
   return [name, id];
 }
 
-export function registerV2Routes(app: FastifyInstance, registry: RegistryService): void {
+export interface V2Options {
+  /** Access control; undefined = open (no auth key in the config). */
+  access?: AccessControl;
+  publicUrl?: string;
+}
+
+export function registerV2Routes(app: FastifyInstance, registry: RegistryService, opts: V2Options = {}): void {
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(API_VERSION_HEADER, API_VERSION);
     const path = (request.url.split('?')[0] ?? '').replace(/^\/v2\/?/, '');
@@ -69,7 +77,8 @@ export function registerV2Routes(app: FastifyInstance, registry: RegistryService
         headers: { allow: allowed },
       });
     }
-    return handler(request, reply, registry, route);
+    const access = opts.access ? await guardV2(opts.access, registry, request, route, opts.publicUrl) : {};
+    return handler(request, reply, registry, route, access);
   };
   // OPTIONS is routed too, so it gets 405 with Allow rather than a 404.
   const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'] as const;

@@ -1,0 +1,344 @@
+// Who is asking and what they may do: the one place that turns an Authorization header into an
+// Identity, an Identity into granted actions, and a refusal into the right answer (401 with the
+// Docker token challenge, 403 DENIED, 429 after repeated failed logins).
+//
+//   Authorization: Basic   a user (auth.users / htpasswd) or a service token as the password
+//   Authorization: Bearer  a JWT from /auth/token (or a trusted external issuer): its `access` claim
+//                          is what it may do, checked for the exact repository and action
+//   none                   anonymous, under the same policies
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import type { AuthConfig, WharfConfig } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
+import { RegistryError } from '../registry/errors.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import { loadOrCreateSigningKey, loadVerificationKeys, signJwt, verificationKeyOf, verifyJwt, JwtError, type JwtClaims, type SigningKey, type VerificationKey } from './jwt.js';
+import { LoginLimiter } from './login-limiter.js';
+import { Policy } from './policy.js';
+import { ServiceTokens, looksLikeServiceToken } from './service-tokens.js';
+import { ANONYMOUS, expandActions, subjectOf, type Action, type Identity } from './types.js';
+import { UserDirectory } from './users.js';
+
+/** Longest Authorization header looked at; longer ones are refused unread. */
+const MAX_AUTHORIZATION = 8192;
+
+/** One entry of a token's `access` claim (Docker token spec). */
+export interface AccessEntry {
+  type: string;
+  name: string;
+  actions: string[];
+}
+
+/** A caller as established from the request's credentials. */
+export interface Caller {
+  identity: Identity;
+  /** Present for Bearer tokens: what the token grants, and nothing else. */
+  access?: AccessEntry[];
+  /** Whether credentials were presented at all (anonymous callers get the challenge). */
+  presented: boolean;
+}
+
+export interface RequestInfo {
+  authorization: string | undefined;
+  address: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  access_token: string;
+  expires_in: number;
+  issued_at: string;
+  refresh_token?: string;
+}
+
+/** A requested scope, `repository:<name>:<actions>` (the name may itself contain a colon: host:port). */
+export interface RequestedScope {
+  type: string;
+  name: string;
+  actions: string[];
+}
+
+export function parseScope(scope: string): RequestedScope | undefined {
+  const first = scope.indexOf(':');
+  const last = scope.lastIndexOf(':');
+  if (first <= 0 || last <= first) return undefined;
+  const type = scope.slice(0, first);
+  const name = scope.slice(first + 1, last);
+  const actions = scope.slice(last + 1).split(',').filter(Boolean);
+  if (name === '' || name.length > 512) return undefined;
+  return { type, name, actions };
+}
+
+const challengeValue = (s: string) => s.replace(/["\\]/g, '');
+
+export class AccessControl {
+  private constructor(
+    private readonly auth: AuthConfig,
+    private readonly users: UserDirectory,
+    readonly tokens: ServiceTokens,
+    readonly policy: Policy,
+    private readonly limiter: LoginLimiter,
+    private readonly signingKey: SigningKey,
+    private readonly keys: VerificationKey[],
+    private readonly issuers: string[],
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number,
+  ) {}
+
+  static async create(
+    config: WharfConfig & { auth: AuthConfig },
+    metadata: MetadataStore,
+    isLocal: (repo: string) => boolean,
+    log: FastifyBaseLogger,
+    now: () => number = Date.now,
+  ): Promise<AccessControl> {
+    const auth = config.auth;
+    const users = await UserDirectory.open({
+      htpasswd: auth.htpasswd,
+      users: auth.users,
+      groups: auth.groups,
+      onReloadError: (err) => log.error({ err: { message: err.message } }, 'htpasswd reload failed; the last good version stays in force'),
+    });
+    const policy = new Policy(auth.policies, { defaults: auth.defaultPolicies, isLocal, adminGroup: auth.adminGroup });
+    const limiter = new LoginLimiter({
+      perUser: auth.failedLogins.perUser,
+      perAddress: auth.failedLogins.perAddress,
+      windowMs: parseDuration(auth.failedLogins.window),
+      now,
+    });
+    const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
+    const signingKey = await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
+    const keys = [verificationKeyOf(signingKey)];
+    const issuers = [auth.token.issuer];
+    if (auth.token.trust) {
+      keys.push(...loadVerificationKeys(auth.token.trust.keys));
+      issuers.push(auth.token.trust.issuer);
+    }
+    return new AccessControl(auth, users, new ServiceTokens(metadata, now), policy, limiter, signingKey, keys, issuers, log, now);
+  }
+
+  get service(): string {
+    return this.auth.token.service;
+  }
+
+  /** The `WWW-Authenticate` value for a 401: the token realm, the service, and the scope when there is one. */
+  challenge(realm: string, scope?: string, error?: string): string {
+    let value = `Bearer realm="${challengeValue(realm)}",service="${challengeValue(this.service)}"`;
+    if (scope) value += `,scope="${challengeValue(scope)}"`;
+    if (error) value += `,error="${error}"`;
+    return value;
+  }
+
+  /**
+   * The caller behind a request's credentials. Bad credentials are a 401 (with the challenge from
+   * `realm`), too many failed logins a 429 with Retry-After.
+   */
+  async identify(req: RequestInfo, realm: string): Promise<Caller> {
+    const header = req.authorization;
+    if (header === undefined || header === '') return { identity: ANONYMOUS, presented: false };
+    if (header.length > MAX_AUTHORIZATION) throw this.unauthorized(realm, 'the Authorization header is too long');
+    const space = header.indexOf(' ');
+    const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
+    const value = space < 0 ? '' : header.slice(space + 1).trim();
+    if (scheme === 'basic') {
+      const creds = decodeBasic(value);
+      if (!creds) throw this.unauthorized(realm, 'malformed Basic credentials');
+      return { identity: await this.login(creds.user, creds.password, req.address, realm), presented: true };
+    }
+    if (scheme === 'bearer') {
+      if (value === '') throw this.unauthorized(realm, 'empty Bearer token');
+      const claims = await this.verifyAccessToken(value, realm);
+      return { identity: this.identityOf(claims), access: accessOf(claims), presented: true };
+    }
+    throw this.unauthorized(realm, `unsupported authorization scheme; use Basic or Bearer`);
+  }
+
+  /** Checks a user name and password (or service token), counting failures against the limits. */
+  async login(user: string, password: string, address: string, realm: string): Promise<Identity> {
+    const blocked = this.limiter.blocked(user, address);
+    if (blocked) {
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins; try again in ${blocked.retryAfterSeconds} s`, {
+        headers: { 'retry-after': String(blocked.retryAfterSeconds) },
+      });
+    }
+    let identity: Identity | undefined;
+    if (looksLikeServiceToken(password)) {
+      const token = await this.tokens.verify(user, password);
+      if (token) identity = { kind: 'token', name: token.name, tokenId: token.id, scopes: token.scopes };
+    } else {
+      identity = await this.users.verify(user, password);
+    }
+    if (!identity) {
+      this.limiter.failed(user, address);
+      this.log.warn({ user: user.slice(0, 128), address }, 'failed login');
+      throw this.unauthorized(realm, 'invalid username or password');
+    }
+    this.limiter.succeeded(user, address);
+    return identity;
+  }
+
+  /** What `caller` may do to `repo`. */
+  async allowed(caller: Caller, repo: string): Promise<Action[]> {
+    if (caller.access) {
+      const granted = new Set<string>();
+      for (const entry of caller.access) {
+        if (entry.type === 'repository' && entry.name === repo) for (const a of entry.actions) granted.add(a);
+      }
+      return expandActions([...granted]);
+    }
+    return this.policy.allowed(caller.identity, repo);
+  }
+
+  /**
+   * Throws unless `caller` may do `action` to `repo`: anonymous callers and Bearer tokens that lack
+   * the scope (but whose holder could get it) get 401 with a challenge for it; others 403 DENIED.
+   */
+  async require(caller: Caller, repo: string, action: Action, realm: string, scopeActions: Action[] = [action]): Promise<void> {
+    if ((await this.allowed(caller, repo)).includes(action)) return;
+    const scope = `repository:${repo}:${scopeActions.join(',')}`;
+    const who = caller.identity;
+    if (who.kind === 'anonymous') {
+      throw this.unauthorized(realm, `authentication required to ${action} ${repo}`, scope);
+    }
+    if (caller.access && this.policy.permits(who, repo, action)) {
+      throw this.unauthorized(realm, `the token does not grant ${action} on ${repo}; request a token with that scope`, scope, 'insufficient_scope');
+    }
+    throw new RegistryError('DENIED', `${describe(who)} may not ${action} repository ${repo}`, { detail: { name: repo, action } });
+  }
+
+  isAdmin(identity: Identity): boolean {
+    return this.policy.isAdmin(identity);
+  }
+
+  /**
+   * Issues an access token for the requested scopes: each one narrowed to what the policy grants
+   * (an ungranted scope is left out, not an error). `offline` adds a refresh token for signed-in callers.
+   */
+  async issue(identity: Identity, scopes: string[], offline: boolean): Promise<IssuedToken> {
+    const access: AccessEntry[] = [];
+    for (const raw of scopes) {
+      const scope = parseScope(raw);
+      if (!scope) continue;
+      if (scope.type === 'repository' || scope.type.startsWith('repository(')) {
+        const allowed = this.policy.allowed(identity, scope.name);
+        const granted = expandActions(scope.actions).filter((a) => allowed.includes(a));
+        if (granted.length > 0) access.push({ type: 'repository', name: scope.name, actions: granted });
+      } else if (scope.type === 'registry' && scope.name === 'catalog' && identity.kind !== 'anonymous') {
+        access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+      }
+    }
+    const nowS = Math.floor(this.now() / 1000);
+    const lifetime = Math.max(1, Math.floor(parseDuration(this.auth.token.lifetime) / 1000));
+    const base = this.baseClaims(identity, nowS);
+    const token = signJwt(this.signingKey, { ...base, exp: nowS + lifetime, access });
+    const issued: IssuedToken = { token, access_token: token, expires_in: lifetime, issued_at: new Date(nowS * 1000).toISOString() };
+    if (offline && identity.kind !== 'anonymous') {
+      const refreshLifetime = Math.floor(parseDuration(this.auth.token.refreshLifetime) / 1000);
+      issued.refresh_token = signJwt(this.signingKey, { ...base, exp: nowS + refreshLifetime, use: 'refresh' });
+    }
+    return issued;
+  }
+
+  /** The identity a refresh token was issued to, if it is still valid and its holder still exists. */
+  async refresh(refreshToken: string, realm: string): Promise<Identity> {
+    const claims = this.verify(refreshToken, realm, [this.auth.token.issuer]);
+    if (claims['use'] !== 'refresh') throw this.unauthorized(realm, 'not a refresh token');
+    const identity = await this.liveIdentity(claims);
+    if (!identity) throw this.unauthorized(realm, 'the refresh token no longer names a valid user or service token');
+    return identity;
+  }
+
+  private baseClaims(identity: Identity, nowS: number): Record<string, unknown> {
+    const claims: Record<string, unknown> = {
+      iss: this.auth.token.issuer,
+      sub: subjectOf(identity),
+      aud: this.service,
+      iat: nowS,
+      nbf: nowS,
+      jti: randomId(),
+      kind: identity.kind,
+    };
+    if (identity.kind === 'token') claims['tid'] = identity.tokenId;
+    return claims;
+  }
+
+  private async verifyAccessToken(token: string, realm: string): Promise<JwtClaims> {
+    const claims = this.verify(token, realm, this.issuers);
+    if (claims['use'] !== undefined) throw this.unauthorized(realm, 'a refresh token is not an access token', undefined, 'invalid_token');
+    // A token issued for a service token stops working as soon as that token is revoked.
+    if (claims['kind'] === 'token' && claims.iss === this.auth.token.issuer) {
+      const tid = claims['tid'];
+      if (typeof tid !== 'string' || !(await this.tokens.isActive(tid))) {
+        throw this.unauthorized(realm, 'the service token behind this token was revoked or has expired', undefined, 'invalid_token');
+      }
+    }
+    return claims;
+  }
+
+  private verify(token: string, realm: string, issuers: string[]): JwtClaims {
+    try {
+      return verifyJwt(token, { keys: this.keys, issuer: issuers, audience: this.service, nowSeconds: Math.floor(this.now() / 1000) });
+    } catch (err) {
+      if (err instanceof JwtError) throw this.unauthorized(realm, `invalid token: ${err.message}`, undefined, 'invalid_token');
+      throw err;
+    }
+  }
+
+  /** The identity named by a token's claims, for policy checks (groups looked up now). */
+  private identityOf(claims: JwtClaims): Identity {
+    const sub = typeof claims.sub === 'string' ? claims.sub : '';
+    if (claims['kind'] === 'anonymous' || sub === '') return ANONYMOUS;
+    if (claims['kind'] === 'token' && typeof claims['tid'] === 'string') {
+      return { kind: 'token', name: sub, tokenId: claims['tid'], scopes: [] };
+    }
+    return { kind: 'user', name: sub, groups: this.users.has(sub) ? this.users.groupsOf(sub) : [] };
+  }
+
+  private async liveIdentity(claims: JwtClaims): Promise<Identity | undefined> {
+    const sub = typeof claims.sub === 'string' ? claims.sub : '';
+    if (claims['kind'] === 'token') {
+      const tid = claims['tid'];
+      if (typeof tid !== 'string') return undefined;
+      const record = await this.tokens.get(tid);
+      if (!record || !(await this.tokens.isActive(tid))) return undefined;
+      return { kind: 'token', name: record.name, tokenId: record.id, scopes: record.scopes };
+    }
+    if (claims['kind'] === 'user' && this.users.has(sub)) return { kind: 'user', name: sub, groups: this.users.groupsOf(sub) };
+    return undefined;
+  }
+
+  unauthorized(realm: string, message: string, scope?: string, error?: string): RegistryError {
+    return new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': this.challenge(realm, scope, error) } });
+  }
+}
+
+function describe(identity: Identity): string {
+  if (identity.kind === 'user') return `user ${identity.name}`;
+  if (identity.kind === 'token') return `service token ${identity.name}`;
+  return 'an anonymous caller';
+}
+
+function decodeBasic(value: string): { user: string; password: string } | undefined {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return undefined;
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function accessOf(claims: JwtClaims): AccessEntry[] {
+  const raw = claims['access'];
+  if (!Array.isArray(raw)) return [];
+  const out: AccessEntry[] = [];
+  for (const e of raw as unknown[]) {
+    if (typeof e !== 'object' || e === null) continue;
+    const { type, name, actions } = e as Record<string, unknown>;
+    if (typeof type !== 'string' || typeof name !== 'string' || !Array.isArray(actions)) continue;
+    out.push({ type, name, actions: actions.filter((a): a is string => typeof a === 'string') });
+  }
+  return out;
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}
