@@ -1,7 +1,7 @@
 // `wharf token create|list|revoke` as operators run them: the compiled bin, real exit codes, the
 // metadata database of a data directory, and a `wharf serve` process holding the same directory.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
