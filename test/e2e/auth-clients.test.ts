@@ -8,7 +8,8 @@
 // that the auth path was really taken: a token fetched, a 401 or 403 answered.
 //
 // Needs (Debian): apt-get install -y --no-install-recommends skopeo podman docker-registry
-// A missing client FAILS its test with the package to install (never a skip).
+// A missing client FAILS its test with the package to install (never a skip). The podman test alone
+// is skipped when not running as root: its isolated store is rootful (see podmanSkip).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -1,7 +1,7 @@
 // Access control over HTTP: the 401 challenge, Basic on /v2, the Docker token flow (GET and POST
 // /auth/token), policies, the catalogue filter, cross-repository mounts, service tokens through
 // the management API, hostile tokens and headers, and the failed-login limit.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import bcrypt from 'bcryptjs';
@@ -16,8 +16,9 @@ const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`
 const bearer = (token: string) => `Bearer ${token}`;
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
 
-function authConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+function authConfig(t: { teardown(fn: () => unknown): void }, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const dir = tempDir('wharf-auth-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const htpasswd = join(dir, 'htpasswd');
   writeFileSync(htpasswd, `carol:${hash('carol-pw')}\n`);
   return {
@@ -80,7 +81,7 @@ function challengeOf(res: Res): Record<string, string> {
 }
 
 t.test('with auth on, anonymous requests get the token challenge', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const ping = await raw(s.url, 'GET', '/v2/');
   assertError(t, ping, 401, 'UNAUTHORIZED');
   const c = challengeOf(ping);
@@ -100,12 +101,12 @@ t.test('with auth on, anonymous requests get the token challenge', async (t) => 
   t.equal(challengeOf(cat)['scope'], 'registry:catalog:*');
 
   // publicUrl replaces the Host-derived realm.
-  const p = await startWharf(t, { ...authConfig(), publicUrl: 'https://registry.example.com/' });
+  const p = await startWharf(t, { ...authConfig(t), publicUrl: 'https://registry.example.com/' });
   t.equal(challengeOf(await raw(p.url, 'GET', '/v2/'))['realm'], 'https://registry.example.com/auth/token');
 });
 
 t.test('Basic credentials on /v2 under the policies: allowed, 401 for bad ones, 403 when not granted', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const bob = basic('bob', 'bob-pw');
   t.equal((await inject(s.app, 'GET', '/v2/', { headers: { authorization: bob } })).status, 200, 'a signed-in ping is 200');
   const img = await pushImage(s.app, 'team/app', bob);
@@ -135,7 +136,7 @@ t.test('Basic credentials on /v2 under the policies: allowed, 401 for bad ones, 
 });
 
 t.test('token flow: GET /auth/token grants requested ∩ allowed; the token works for exactly that', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const bob = basic('bob', 'bob-pw');
   const res = await token(s.app, 'service=wharf&scope=repository:team/app:pull,push&scope=repository:local/x:pull repository:team/b:delete', bob);
   t.equal(res.status, 200, res.text);
@@ -187,7 +188,7 @@ t.test('token flow: GET /auth/token grants requested ∩ allowed; the token work
 });
 
 t.test('offline tokens and the OAuth2 POST form (grant_type=password and refresh_token)', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const bob = basic('bob', 'bob-pw');
   const first = (await token(s.app, 'service=wharf&offline_token=true&client_id=docker&scope=repository:team/app:pull', bob)).json() as Record<string, string>;
   t.type(first['refresh_token'], 'string', 'offline_token=true returns a refresh token');
@@ -222,7 +223,7 @@ t.test('offline tokens and the OAuth2 POST form (grant_type=password and refresh
 });
 
 t.test('hostile tokens are refused with invalid_token, never a 5xx', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const bob = basic('bob', 'bob-pw');
   await pushImage(s.app, 'team/app', bob);
   const good = ((await token(s.app, 'service=wharf&scope=repository:team/app:pull', bob)).json() as { token: string }).token;
@@ -273,7 +274,7 @@ t.test('hostile tokens are refused with invalid_token, never a 5xx', async (t) =
 });
 
 t.test('the catalogue lists only what the caller may pull', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const alice = basic('alice', 'alice-pw');
   for (const repo of ['team/app', 'team/web', 'local/secret', 'other/public', 'other/x']) await pushImage(s.app, repo, alice);
   const list = async (auth: string, q = '') => (await inject(s.app, 'GET', `/v2/_catalog${q}`, { headers: { authorization: auth } })).json() as { repositories: string[] };
@@ -290,7 +291,7 @@ t.test('the catalogue lists only what the caller may pull', async (t) => {
 });
 
 t.test('a cross-repository mount needs pull on the source', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const img = await pushImage(s.app, 'local/secret', basic('alice', 'alice-pw'));
   const bob = basic('bob', 'bob-pw');
   const res = await inject(s.app, 'POST', `/v2/team/app/blobs/uploads/?mount=${img.layer}&from=local/secret`, { headers: { authorization: bob } });
@@ -301,7 +302,7 @@ t.test('a cross-repository mount needs pull on the source', async (t) => {
 });
 
 t.test('service tokens: created by an admin, scoped, usable as the Basic password, revoked at once', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   const alice = basic('alice', 'alice-pw');
   const json = (body: unknown) => ({ headers: { 'content-type': 'application/json', authorization: alice }, body: JSON.stringify(body) });
   assertError(t, await raw(s.url, 'GET', '/api/tokens'), 401, 'UNAUTHORIZED', 'anonymous');
@@ -334,7 +335,7 @@ t.test('service tokens: created by an admin, scoped, usable as the Basic passwor
 });
 
 t.test('repeated failed logins are limited per user (429 + Retry-After) without locking out others', async (t) => {
-  const s = await startWharf(t, authConfig());
+  const s = await startWharf(t, authConfig(t));
   for (let i = 0; i < 3; i++) {
     assertError(t, await inject(s.app, 'GET', '/v2/team/app/tags/list', { headers: { authorization: basic('bob', `guess-${i}`) } }), 401, 'UNAUTHORIZED');
   }
@@ -349,12 +350,12 @@ t.test('repeated failed logins are limited per user (429 + Retry-After) without 
 });
 
 t.test('default policies: anonymous pull of upstream names, signed-in push to local names; off = nothing', async (t) => {
-  const base = authConfig({ defaultPolicies: true, policies: [] });
+  const base = authConfig(t, { defaultPolicies: true, policies: [] });
   const s = await startWharf(t, base);
   const bob = basic('bob', 'bob-pw');
   await pushImage(s.app, 'local/app', bob);
   assertError(t, await raw(s.url, 'GET', '/v2/local/app/manifests/v1'), 401, 'UNAUTHORIZED', 'anonymous pull of a local name');
   t.equal((await inject(s.app, 'GET', '/v2/local/app/manifests/v1', { headers: { authorization: basic('carol', 'carol-pw') } })).status, 200, 'any signed-in user pulls local');
-  const none = await startWharf(t, authConfig({ defaultPolicies: false, policies: [] }));
+  const none = await startWharf(t, authConfig(t, { defaultPolicies: false, policies: [] }));
   assertError(t, await inject(none.app, 'POST', '/v2/local/app/blobs/uploads/', { headers: { authorization: bob } }), 403, 'DENIED', 'no rules: nothing');
 });
