@@ -153,6 +153,7 @@ export const ConfigSchema = Type.Object(
           default: 0,
           description: 'OCI-Chunk-Min-Length announced to clients for chunked uploads (0 = no minimum)',
         }),
+        maxAge: Duration('24h', 'upload sessions not updated for longer are removed with their bytes by the collector'),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -165,6 +166,28 @@ export const ConfigSchema = Type.Object(
         namespaces: Type.Array(Type.String({ pattern: '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$' }), {
           default: [],
           description: 'first path components that are local (pushes allowed), e.g. [local, team]',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    gc: Type.Object(
+      {
+        interval: Duration('1h', 'how often the collector runs while serving; 0s = never on a schedule (wharf gc and POST /api/gc still work)'),
+        grace: Duration('1h', 'anything created or touched within this long is kept, whatever else holds it'),
+        deleteUntagged: Type.Boolean({ default: false, description: 'also delete untagged local manifests (not held by a tag, an index or a live subject)' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    cache: Type.Object(
+      {
+        maxAge: Type.String({
+          pattern: '^[0-9]+(ms|s|m|h|d)$',
+          default: '0s',
+          description: 'cached (upstream-routed) manifests not pulled for longer are dropped, then what only they held; 0s = no age limit',
+        }),
+        maxSize: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' })], {
+          default: 0,
+          description: 'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit',
         }),
       },
       { additionalProperties: false, default: {} },

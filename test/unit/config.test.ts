@@ -5,6 +5,7 @@ import t from 'tap';
 import { Type } from '@sinclair/typebox';
 import { parseDocument } from 'yaml';
 import { parseListen } from '../../src/config/listen.js';
+import { parseSize } from '../../src/config/size.js';
 import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -13,9 +14,11 @@ const DEFAULTS = {
   listen: '0.0.0.0:5000',
   storage: { path: './data' },
   log: { level: 'info' },
-  uploads: { chunkMinLength: 0 },
+  uploads: { chunkMinLength: 0, maxAge: '24h' },
   upstreams: [],
   local: { namespaces: [] },
+  gc: { interval: '1h', grace: '1h', deleteUntagged: false },
+  cache: { maxAge: '0s', maxSize: 0 },
   shutdownTimeoutMs: 30000,
 };
 
@@ -29,6 +32,20 @@ function configError(load: () => unknown): ConfigError {
   }
   throw new Error('expected a ConfigError, but the configuration loaded');
 }
+
+t.test('sizes: bytes or a number and a unit', async (t) => {
+  t.equal(parseSize(0), 0);
+  t.equal(parseSize('1048576'), 1048576);
+  t.equal(parseSize('500MiB'), 500 * 1024 * 1024);
+  t.equal(parseSize('10GiB'), 10 * 1024 ** 3);
+  t.equal(parseSize('1.5TB'), 1.5e12);
+  t.equal(parseSize('2 KB'), 2000);
+  for (const bad of ['', 'ten', '10 GiBs', '-1', '1e9']) t.throws(() => parseSize(bad), /is not a size/, bad);
+  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '10GiB' } }).cache.maxSize, '10GiB');
+  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '4096' } }).cache.maxSize, '4096');
+  const err = configError(() => loadConfig({ env: { WHARF_CACHE_MAX_SIZE: 'lots' } }));
+  t.match(err.violations[0], /^cache\.maxSize: .*\(from WHARF_CACHE_MAX_SIZE\)/);
+});
 
 t.test('no file, no environment: the schema defaults', async (t) => {
   t.strictSame(loadConfig(), DEFAULTS);
@@ -49,8 +66,14 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_STORAGE_PATH: 'storage.path',
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
+      WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
       WHARF_UPSTREAMS: 'upstreams',
       WHARF_LOCAL_NAMESPACES: 'local.namespaces',
+      WHARF_GC_INTERVAL: 'gc.interval',
+      WHARF_GC_GRACE: 'gc.grace',
+      WHARF_GC_DELETE_UNTAGGED: 'gc.deleteUntagged',
+      WHARF_CACHE_MAX_AGE: 'cache.maxAge',
+      WHARF_CACHE_MAX_SIZE: 'cache.maxSize',
       WHARF_PUBLIC_URL: 'publicUrl',
       WHARF_AUTH_HTPASSWD: 'auth.htpasswd',
       WHARF_AUTH_USERS: 'auth.users',
@@ -92,9 +115,11 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     listen: '127.0.0.1:6000', // file; an undefined override leaves it alone
     storage: { path: '/from/env' }, // env over file; undefined override ignored
     log: { level: 'trace' }, // override over env over file
-    uploads: { chunkMinLength: 2048 }, // env, coerced to the schema's integer
+    uploads: { chunkMinLength: 2048, maxAge: '24h' }, // env, coerced to the schema's integer
     upstreams: [], // default
     local: { namespaces: [] }, // default
+    gc: DEFAULTS.gc,
+    cache: DEFAULTS.cache,
     shutdownTimeoutMs: 30000, // default
   });
 });

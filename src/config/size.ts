@@ -1,0 +1,20 @@
+// Sizes in configuration: a number of bytes, or a number and a unit (500MiB, 10GiB, 1.5TB).
+const UNITS: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  TiB: 1024 ** 4,
+};
+
+export function parseSize(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?$/.exec(value.trim());
+  const factor = m ? UNITS[m[2] ?? 'B'] : undefined;
+  if (!m || factor === undefined) throw new Error(`"${value}" is not a size (e.g. 1048576, 500MiB, 10GiB, 1TB)`);
+  return Math.floor(Number(m[1]) * factor);
+}
