@@ -53,7 +53,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { method: request.method, url: request.url.slice(0, 300), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      { method: request.method, url: redactUrl(request.url).slice(0, 300), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
     );
   });
@@ -81,4 +81,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
   await app.ready();
   return app;
+}
+
+/** Query parameters that may carry a secret are logged as `[redacted]`. */
+function redactUrl(url: string): string {
+  return url.replace(/([?&](?:password|refresh_token|access_token|token|secret)=)[^&#]*/gi, '$1[redacted]');
 }

@@ -79,8 +79,10 @@ export class AccessControl {
     readonly policy: Policy,
     private readonly limiter: LoginLimiter,
     private readonly signingKey: SigningKey,
-    private readonly keys: VerificationKey[],
-    private readonly issuers: string[],
+    /** Our own key, for our own issuer name only. */
+    private readonly ownKeys: VerificationKey[],
+    /** An external issuer's name and keys: its keys are never trusted for another issuer name. */
+    private readonly trusted: { issuer: string; keys: VerificationKey[] } | undefined,
     private readonly log: FastifyBaseLogger,
     private readonly now: () => number,
   ) {}
@@ -108,13 +110,8 @@ export class AccessControl {
     });
     const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
     const signingKey = await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
-    const keys = [verificationKeyOf(signingKey)];
-    const issuers = [auth.token.issuer];
-    if (auth.token.trust) {
-      keys.push(...loadVerificationKeys(auth.token.trust.keys));
-      issuers.push(auth.token.trust.issuer);
-    }
-    return new AccessControl(auth, users, new ServiceTokens(metadata, now), policy, limiter, signingKey, keys, issuers, log, now);
+    const trusted = auth.token.trust ? { issuer: auth.token.trust.issuer, keys: loadVerificationKeys(auth.token.trust.keys) } : undefined;
+    return new AccessControl(auth, users, new ServiceTokens(metadata, now), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
   }
 
   get service(): string {
@@ -241,7 +238,7 @@ export class AccessControl {
 
   /** The identity a refresh token was issued to, if it is still valid and its holder still exists. */
   async refresh(refreshToken: string, realm: string): Promise<Identity> {
-    const claims = this.verify(refreshToken, realm, [this.auth.token.issuer]);
+    const claims = this.verify(refreshToken, realm, false);
     if (claims['use'] !== 'refresh') throw this.unauthorized(realm, 'not a refresh token');
     const identity = await this.liveIdentity(claims);
     if (!identity) throw this.unauthorized(realm, 'the refresh token no longer names a valid user or service token');
@@ -263,7 +260,7 @@ export class AccessControl {
   }
 
   private async verifyAccessToken(token: string, realm: string): Promise<JwtClaims> {
-    const claims = this.verify(token, realm, this.issuers);
+    const claims = this.verify(token, realm, true);
     if (claims['use'] !== undefined) throw this.unauthorized(realm, 'a refresh token is not an access token', undefined, 'invalid_token');
     // A token issued for a service token stops working as soon as that token is revoked.
     if (claims['kind'] === 'token' && claims.iss === this.auth.token.issuer) {
@@ -275,12 +272,23 @@ export class AccessControl {
     return claims;
   }
 
-  private verify(token: string, realm: string, issuers: string[]): JwtClaims {
+  /** Our own tokens, then (when `external`) the trusted issuer's: each key set only with its own issuer name. */
+  private verify(token: string, realm: string, external: boolean): JwtClaims {
+    const nowSeconds = Math.floor(this.now() / 1000);
     try {
-      return verifyJwt(token, { keys: this.keys, issuer: issuers, audience: this.service, nowSeconds: Math.floor(this.now() / 1000) });
+      return verifyJwt(token, { keys: this.ownKeys, issuer: this.auth.token.issuer, audience: this.service, nowSeconds });
     } catch (err) {
-      if (err instanceof JwtError) throw this.unauthorized(realm, `invalid token: ${err.message}`, undefined, 'invalid_token');
-      throw err;
+      if (!(err instanceof JwtError)) throw err;
+      if (external && this.trusted) {
+        try {
+          return verifyJwt(token, { keys: this.trusted.keys, issuer: this.trusted.issuer, audience: this.service, nowSeconds });
+        } catch (second) {
+          if (!(second instanceof JwtError)) throw second;
+          // The external issuer's reason is the useful one when the token names it.
+          if (claimedIssuer(token) === this.trusted.issuer) throw this.unauthorized(realm, `invalid token: ${second.message}`, undefined, 'invalid_token');
+        }
+      }
+      throw this.unauthorized(realm, `invalid token: ${err.message}`, undefined, 'invalid_token');
     }
   }
 
@@ -337,6 +345,15 @@ function accessOf(claims: JwtClaims): AccessEntry[] {
     out.push({ type, name, actions: actions.filter((a): a is string => typeof a === 'string') });
   }
   return out;
+}
+
+/** The unverified `iss` of a token, only to pick which failure to report. */
+function claimedIssuer(token: string): unknown {
+  try {
+    return (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iss?: unknown }).iss;
+  } catch {
+    return undefined;
+  }
 }
 
 function randomId(): string {

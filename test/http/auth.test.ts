@@ -359,3 +359,22 @@ t.test('default policies: anonymous pull of upstream names, signed-in push to lo
   const none = await startWharf(t, authConfig(t, { defaultPolicies: false, policies: [] }));
   assertError(t, await inject(none.app, 'POST', '/v2/local/app/blobs/uploads/', { headers: { authorization: bob } }), 403, 'DENIED', 'no rules: nothing');
 });
+
+t.test('tokens of a trusted external issuer (auth.token.trust) are accepted; its other tokens are not', async (t) => {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const dir = tempDir('wharf-trust-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const jwks = join(dir, 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'sso-1', use: 'sig', alg: 'ES256' }] }));
+  const cfg = authConfig(t, { token: { trust: { issuer: 'https://sso.example.com', keys: jwks } } });
+  const s = await startWharf(t, cfg);
+  await pushImage(s.app, 'team/app', basic('bob', 'bob-pw'));
+  const sso: SigningKey = { alg: 'ES256', kid: 'sso-1', privateKey: pair.privateKey, publicKey: pair.publicKey };
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: 'https://sso.example.com', sub: 'dave', aud: 'wharf', iat: now, exp: now + 60, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] };
+  const get = (jwt: string) => inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(jwt) } });
+  t.equal((await get(signJwt(sso, claims))).status, 200, 'the external token grants what its access claim says');
+  assertError(t, await get(signJwt(sso, { ...claims, iss: 'wharf' })), 401, 'UNAUTHORIZED', 'its key is not trusted for our own issuer name');
+  assertError(t, await get(signJwt(sso, { ...claims, aud: 'another' })), 401, 'UNAUTHORIZED', 'another audience');
+  assertError(t, await inject(s.app, 'DELETE', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(signJwt(sso, claims)) } }), 403, 'DENIED', 'no more than its access claim');
+});
