@@ -5,7 +5,6 @@ import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
-import type { BlobStore } from './storage/blob-store.js';
 import { RegistryService } from './registry/registry-service.js';
 import { registerErrorHandler, sendError } from './http/plugins/error-handler.js';
 import { RegistryError } from './registry/errors.js';
@@ -13,10 +12,15 @@ import { Upstreams } from './upstream/upstream-pool.js';
 import { registerV2Routes } from './http/routes/v2/index.js';
 import { registerAuthRoutes } from './http/routes/auth.js';
 import { AccessControl } from './auth/access-control.js';
+import { AccessTracker } from './metadata/access-tracker.js';
+import { GarbageCollector, GcBusyError } from './gc/collector.js';
+import { gcOptionsFrom } from './config/gc-options.js';
+import { parseDuration } from './config/duration.js';
+import { registerGcRoutes } from './http/routes/gc.js';
 
 export interface AppDeps {
   metadata?: MetadataStore;
-  blobs?: BlobStore;
+  blobs?: FsBlobStore;
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -44,6 +48,15 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     localNamespaces: config.local.namespaces,
     upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
     events: { onFill: (event, detail) => logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`) },
+    // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
+    accessTracker: new AccessTracker(metadata, {
+      intervalMs: 5000,
+      onError: (err) => logger.warn({ err }, 'access times not recorded'),
+    }),
+  });
+  const collector = new GarbageCollector(metadata, blobs, {
+    activeFills: () => registry.pullThrough.blobs.fills.digests(),
+    log: logger.child({ component: 'gc' }),
   });
 
   // Bodies are read by the routes themselves (streamed uploads, size-limited manifests):
@@ -66,6 +79,28 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   if (access) registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
   registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
+  registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
+
+  // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
+  // process) is left alone.
+  let collecting: Promise<void> | undefined;
+  const intervalMs = parseDuration(config.gc.interval);
+  const schedule =
+    intervalMs > 0
+      ? setInterval(() => {
+          if (collecting) return;
+          collecting = collector
+            .run(gcOptionsFrom(config))
+            .then(
+              (report) => logger.info({ component: 'gc', ...report }, 'garbage collection finished'),
+              (err: unknown) => {
+                if (err instanceof GcBusyError) logger.info({ component: 'gc' }, 'garbage collection skipped: another run is in progress');
+                else logger.error({ component: 'gc', err }, 'garbage collection failed');
+              },
+            )
+            .finally(() => (collecting = undefined));
+        }, intervalMs).unref()
+      : undefined;
 
   // close() reaps idle keep-alive connections once; a connection whose response is still finishing
   // becomes idle a moment later and would hold close() until the keep-alive timeout. Reap again
@@ -76,6 +111,8 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
   app.addHook('onClose', async () => {
     clearInterval(reaper);
+    clearInterval(schedule);
+    await collecting;
     await registry.close();
     await upstreams.close();
   });

@@ -14,7 +14,9 @@ import { parseDuration } from './config/duration.js';
 import { formatHostPort, parseListen } from './config/listen.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
-import type { ServiceTokenRecord } from './metadata/metadata-store.js';
+import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
+import type { GcReport } from './gc/collector.js';
+import type { FsBlobStore } from './storage/fs-blob-store.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -87,6 +89,10 @@ export async function main(
         return await serve(args, io);
       case 'token':
         return await token(args, io);
+      case 'gc':
+        return await gc(args, io);
+      case 'fsck':
+        return await fsckCommand(args, io);
       case 'verify-config':
         return verifyConfig(args, io);
       case 'print-schema':
@@ -217,6 +223,98 @@ const storeOptions = {
   config: { type: 'string', short: 'c' },
   data: { type: 'string', short: 'd' },
 } as const;
+
+/** The stores of the configured data directory, as `serve` opens them; closed after `fn`. */
+async function withStores<T>(
+  io: CliIo,
+  flags: { config?: string; data?: string },
+  fn: (stores: { config: WharfConfig; metadata: MetadataStore; blobs: FsBlobStore }) => Promise<T>,
+): Promise<T> {
+  const config = loadCliConfig(io, flags);
+  const { SqliteMetadataStore } = await import('./metadata/sqlite-metadata-store.js');
+  const { FsBlobStore } = await import('./storage/fs-blob-store.js');
+  const blobs = await FsBlobStore.open(config.storage.path);
+  const metadata = SqliteMetadataStore.open(join(config.storage.path, 'metadata.db'));
+  try {
+    return await fn({ config, metadata, blobs });
+  } finally {
+    await metadata.close();
+  }
+}
+
+/** `wharf gc`: one collection on the configured store, also while a server runs on it. */
+async function gc(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...storeOptions, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got '${positionals[0]}'`);
+  const { GarbageCollector, GcBusyError } = await import('./gc/collector.js');
+  const { gcOptionsFrom } = await import('./config/gc-options.js');
+  return withStores(io, values, async ({ config, metadata, blobs }) => {
+    const collector = new GarbageCollector(metadata, blobs);
+    let report: GcReport;
+    try {
+      report = await collector.run(gcOptionsFrom(config, values['dry-run'] === true));
+    } catch (err) {
+      if (err instanceof GcBusyError) {
+        io.stderr.write(`wharf: ${err.message}; try again when it has finished\n`);
+        return 1;
+      }
+      throw err;
+    }
+    io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatGcReport(report));
+    return 0;
+  });
+}
+
+export function formatGcReport(r: GcReport): string {
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  const verb = r.dryRun ? 'would delete' : 'deleted';
+  return [
+    `${r.dryRun ? 'dry run: nothing was deleted' : 'collection finished'} in ${r.durationMs} ms`,
+    `  manifests ${verb}: ${r.manifestsDeleted} (evicted by age ${r.evictedByAge}, by size ${r.evictedBySize})`,
+    `  tags ${verb}:      ${r.tagsDeleted}`,
+    `  blobs ${verb}:     ${r.blobsDeleted}`,
+    `  uploads ${verb}:   ${r.uploadsDeleted}`,
+    `  orphan files:       ${r.orphanFilesRemoved}`,
+    `  bytes reclaimed:    ${r.bytesReclaimed} (${mib(r.bytesReclaimed)})`,
+    `  bytes kept:         ${r.bytesKept} (${mib(r.bytesKept)})`,
+    '',
+  ].join('\n');
+}
+
+/** `wharf fsck`: checks that metadata and blob files agree; exit 1 when they do not. */
+async function fsckCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { ...storeOptions, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  if (values.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
+  const { fsck } = await import('./gc/fsck.js');
+  return withStores(io, values, async ({ config, metadata }) => {
+    const result = await fsck(metadata, config.storage.path);
+    if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (result.ok) io.stdout.write('ok: metadata and blob files agree\n');
+    else {
+      const lines = [
+        ...result.missingFiles.map((d) => `missing file: ${d}`),
+        ...result.orphanFiles.map((d) => `orphan file: ${d}`),
+        ...result.danglingReferences.map((d) => `dangling reference: ${d}`),
+        ...result.badTags.map((d) => `bad tag: ${d}`),
+      ];
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return result.ok ? 0 : 1;
+  });
+}
 
 /** `wharf token create|list|revoke`: manage service tokens in the metadata store `serve` uses. */
 async function token(args: string[], io: CliIo): Promise<number> {

@@ -52,6 +52,33 @@ export interface PutManifestInput {
   references: ManifestReference[];
   /** Tags to point at this manifest in the same transaction. */
   tags: string[];
+  /** false = cached from an upstream (evictable by the collector's cache rules). Default true. */
+  local?: boolean;
+  /**
+   * What must still be recorded when the transaction commits, else it rejects with
+   * MissingContentError and changes nothing: 'self' = the manifest's own blob row; 'references' =
+   * that, plus every referenced blob row and child manifest (in the repository). This is how a push
+   * racing the collector is refused instead of recording a manifest whose content was just swept.
+   */
+  verify?: 'self' | 'references';
+}
+
+/** putManifest refused: content it needs is no longer recorded (the collector removed it). */
+export class MissingContentError extends Error {
+  constructor(
+    readonly missing: string[],
+    /** true when the manifest's own bytes are missing (a retry that stores them again succeeds). */
+    readonly self: boolean,
+  ) {
+    super(`content no longer recorded: ${missing.join(', ')}`);
+    this.name = 'MissingContentError';
+  }
+}
+
+/** Pull times gathered by the AccessTracker, flushed in one transaction (never moves a time backwards). */
+export interface AccessBatch {
+  manifests: Array<{ repo: string; digest: string; at: number }>;
+  blobs: Array<{ digest: string; at: number }>;
 }
 
 export interface UploadRecord {
@@ -128,5 +155,102 @@ export interface MetadataStore {
   /** Sets lastUsedAt, never backwards (processes sharing the store may touch out of order); no-op when absent. */
   touchServiceToken(id: string, at: number): Promise<void>;
 
+  /** Records pull times; rows that no longer exist are skipped. */
+  touchAccess(batch: AccessBatch): Promise<void>;
+  /**
+   * Makes an existing blob row fresh (last access = now) before a caller relies on its file;
+   * false when there is no row (the collector removed it: the caller must write the bytes again).
+   */
+  refreshBlob(digest: string): Promise<boolean>;
+
+  /** The collector's queries (src/gc). */
+  readonly gc: GcMetadata;
+
   close(): Promise<void>;
+}
+
+/** Why a cached manifest is evicted, or 'unreferenced' for plain garbage. */
+export type GcRule = 'age' | 'size' | 'unreferenced';
+
+export interface GcMarkOptions {
+  /** Anything created or touched at or after this time (ms) is live. */
+  cutoff: number;
+  deleteUntagged: boolean;
+  /** Cached manifests last pulled before this time are evicted; undefined = off. */
+  ageCutoff?: number;
+  /** Cached bytes budget; undefined = off. */
+  maxCachedBytes?: number;
+  /** Digests of fills in progress: live. */
+  activeBlobs: string[];
+}
+
+export interface GcMarkResult {
+  /** Counts and bytes of what the sweep would remove if nothing changed meanwhile. */
+  manifests: number;
+  tags: number;
+  blobs: number;
+  bytes: number;
+  bytesKept: number;
+  evictedByAge: number;
+  evictedBySize: number;
+}
+
+export interface GcDeadManifest {
+  repo: string;
+  digest: string;
+  rule: GcRule;
+  /** last_access_at when marked: an evicted manifest pulled since is kept. */
+  access: number;
+}
+
+/**
+ * The collector's side of the metadata store. Mark works in the database (temporary tables owned by
+ * this connection), the sweep pages through what mark left and deletes each row with a statement
+ * that re-checks every liveness condition against the current state.
+ */
+export interface GcMetadata {
+  /** Takes the collector lock for `holder` until now + ttlMs; false when another holder has it. */
+  acquireLock(holder: string, ttlMs: number): Promise<boolean>;
+  /** Extends the lock; false when `holder` no longer has it. */
+  renewLock(holder: string, ttlMs: number): Promise<boolean>;
+  /** The current holder of the collector lock, if any (expired or not). */
+  lockHolder(): Promise<string | undefined>;
+  /** Takes the lock from `from` (a holder known to be dead) if it still holds it. */
+  takeOverLock(from: string, holder: string, ttlMs: number): Promise<boolean>;
+  releaseLock(holder: string): Promise<void>;
+
+  /** Computes the dead set (see GcMarkOptions) and returns what sweeping it would remove. */
+  mark(opts: GcMarkOptions): Promise<GcMarkResult>;
+  /** Dead manifests after `after` (an opaque cursor: [repo, digest]), at most `limit`. */
+  deadManifests(after: [string, string] | undefined, limit: number): Promise<GcDeadManifest[]>;
+  /** Deletes the manifest (and its tags and references) if it is still dead; tags deleted, or undefined when kept. */
+  sweepManifest(m: GcDeadManifest, cutoff: number): Promise<number | undefined>;
+  /** Removes repository→blob links nothing references, older than cutoff, in pages; returns the count. */
+  sweepLinks(cutoff: number, after: [string, string] | undefined, limit: number): Promise<{ removed: number; next?: [string, string] }>;
+  /** Blob digests not marked live, after `after`, at most `limit`. */
+  deadBlobs(after: string | undefined, limit: number): Promise<string[]>;
+  /** Deletes the blob row if still unreferenced, unlinked and older than cutoff; its size, or undefined when kept. */
+  sweepBlob(digest: string, cutoff: number): Promise<number | undefined>;
+  /** Sum of the sizes of all blob rows. */
+  blobBytes(): Promise<number>;
+  /** Drops the temporary tables of the last mark. */
+  endMark(): Promise<void>;
+
+  /** Ids of upload sessions not updated since `before`, after the id `after`, in id order, at most `limit`. */
+  staleUploads(before: number, after: string | undefined, limit: number): Promise<string[]>;
+  /** Deletes the session if it is still not updated since `before`. */
+  sweepUpload(id: string, before: number): Promise<boolean>;
+
+  /** Which of these digests have a blob row. */
+  existingBlobs(digests: string[]): Promise<Set<string>>;
+  /** Blob digests after `after`, in order, at most `limit` (fsck). */
+  blobDigests(after: string | undefined, limit: number): Promise<string[]>;
+  /** Local manifests' references to blobs without a row, and manifests whose own bytes have no row (fsck). */
+  danglingReferences(limit: number): Promise<string[]>;
+  /** Tags pointing at manifests that do not exist, as repo:tag (fsck). */
+  badTags(limit: number): Promise<string[]>;
+
+  saveReport(report: object, keep: number): Promise<void>;
+  /** Newest first. */
+  listReports(limit: number): Promise<object[]>;
 }

@@ -6,7 +6,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { sqliteMigrations } from './migrations/sqlite.js';
+import { SqliteGcStore } from './sqlite-gc-store.js';
+import { MissingContentError } from './metadata-store.js';
 import type {
+  AccessBatch,
+  GcMetadata,
   BlobRecord,
   ManifestRecord,
   ManifestReference,
@@ -139,6 +143,8 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly #putManifestTx: (input: PutManifestInput, now: number) => void;
   readonly #deleteManifestTx: (repo: string, digest: string) => boolean;
   readonly #createServiceTokenTx: Database.Transaction<(rec: ServiceTokenRecord) => void>;
+  readonly #touchTx: (batch: AccessBatch) => void;
+  readonly gc: GcMetadata;
 
   /** Opens (creating if needed) the database at `file`, or ':memory:', and brings its schema up to date. */
   static open(file: string): SqliteMetadataStore {
@@ -184,19 +190,28 @@ export class SqliteMetadataStore implements MetadataStore {
       ),
       unlinkBlob: db.prepare<[string, string]>('DELETE FROM repo_blobs WHERE repo = ? AND digest = ?'),
 
+      // A re-put makes the row fresh (the collector spares what was touched within its grace) and
+      // a local push of a cached manifest makes it local (never evicted by the cache rules).
       putManifest: db.prepare<
-        [string, string, string, number, string | null, string | null, string | null, number, number]
+        [string, string, string, number, string | null, string | null, string | null, number, number, number]
       >(
         `INSERT INTO manifests
-           (repo, digest, media_type, size, subject, artifact_type, annotations, created_at, last_access_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           (repo, digest, media_type, size, subject, artifact_type, annotations, created_at, last_access_at, local)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (repo, digest) DO UPDATE SET
            media_type = excluded.media_type,
            size = excluded.size,
            subject = excluded.subject,
            artifact_type = excluded.artifact_type,
-           annotations = excluded.annotations`,
+           annotations = excluded.annotations,
+           last_access_at = MAX(manifests.last_access_at, excluded.last_access_at),
+           local = MAX(manifests.local, excluded.local)`,
       ),
+      blobExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM blobs WHERE digest = ?'),
+      touchManifest: db.prepare<[number, string, string]>(
+        'UPDATE manifests SET last_access_at = MAX(last_access_at, ?) WHERE repo = ? AND digest = ?',
+      ),
+      touchBlob: db.prepare<[number, string]>('UPDATE blobs SET last_access_at = MAX(last_access_at, ?) WHERE digest = ?'),
       getManifest: db.prepare<[string, string], ManifestRow>('SELECT * FROM manifests WHERE repo = ? AND digest = ?'),
       deleteManifest: db.prepare<[string, string]>('DELETE FROM manifests WHERE repo = ? AND digest = ?'),
       deleteRefs: db.prepare<[string, string]>('DELETE FROM manifest_refs WHERE repo = ? AND manifest_digest = ?'),
@@ -259,6 +274,21 @@ export class SqliteMetadataStore implements MetadataStore {
       s.linkBlob.run(repo, digest);
     });
     this.#putManifestTx = db.transaction((input: PutManifestInput, now: number) => {
+      // Checked inside the write transaction: the collector deletes a blob row only when nothing
+      // references it, so either it sees the references recorded here or this sees its deletion.
+      if (input.verify !== undefined) {
+        const missing: string[] = [];
+        const self = s.blobExists.get(input.digest) === undefined;
+        if (self) missing.push(input.digest);
+        if (input.verify === 'references') {
+          for (const ref of input.references) {
+            const present =
+              ref.kind === 'blob' ? s.blobExists.get(ref.digest) !== undefined : s.getManifest.get(input.repo, ref.digest) !== undefined;
+            if (!present) missing.push(ref.digest);
+          }
+        }
+        if (missing.length > 0) throw new MissingContentError(missing, self);
+      }
       s.ensureRepo.run(input.repo, now);
       s.putManifest.run(
         input.repo,
@@ -270,6 +300,7 @@ export class SqliteMetadataStore implements MetadataStore {
         input.annotations === null ? null : JSON.stringify(input.annotations),
         now,
         now,
+        input.local === false ? 0 : 1,
       );
       s.deleteRefs.run(input.repo, input.digest);
       for (const ref of input.references) s.insertRef.run(input.repo, input.digest, ref.digest, ref.kind);
@@ -282,6 +313,11 @@ export class SqliteMetadataStore implements MetadataStore {
       s.deleteRefs.run(repo, digest);
       return s.deleteManifest.run(repo, digest).changes > 0;
     });
+    this.#touchTx = db.transaction((batch: AccessBatch) => {
+      for (const m of batch.manifests) s.touchManifest.run(m.at, m.repo, m.digest);
+      for (const b of batch.blobs) s.touchBlob.run(b.at, b.digest);
+    });
+    this.gc = new SqliteGcStore(db);
     // The name check and the insert share one write transaction, so two processes (server and CLI)
     // cannot both take a name; the partial unique index is the backstop.
     this.#createServiceTokenTx = db.transaction((rec: ServiceTokenRecord) => {
@@ -333,6 +369,15 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async putManifest(input: PutManifestInput): Promise<void> {
     this.#putManifestTx(input, Date.now());
+  }
+
+  async touchAccess(batch: AccessBatch): Promise<void> {
+    if (batch.manifests.length === 0 && batch.blobs.length === 0) return;
+    this.#touchTx(batch);
+  }
+
+  async refreshBlob(digest: string): Promise<boolean> {
+    return this.#s.touchBlob.run(Date.now(), digest).changes > 0;
   }
 
   async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {

@@ -34,6 +34,13 @@ export interface FillOptions {
 }
 
 const READ_CHUNK = 1024 * 1024;
+/** Most bytes handed to a follower at once from memory (one vectored socket write). */
+const FOLLOW_BATCH = 1024 * 1024;
+
+interface Cursor {
+  pos: number;
+  reader?: TempBlobReader;
+}
 /** Recent bytes kept in memory for followers that keep up with the upstream. */
 const MEMORY_WINDOW = 4 * 1024 * 1024;
 
@@ -79,56 +86,87 @@ export class Fill {
     const readable = Readable.from(this.follow(range), { objectMode: false });
     const writeTo = async (out: Writable): Promise<void> => {
       readable.destroy();
-      for await (const chunk of this.follow(range)) {
-        if (out.destroyed) throw new Error('the client went away');
-        if (!out.write(chunk)) await drained(out);
+      const cursor: Cursor = { pos: range?.start ?? 0 };
+      try {
+        for (;;) {
+          const chunks = await this.next(cursor, range);
+          if (!chunks) return;
+          if (out.destroyed) throw new Error('the client went away');
+          // Everything available goes out in one vectored write.
+          out.cork();
+          let more = true;
+          for (const chunk of chunks) more = out.write(chunk);
+          out.uncork();
+          if (!more) await drained(out);
+        }
+      } finally {
+        await cursor.reader?.close();
       }
     };
     return Object.assign(readable, { writeTo });
   }
 
   private async *follow(range?: ByteRange): AsyncGenerator<Buffer> {
-    let pos = range?.start ?? 0;
-    let reader: TempBlobReader | undefined;
+    const cursor: Cursor = { pos: range?.start ?? 0 };
     try {
       for (;;) {
-        // A failed fill cuts every follower at once, wherever it is.
-        if (this.state === 'failed') throw this.error ?? new Error('fill failed');
-        const stop = range ? range.end + 1 : this.state === 'committed' ? this.written : Number.POSITIVE_INFINITY;
-        if (pos >= stop) return;
-        // Everything accepted but the last byte may go out before verification.
-        const readable = Math.min(this.state === 'committed' ? this.written : this.accepted - 1, stop);
-        if (readable > pos) {
-          // Recent bytes come from memory (a client keeping up never waits for the disk);
-          // older ones from the file, where they are by then.
-          let chunk = this.fromMemory(pos, readable);
-          if (!chunk) {
-            // pos is before the window, so on disk: recentStart <= written.
-            reader ??= await this.temp.openReader();
-            chunk = await reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK) - pos);
-            if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
-          }
-          pos += chunk.length;
-          yield chunk;
-          continue;
-        }
-        if (this.state === 'committed') return;
-        await this.changed();
+        const chunks = await this.next(cursor, range);
+        if (!chunks) return;
+        yield* chunks;
       }
     } finally {
-      await reader?.close();
+      await cursor.reader?.close();
     }
   }
 
-  /** Bytes [pos, end) from the in-memory window, as far as one chunk goes; undefined when older. */
-  private fromMemory(pos: number, end: number): Buffer | undefined {
-    if (pos < this.recentStart) return undefined;
+  /**
+   * The next bytes for a follower at `cursor` (which it advances): as many as memory holds at once
+   * (up to FOLLOW_BATCH), else one chunk from the file; waits while there are none yet; null at the end.
+   */
+  private async next(cursor: Cursor, range?: ByteRange): Promise<Buffer[] | null> {
+    for (;;) {
+      // A failed fill cuts every follower at once, wherever it is.
+      if (this.state === 'failed') throw this.error ?? new Error('fill failed');
+      const pos = cursor.pos;
+      const stop = range ? range.end + 1 : this.state === 'committed' ? this.written : Number.POSITIVE_INFINITY;
+      if (pos >= stop) return null;
+      // Everything accepted but the last byte may go out before verification.
+      const readable = Math.min(this.state === 'committed' ? this.written : this.accepted - 1, stop);
+      if (readable > pos) {
+        // Recent bytes come from memory (a client keeping up never waits for the disk);
+        // older ones from the file, where they are by then.
+        const chunks = this.fromMemory(pos, Math.min(readable, pos + FOLLOW_BATCH));
+        if (chunks.length > 0) {
+          for (const c of chunks) cursor.pos += c.length;
+          return chunks;
+        }
+        // pos is before the window, so on disk: recentStart <= written.
+        cursor.reader ??= await this.temp.openReader();
+        const chunk = await cursor.reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK) - pos);
+        if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+        cursor.pos += chunk.length;
+        return [chunk];
+      }
+      if (this.state === 'committed') return null;
+      await this.changed();
+    }
+  }
+
+  /** Bytes [pos, end) from the in-memory window, as slices of its chunks; [] when pos is older. */
+  private fromMemory(pos: number, end: number): Buffer[] {
+    const out: Buffer[] = [];
+    if (pos < this.recentStart) return out;
     let offset = this.recentStart;
+    let at = pos;
     for (const chunk of this.recent) {
-      if (pos < offset + chunk.length) return chunk.subarray(pos - offset, Math.min(chunk.length, end - offset));
+      if (at >= end) break;
+      if (at < offset + chunk.length) {
+        out.push(chunk.subarray(at - offset, Math.min(chunk.length, end - offset)));
+        at = Math.min(offset + chunk.length, end);
+      }
       offset += chunk.length;
     }
-    return undefined;
+    return out;
   }
 
   /** Takes accepted bytes into the window, dropping written ones beyond its size. */
@@ -263,8 +301,9 @@ export class Fill {
       await file.close();
       if (actual !== this.digest) throw new Error(`upstream content for ${this.digest} hashes to ${actual}: not committed`);
       this.size = this.written;
-      await this.temp.commit(this.digest, this.written);
-      await this.opts.onCommit(this.digest, this.written);
+      // The row is made fresh once the file is in place (and the file put back if a collector
+      // removed it meanwhile): a committed fill is never recorded without its bytes.
+      await this.temp.commit(this.digest, this.written, (r) => this.opts.onCommit(r.digest, r.size));
       this.state = 'committed';
       // From now on followers read the committed file.
       this.recent = [];
@@ -296,6 +335,11 @@ export class FillTable {
   /** The fill in progress for `digest`, if any. */
   get(digest: string): Fill | undefined {
     return this.running.get(digest);
+  }
+
+  /** Digests being filled now (the collector keeps them). */
+  digests(): string[] {
+    return [...new Set([...this.starting.keys(), ...this.running.keys()])];
   }
 
 

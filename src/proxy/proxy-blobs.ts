@@ -30,10 +30,10 @@ export class ProxyBlobs {
   async read(t: ProxyTarget, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead & MaybeStale> {
     if (await this.metadata.isBlobLinked(t.repo, digest)) {
       if (await this.store.stat(digest)) return this.blobs.read(t.repo, digest, opts);
-    } else {
-      const stat = await this.store.stat(digest);
-      if (stat) {
-        await this.metadata.putBlob(digest, stat.size, { local: false });
+    } else if (await this.metadata.refreshBlob(digest)) {
+      // Stored through another repository. The row is made fresh before the file is relied on, so a
+      // collector does not remove it now; without a row (swept, or an orphan file) the fill runs.
+      if (await this.store.stat(digest)) {
         await this.metadata.linkBlob(t.repo, digest);
         return this.blobs.read(t.repo, digest, opts);
       }

@@ -5,6 +5,7 @@ import { RegistryError } from './errors.js';
 import { parseRange } from './range.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { AccessTracker } from '../metadata/access-tracker.js';
 
 export interface BlobRead {
   digest: string;
@@ -18,6 +19,7 @@ export class BlobService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly tracker?: AccessTracker,
   ) {}
 
   async stat(repo: string, digest: string): Promise<{ size: number }> {
@@ -30,6 +32,7 @@ export class BlobService {
   async read(repo: string, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead> {
     const { size } = await this.stat(repo, digest);
     const range = parseRange(opts.rangeHeader, size);
+    this.tracker?.touchBlob(digest);
     if (opts.head) return { digest, size, range };
     const body = await this.blobs.open(digest, range);
     return { digest, size, range, body };

@@ -7,7 +7,8 @@ import { digestOf, parseDigest } from './digest.js';
 import { parseManifest, type ParsedManifest } from './manifest.js';
 import { assertTag, isValidTag, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
+import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
+import type { AccessTracker } from '../metadata/access-tracker.js';
 
 export interface StoredManifest {
   digest: string;
@@ -32,10 +33,12 @@ export class ManifestService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly tracker?: AccessTracker,
   ) {}
 
   async get(repo: string, reference: string, opts: { head?: boolean } = {}): Promise<StoredManifest> {
     const record = await this.resolve(repo, reference);
+    this.tracker?.touchManifest(repo, record.digest);
     if (opts.head) return { digest: record.digest, mediaType: record.mediaType, size: record.size };
     return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.bytes(record.digest) };
   }
@@ -61,7 +64,16 @@ export class ManifestService {
         detail: { missing },
       });
     }
-    await this.store(repo, digest, body, parsed, tags, { local: true });
+    try {
+      await this.store(repo, digest, body, parsed, tags, { local: true });
+    } catch (err) {
+      // The collector removed referenced content between the check above and the store.
+      if (!(err instanceof MissingContentError)) throw err;
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references content no longer in repository ${repo}: ${err.missing.join(', ')}; push it again`, {
+        detail: { missing: err.missing },
+        cause: err,
+      });
+    }
     return { digest, subject: parsed.subject, tags };
   }
 
@@ -71,9 +83,7 @@ export class ManifestService {
    * arrives lazily).
    */
   async store(repo: string, digest: string, body: Buffer, parsed: ParsedManifest, tags: string[], opts: { local: boolean }): Promise<void> {
-    const stored = await this.blobs.ingest(Readable.from([body]), { digest, size: body.length });
-    await this.metadata.putBlob(digest, stored.size, opts);
-    await this.metadata.putManifest({
+    const input = {
       repo,
       digest,
       mediaType: parsed.mediaType,
@@ -83,7 +93,20 @@ export class ManifestService {
       annotations: parsed.annotations,
       references: parsed.references,
       tags,
-    });
+      local: opts.local,
+      // Local pushes need their content present; cached manifests record references lazily.
+      verify: opts.local ? ('references' as const) : ('self' as const),
+    };
+    for (let attempt = 1; ; attempt++) {
+      await this.blobs.ingest(Readable.from([body]), { digest, size: body.length }, (r) => this.metadata.putBlob(digest, r.size, opts));
+      try {
+        await this.metadata.putManifest(input);
+        break;
+      } catch (err) {
+        // Only the manifest's own bytes were swept since they were written: write them again.
+        if (!(err instanceof MissingContentError && err.self && err.missing.length === 1 && attempt < 3)) throw err;
+      }
+    }
     this.hot.set(digest, body);
   }
 
@@ -91,6 +114,7 @@ export class ManifestService {
   async find(repo: string, digest: string, opts: { head?: boolean } = {}): Promise<StoredManifest | undefined> {
     const record = await this.metadata.getManifest(repo, digest);
     if (!record) return undefined;
+    this.tracker?.touchManifest(repo, digest);
     const base = { digest: record.digest, mediaType: record.mediaType, size: record.size };
     return opts.head ? base : { ...base, body: await this.bytes(record.digest) };
   }

@@ -12,6 +12,7 @@ import type { RepositoryReader } from './repository.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { PullThrough, type PullThroughDeps } from '../proxy/pull-through.js';
+import type { AccessTracker } from '../metadata/access-tracker.js';
 
 export interface RegistryOptions {
   /** OCI-Chunk-Min-Length announced for chunked uploads (0 = none). */
@@ -22,6 +23,11 @@ export interface RegistryOptions {
   /** Shared TTL caches (tag freshness, lists); in memory when absent. */
   cache?: PullThroughDeps['cache'];
   events?: PullThroughDeps['events'];
+  /**
+   * Records pulls (manifest and blob access times) for the collector's cache eviction, batched.
+   * Closed (flushed) by close(), before the metadata store. None = access times stay at push/fill time.
+   */
+  accessTracker?: AccessTracker;
 }
 
 export class RegistryService {
@@ -38,9 +44,9 @@ export class RegistryService {
     readonly blobStore: BlobStore,
     readonly options: RegistryOptions,
   ) {
-    this.blobs = new BlobService(metadata, blobStore);
+    this.blobs = new BlobService(metadata, blobStore, options.accessTracker);
     this.uploads = new UploadService(metadata, blobStore);
-    this.manifests = new ManifestService(metadata, blobStore);
+    this.manifests = new ManifestService(metadata, blobStore, options.accessTracker);
     this.discovery = new DiscoveryService(metadata);
     const upstreams = options.upstreams ?? [];
     this.router = new Router(
@@ -83,6 +89,7 @@ export class RegistryService {
 
   async close(): Promise<void> {
     await this.pullThrough.drain();
+    await this.options.accessTracker?.close();
     await this.metadata.close();
   }
 }

@@ -51,17 +51,19 @@ export class UploadService {
   /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept. */
   async monolithic(repo: string, digest: string, body: Readable, size?: number): Promise<string> {
     parseDigest(digest);
-    const result = await this.blobs.ingest(body, { digest, size });
-    await this.link(repo, result.digest, result.size);
+    const result = await this.blobs.ingest(body, { digest, size }, (r) => this.link(repo, r.digest, r.size));
     return result.digest;
   }
 
   /** Cross-repository mount: true when the blob is linked in `from` and is now linked in `repo`. */
   async mount(repo: string, digest: string, from: string): Promise<boolean> {
     if (!(await this.metadata.isBlobLinked(from, digest))) return false;
+    // The row is made fresh before the file is relied on: a collector that has not deleted it by
+    // now will not (grace), and one that has leaves no row to refresh — the client uploads instead.
+    if (!(await this.metadata.refreshBlob(digest))) return false;
     const stat = await this.blobs.stat(digest);
     if (!stat) return false;
-    await this.link(repo, digest, stat.size);
+    await this.metadata.linkBlob(repo, digest);
     return true;
   }
 
@@ -108,8 +110,11 @@ export class UploadService {
       const running = this.hashes.get(id);
       const known = algorithm === 'sha256' && running && running.offset === offset ? `sha256:${running.hash.copy().digest('hex')}` : undefined;
       try {
-        const result = await this.blobs.uploads.commit(id, digest, { size: offset, knownDigest: known });
-        await this.link(repo, result.digest, result.size);
+        const result = await this.blobs.uploads.commit(id, digest, {
+          size: offset,
+          knownDigest: known,
+          register: (r) => this.link(repo, r.digest, r.size),
+        });
         return result.digest;
       } finally {
         // Success or digest mismatch: the session is over either way and nothing of it is left behind.

@@ -19,6 +19,13 @@ export interface IngestResult {
   size: number;
 }
 
+/**
+ * Records a verified blob in the metadata (a fresh row, links) once its bytes are in place. The
+ * store calls it after placing the file and puts the file back if a collector removed it meanwhile,
+ * so a blob is never recorded without its bytes (see src/gc/collector.ts).
+ */
+export type RegisterBlob = (result: IngestResult) => Promise<void>;
+
 export interface BlobStore {
   stat(digest: string): Promise<BlobStat | undefined>;
   /** Opens the bytes (or a range of them); throws BLOB_UNKNOWN when absent. */
@@ -28,7 +35,11 @@ export interface BlobStore {
    * (when given), then renames it into place. On any mismatch or error nothing is left behind
    * and DIGEST_INVALID / SIZE_INVALID is thrown.
    */
-  ingest(source: Readable, expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm }): Promise<IngestResult>;
+  ingest(
+    source: Readable,
+    expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm },
+    register?: RegisterBlob,
+  ): Promise<IngestResult>;
   delete(digest: string): Promise<boolean>;
   /** A temporary blob that is written while others read it (a pull-through fill). */
   temp(): Promise<TempBlob>;
@@ -54,7 +65,7 @@ export interface UploadArea {
    * `digest` (trusting `knownDigest` from a running hash when given) and moves it into the blob store.
    * Removes the file on mismatch.
    */
-  commit(id: string, digest: string, opts: { size: number; knownDigest?: string }): Promise<IngestResult>;
+  commit(id: string, digest: string, opts: { size: number; knownDigest?: string; register?: RegisterBlob }): Promise<IngestResult>;
   remove(id: string): Promise<void>;
 }
 
@@ -64,7 +75,7 @@ export interface TempBlob {
   readonly path: string;
   openReader(): Promise<TempBlobReader>;
   /** Moves the bytes into place under `digest` (the caller has verified them). */
-  commit(digest: string, size: number): Promise<void>;
+  commit(digest: string, size: number, register?: RegisterBlob): Promise<void>;
   discard(): Promise<void>;
 }
 

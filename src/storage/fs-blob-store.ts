@@ -2,12 +2,12 @@
 // streams, verified, and only then renamed into blobs/: a reader never sees a partial blob, and two
 // concurrent writers of the same digest both end with the same complete file (rename is atomic).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStat, BlobStore, ByteRange, IngestResult, TempBlob, UploadArea } from './blob-store.js';
+import type { BlobStat, BlobStore, ByteRange, IngestResult, RegisterBlob, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
 import { FileBlobStream } from './file-blob-stream.js';
 import { newHash, parseDigest, type DigestAlgorithm } from '../registry/digest.js';
@@ -39,7 +39,7 @@ export class FsBlobStore implements BlobStore {
   readonly uploads: UploadArea;
 
   private constructor(readonly root: string) {
-    this.uploads = new FsUploadArea(root, (tmp, digest, size) => this.place(tmp, digest, size));
+    this.uploads = new FsUploadArea(root, (tmp, digest, size, register) => this.place(tmp, digest, size, register));
   }
 
   static async open(root: string): Promise<FsBlobStore> {
@@ -75,6 +75,7 @@ export class FsBlobStore implements BlobStore {
   async ingest(
     source: Readable,
     expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm },
+    register?: RegisterBlob,
   ): Promise<IngestResult> {
     const algorithm = expected.digest ? parseDigest(expected.digest).algorithm : (expected.algorithm ?? 'sha256');
     const hash = newHash(algorithm);
@@ -93,7 +94,7 @@ export class FsBlobStore implements BlobStore {
           detail: { expected: expected.digest, actual: digest },
         });
       }
-      await this.place(tmp, digest, meter.bytes);
+      await this.place(tmp, digest, meter.bytes, register);
       return { digest, size: meter.bytes };
     } catch (err) {
       await rm(tmp, { force: true });
@@ -136,10 +137,10 @@ export class FsBlobStore implements BlobStore {
           close: () => reader.close(),
         };
       },
-      commit: async (digest, size) => {
+      commit: async (digest, size, register) => {
         committed = digest;
         try {
-          await this.place(path, digest, size);
+          await this.place(path, digest, size, register);
         } catch (err) {
           committed = undefined;
           throw err;
@@ -151,23 +152,59 @@ export class FsBlobStore implements BlobStore {
     };
   }
 
-  /** Moves a verified temporary file into its content-addressed place. */
-  private async place(tmp: string, digest: string, size: number): Promise<void> {
+  /**
+   * Moves a verified temporary file into its content-addressed place. With `register`, the order is
+   * what keeps a collector running at the same time from losing the blob (src/gc/collector.ts): the
+   * file goes in place first (a crash leaves an orphan file, never a row without its file), then the
+   * metadata row is made fresh, then the file is checked again — a collector that deleted the row
+   * before `register` may have moved the file away since, and the temporary copy puts it back.
+   */
+  private async place(tmp: string, digest: string, size: number, register?: RegisterBlob): Promise<void> {
     const target = blobPath(this.root, digest);
-    const existing = await this.stat(digest);
-    if (existing && existing.size === size) {
-      await rm(tmp, { force: true });
+    if (!register) {
+      const existing = await this.stat(digest);
+      if (existing && existing.size === size) {
+        await rm(tmp, { force: true });
+        return;
+      }
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tmp, target);
       return;
     }
+    try {
+      await this.putCopy(tmp, digest, size);
+      await register({ digest, size });
+      await this.putCopy(tmp, digest, size);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Puts a second name on `tmp` at the blob's place unless a complete file is there already. */
+  private async putCopy(tmp: string, digest: string, size: number): Promise<void> {
+    const existing = await this.stat(digest);
+    if (existing && existing.size === size) return;
+    const target = blobPath(this.root, digest);
     await mkdir(dirname(target), { recursive: true });
-    await rename(tmp, target);
+    if (existing) await rm(target, { force: true });
+    try {
+      await link(tmp, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
+      // No hard links here: a copy under a temporary name, renamed into place.
+      const copy = `${tmp}.copy`;
+      await copyFile(tmp, copy);
+      await rename(copy, target);
+    }
   }
 }
 
 class FsUploadArea implements UploadArea {
   constructor(
     private readonly root: string,
-    private readonly place: (tmp: string, digest: string, size: number) => Promise<void>,
+    private readonly place: (tmp: string, digest: string, size: number, register?: RegisterBlob) => Promise<void>,
   ) {}
 
   async create(id: string): Promise<void> {
@@ -205,7 +242,7 @@ class FsUploadArea implements UploadArea {
     return createReadStream(file, end === undefined ? {} : { start: 0, end: end - 1 });
   }
 
-  async commit(id: string, digest: string, opts: { size: number; knownDigest?: string }): Promise<IngestResult> {
+  async commit(id: string, digest: string, opts: { size: number; knownDigest?: string; register?: RegisterBlob }): Promise<IngestResult> {
     const file = uploadPath(this.root, id);
     const { algorithm } = parseDigest(digest);
     await truncate(file, opts.size);
@@ -226,7 +263,7 @@ class FsUploadArea implements UploadArea {
         detail: { expected: digest, actual },
       });
     }
-    await this.place(file, digest, size);
+    await this.place(file, digest, size, opts.register);
     return { digest, size };
   }
 

@@ -4,6 +4,7 @@
 // not define (referrers, references) are sorted before comparison so any driver can pass.
 import { createHash } from 'node:crypto';
 import type t from 'tap';
+import { MissingContentError } from '../../src/metadata/metadata-store.js';
 import type {
   ManifestReference,
   MetadataStore,
@@ -520,6 +521,75 @@ export function metadataStoreContract(
       await store.revokeServiceToken(a.id, 4000);
       await store.touchServiceToken(a.id, 5000);
       t.match(await store.getServiceToken(a.id), { revokedAt: 4000, lastUsedAt: 5000 }, 'touch does not clear revocation');
+    });
+
+    t.test('putManifest re-put refreshes lastAccessAt and keeps a local manifest local', async (t) => {
+      const store = await fresh(t);
+      await store.putManifest(manifest('r', dg(1), { local: false }));
+      const first = await store.getManifest('r', dg(1));
+      await sleep(5);
+      await store.putManifest(manifest('r', dg(1), { local: true }));
+      const second = await store.getManifest('r', dg(1));
+      t.ok(second!.lastAccessAt > first!.lastAccessAt, 're-put is fresh for the collector');
+      t.equal(second?.createdAt, first?.createdAt);
+    });
+
+    t.test('putManifest with verify refuses when content is not recorded, and records nothing', async (t) => {
+      const store = await fresh(t);
+      await store.putBlob(dg(1), 10, { local: true });
+      const refs: ManifestReference[] = [
+        { digest: dg(2), kind: 'blob' },
+        { digest: dg(3), kind: 'manifest' },
+      ];
+      const err = await store
+        .putManifest(manifest('r', dg(1), { references: refs, tags: ['v1'], verify: 'references' }))
+        .then(() => undefined, (e: unknown) => e);
+      t.ok(err instanceof MissingContentError);
+      t.same((err as MissingContentError).missing.sort(), [dg(2), dg(3)]);
+      t.equal((err as MissingContentError).self, false);
+      t.equal(await store.getManifest('r', dg(1)), undefined, 'nothing recorded');
+      t.equal(await store.getTag('r', 'v1'), undefined);
+      const selfErr = await store.putManifest(manifest('r', dg(9), { verify: 'self' })).then(() => undefined, (e: unknown) => e);
+      t.equal((selfErr as MissingContentError).self, true, 'own bytes missing');
+      // 'self' does not require references (cached manifests record them lazily).
+      await store.putManifest(manifest('r', dg(1), { references: refs, verify: 'self' }));
+      t.ok(await store.getManifest('r', dg(1)));
+    });
+
+    t.test('touchAccess and refreshBlob move times forward only, skip absent rows', async (t) => {
+      const store = await fresh(t);
+      await store.putBlob(dg(1), 10, { local: true });
+      await store.putManifest(manifest('r', dg(2)));
+      const far = Date.now() + 1_000_000;
+      await store.touchAccess({ manifests: [{ repo: 'r', digest: dg(2), at: far }, { repo: 'r', digest: dg(3), at: far }], blobs: [{ digest: dg(1), at: far }, { digest: dg(4), at: far }] });
+      t.equal((await store.getManifest('r', dg(2)))?.lastAccessAt, far);
+      t.equal((await store.getBlob(dg(1)))?.lastAccessAt, far);
+      t.equal(await store.getBlob(dg(4)), undefined, 'no row created');
+      await store.touchAccess({ manifests: [{ repo: 'r', digest: dg(2), at: 5 }], blobs: [{ digest: dg(1), at: 5 }] });
+      t.equal((await store.getManifest('r', dg(2)))?.lastAccessAt, far, 'never backwards');
+      t.equal(await store.refreshBlob(dg(1)), true);
+      t.equal(await store.refreshBlob(dg(4)), false, 'false without a row');
+      t.equal(await store.getBlob(dg(4)), undefined);
+    });
+
+    t.test('gc lock: one holder at a time, renewable, taken over once expired', async (t) => {
+      const store = await fresh(t);
+      t.equal(await store.gc.acquireLock('a', 60_000), true);
+      t.equal(await store.gc.acquireLock('b', 60_000), false, 'held by a');
+      t.equal(await store.gc.renewLock('a', 60_000), true);
+      t.equal(await store.gc.renewLock('b', 60_000), false);
+      await store.gc.releaseLock('b');
+      t.equal(await store.gc.acquireLock('b', 60_000), false, 'release by another holder does nothing');
+      await store.gc.releaseLock('a');
+      t.equal(await store.gc.acquireLock('b', -1), true, 'free after release');
+      t.equal(await store.gc.acquireLock('c', 60_000), true, 'an expired lock is taken over');
+      t.equal(await store.gc.renewLock('b', 60_000), false, 'the expired holder lost it');
+    });
+
+    t.test('gc reports: newest first, only the last `keep` kept', async (t) => {
+      const store = await fresh(t);
+      for (let i = 0; i < 5; i++) await store.gc.saveReport({ i }, 3);
+      t.same(await store.gc.listReports(10), [{ i: 4 }, { i: 3 }, { i: 2 }]);
     });
 
     t.test('close resolves and may be called twice', async (t) => {

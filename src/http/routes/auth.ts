@@ -95,6 +95,16 @@ interface TokenForm {
   client_id?: string;
 }
 
+/** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials. */
+export async function requireAdmin(access: AccessControl, request: FastifyRequest, publicUrl: string | undefined): Promise<void> {
+  const realm = realmOf(request, publicUrl);
+  const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+  if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
+  if (caller.access || !access.isAdmin(caller.identity)) {
+    throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
+  }
+}
+
 /** Registers /auth/token and /api/tokens. */
 export function registerAuthRoutes(app: FastifyInstance, access: AccessControl, publicUrl: string | undefined): void {
   const checkService = (service: string | undefined) => {
@@ -136,14 +146,7 @@ export function registerAuthRoutes(app: FastifyInstance, access: AccessControl, 
   });
 
   // Management API: service tokens. Admins only (auth.adminGroup).
-  const admin = async (request: FastifyRequest) => {
-    const realm = realmOf(request, publicUrl);
-    const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
-    if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
-    if (caller.access || !access.isAdmin(caller.identity)) {
-      throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
-    }
-  };
+  const admin = (request: FastifyRequest) => requireAdmin(access, request, publicUrl);
 
   app.get('/api/tokens', async (request, reply) => {
     await admin(request);

@@ -92,4 +92,28 @@ export const sqliteMigrations: readonly string[] = [
   CREATE UNIQUE INDEX service_tokens_active_name ON service_tokens (name) WHERE revoked_at IS NULL;
   CREATE INDEX service_tokens_created ON service_tokens (created_at, id);
   `,
+
+  // 3: garbage collection — which manifests are cached (evictable), the collector lock, run reports
+  `
+  -- 1 = pushed locally, 0 = cached from an upstream (only cached manifests are evicted by age/size).
+  ALTER TABLE manifests ADD COLUMN local INTEGER NOT NULL DEFAULT 1 CHECK (local IN (0, 1));
+  UPDATE manifests SET local = 0
+   WHERE EXISTS (SELECT 1 FROM blobs b WHERE b.digest = manifests.digest AND b.local = 0);
+  -- Least recently pulled cached manifests first (size eviction), and by digest (a blob's own manifest).
+  CREATE INDEX manifests_lru ON manifests (local, last_access_at);
+  CREATE INDEX manifests_digest ON manifests (digest);
+
+  -- One collector at a time across processes: a holder id and an expiry the holder keeps renewing.
+  CREATE TABLE gc_lock (
+    name        TEXT    PRIMARY KEY,
+    holder      TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL
+  );
+
+  -- The last reports (JSON), dry runs included.
+  CREATE TABLE gc_runs (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    report  TEXT    NOT NULL
+  );
+  `,
 ];

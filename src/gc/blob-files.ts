@@ -1,0 +1,113 @@
+// The collector's side of the filesystem blob store: removing a blob file without ever losing one a
+// writer has just recorded again, walking the committed files, and clearing the trash.
+//
+// A file is removed in three steps: renamed to <data>/trash/ (same filesystem, atomic), the metadata
+// row checked again, then unlinked — or, if a writer recorded the blob meanwhile, put back. Writers
+// record the row before they rely on the file and check the file again after (FsBlobStore.place),
+// so whichever side moves second sees the other: the file is never gone while its row exists.
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { blobPath } from '../storage/paths.js';
+import { tryParseDigest } from '../registry/digest.js';
+
+const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
+
+export type RemoveOutcome = 'removed' | 'restored' | 'absent';
+
+export interface BlobFile {
+  digest: string;
+  mtimeMs: number;
+}
+
+export class BlobFiles {
+  readonly trashDir: string;
+
+  constructor(readonly root: string) {
+    this.trashDir = join(root, 'trash');
+  }
+
+  /**
+   * Removes the file of `digest` unless `rowIsBack()` says a writer recorded the blob again after it
+   * was moved aside, in which case the file goes back (or, if a writer has placed its own copy
+   * meanwhile, the identical trashed one is dropped).
+   */
+  async remove(digest: string, rowIsBack: () => Promise<boolean>): Promise<RemoveOutcome> {
+    const target = blobPath(this.root, digest);
+    const trashed = join(this.trashDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
+    await mkdir(this.trashDir, { recursive: true });
+    try {
+      await rename(target, trashed);
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return 'absent';
+      throw err;
+    }
+    if (await rowIsBack()) {
+      await this.restore(trashed, target);
+      return 'restored';
+    }
+    await rm(trashed, { force: true });
+    return 'removed';
+  }
+
+  /** Committed blob files, one two-hex directory at a time (memory stays bounded). */
+  async *walk(): AsyncGenerator<BlobFile[]> {
+    const blobsDir = join(this.root, 'blobs');
+    for (const algorithm of await listDir(blobsDir)) {
+      for (const prefix of await listDir(join(blobsDir, algorithm))) {
+        const dir = join(blobsDir, algorithm, prefix);
+        const batch: BlobFile[] = [];
+        for (const name of await listDir(dir)) {
+          const digest = `${algorithm}:${name}`;
+          // Only content-addressed names: anything else (a stray temporary) is not ours to judge.
+          if (!tryParseDigest(digest) || !name.startsWith(prefix)) continue;
+          try {
+            batch.push({ digest, mtimeMs: (await stat(join(dir, name))).mtimeMs });
+          } catch (err) {
+            if (!isCode(err, 'ENOENT')) throw err;
+          }
+        }
+        if (batch.length > 0) yield batch;
+      }
+    }
+  }
+
+  /**
+   * Leftovers of a collector that stopped between moving a file aside and deciding (a crash): put
+   * back when the blob is recorded and its place is empty, dropped otherwise. Returns how many went.
+   */
+  async clearTrash(isRecorded: (digest: string) => Promise<boolean>): Promise<number> {
+    let dropped = 0;
+    for (const name of await listDir(this.trashDir)) {
+      const file = join(this.trashDir, name);
+      const digest = name.replace(/\..*$/, '').replace('-', ':');
+      if (tryParseDigest(digest) && (await isRecorded(digest))) {
+        await this.restore(file, blobPath(this.root, digest));
+      } else {
+        await rm(file, { force: true });
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  private async restore(trashed: string, target: string): Promise<void> {
+    try {
+      await mkdir(join(target, '..'), { recursive: true });
+      await link(trashed, target);
+    } catch (err) {
+      // Already there: a writer placed the same (content-addressed) bytes.
+      if (!isCode(err, 'EEXIST')) throw err;
+    }
+    await rm(trashed, { force: true });
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
+    throw err;
+  }
+}

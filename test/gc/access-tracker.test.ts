@@ -1,0 +1,53 @@
+// Pull times are batched in memory and written in one go; a pull never waits on the store.
+import t from 'tap';
+import { AccessTracker } from '../../src/metadata/access-tracker.js';
+import type { AccessBatch } from '../../src/metadata/metadata-store.js';
+import { HOUR, setup } from './gc-setup.js';
+
+t.test('touches are held until flush, then written; times never go backwards', async (t) => {
+  const s = await setup(t);
+  const img = await s.image('team/app', 'x', { tag: 'v1' });
+  const before = (await s.metadata.getManifest('team/app', img.digest))!.lastAccessAt;
+  let clock = Date.now() + HOUR;
+  const tracker = new AccessTracker(s.metadata, { intervalMs: 60_000, now: () => clock });
+  tracker.touchManifest('team/app', img.digest);
+  tracker.touchBlob(img.layers[0]!);
+  t.equal((await s.metadata.getManifest('team/app', img.digest))!.lastAccessAt, before, 'not written before the flush');
+  await tracker.flush();
+  t.equal((await s.metadata.getManifest('team/app', img.digest))!.lastAccessAt, clock, 'manifest time written');
+  t.equal((await s.metadata.getBlob(img.layers[0]!))!.lastAccessAt, clock, 'blob time written');
+  const written = clock;
+  clock -= 10 * HOUR;
+  tracker.touchManifest('team/app', img.digest);
+  tracker.touchManifest('team/app', 'sha256:' + '0'.repeat(64));
+  await tracker.close();
+  t.equal((await s.metadata.getManifest('team/app', img.digest))!.lastAccessAt, written, 'an older touch does not move it back');
+  tracker.touchBlob(img.layers[0]!);
+  await tracker.flush();
+  t.equal((await s.metadata.getBlob(img.layers[0]!))!.lastAccessAt, written, 'touches after close are ignored');
+});
+
+t.test('pulls through the services are recorded, batched into one write', async (t) => {
+  const s = await setup(t);
+  const img = await s.image('team/app', 'y', { tag: 'v1' });
+  const batches: AccessBatch[] = [];
+  const spy = new Proxy(s.metadata, {
+    get(target, prop, receiver) {
+      if (prop === 'touchAccess') return async (b: AccessBatch) => { batches.push(b); await target.touchAccess(b); };
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  const tracker = new AccessTracker(spy, { intervalMs: 20 });
+  const { RegistryService } = await import('../../src/registry/registry-service.js');
+  const registry = new RegistryService(s.metadata, s.blobs, { chunkMinLength: 0, accessTracker: tracker });
+  for (let i = 0; i < 5; i++) {
+    await registry.manifests.get('team/app', 'v1');
+    await registry.blobs.read('team/app', img.layers[0]!, { head: true });
+  }
+  t.equal(batches.length, 0, 'no write per pull');
+  await new Promise((r) => setTimeout(r, 60));
+  t.equal(batches.length, 1, 'one batch from the timer');
+  t.same(batches[0]?.manifests.map((m) => m.digest), [img.digest], 'each manifest once');
+  t.same(batches[0]?.blobs.map((b) => b.digest), [img.layers[0]]);
+  await tracker.close();
+});

@@ -1,0 +1,113 @@
+// Shared setup of the collector tests: a real FsBlobStore and SqliteMetadataStore in a temporary
+// data directory, the registry services over them, and a collector whose clock can be moved forward.
+import { createHash } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { RegistryService } from '../../src/registry/registry-service.js';
+import { GarbageCollector, type GcOptions } from '../../src/gc/collector.js';
+import { fsck } from '../../src/gc/fsck.js';
+import { parseManifest } from '../../src/registry/manifest.js';
+import { blobPath } from '../../src/storage/paths.js';
+import { tempDir } from '../helpers/server.js';
+import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
+
+export const HOUR = 3_600_000;
+export const DAY = 24 * HOUR;
+
+export const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Options for a run: one hour of grace, everything else off. */
+export function options(extra: Partial<GcOptions> = {}): GcOptions {
+  return { grace: HOUR, deleteUntagged: false, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: DAY, dryRun: false, ...extra };
+}
+
+interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+export interface Image {
+  digest: string;
+  config: string;
+  layers: string[];
+  body: string;
+}
+
+export async function setup(t: Teardownable, opts: { activeFills?: () => Iterable<string> } = {}) {
+  const dir = tempDir('wharf-gc-');
+  const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
+  const blobs = await FsBlobStore.open(dir);
+  const registry = new RegistryService(metadata, blobs, { chunkMinLength: 0 });
+  /** How far the collector's clock is ahead of the wall clock (rows are written at wall-clock time). */
+  const clock = { skew: 0 };
+  const now = () => Date.now() + clock.skew;
+  const gc = new GarbageCollector(metadata, blobs, { now, activeFills: opts.activeFills });
+  t.teardown(async () => {
+    await registry.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A blob pushed into a local repository (monolithic), or stored as cached content of `repo`. */
+  async function blob(repo: string, content: string, local = true): Promise<string> {
+    const digest = sha(content);
+    if (local) return registry.uploads.monolithic(repo, digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content));
+    await blobs.ingest(Readable.from([Buffer.from(content)]), { digest }, async (r) => {
+      await metadata.putBlob(r.digest, r.size, { local: false });
+      await metadata.linkBlob(repo, r.digest);
+    });
+    return digest;
+  }
+
+  /** An image manifest (config + layers) pushed to `repo`, or cached there when local is false. */
+  async function image(repo: string, seed: string, o: { tag?: string; layers?: string[]; local?: boolean; subject?: Image } = {}): Promise<Image> {
+    const local = o.local ?? true;
+    const configBytes = JSON.stringify({ architecture: 'amd64', os: 'linux', seed });
+    const layerContents = o.layers ?? [`layer of ${seed}`];
+    const config = await blob(repo, configBytes, local);
+    const layers: string[] = [];
+    for (const l of layerContents) layers.push(await blob(repo, l, local));
+    const doc: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: config, size: Buffer.byteLength(configBytes) },
+      layers: layerContents.map((l, i) => ({ mediaType: OCI_LAYER, digest: layers[i], size: Buffer.byteLength(l) })),
+    };
+    if (o.subject) doc.subject = { mediaType: OCI_MANIFEST, digest: o.subject.digest, size: Buffer.byteLength(o.subject.body) };
+    const body = JSON.stringify(doc);
+    const digest = await manifest(repo, body, OCI_MANIFEST, o.tag, local);
+    return { digest, config, layers, body };
+  }
+
+  async function index(repo: string, children: Image[], tag?: string): Promise<Image> {
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: children.map((c) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: Buffer.byteLength(c.body) })),
+    });
+    const digest = await manifest(repo, body, OCI_INDEX, tag, true);
+    return { digest, config: '', layers: [], body };
+  }
+
+  async function manifest(repo: string, body: string, mediaType: string, tag: string | undefined, local: boolean): Promise<string> {
+    const buf = Buffer.from(body);
+    const digest = sha(buf);
+    if (local) {
+      await registry.manifests.put(repo, tag ?? digest, buf, mediaType);
+    } else {
+      await registry.manifests.store(repo, digest, buf, parseManifest(buf, mediaType), tag ? [tag] : [], { local: false });
+    }
+    return digest;
+  }
+
+  /** Whether the blob has both its row and its file (and, with `only`, neither when false). */
+  async function stored(digest: string): Promise<boolean> {
+    const row = (await metadata.getBlob(digest)) !== undefined;
+    const file = existsSync(blobPath(dir, digest));
+    if (row !== file) throw new Error(`${digest}: row ${row} but file ${file}`);
+    return row;
+  }
+
+  return { dir, metadata, blobs, registry, gc, clock, now, blob, image, index, stored, fsck: () => fsck(metadata, dir) };
+}
