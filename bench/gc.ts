@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     log(`dry run: ${JSON.stringify(dry)}`);
     const real = await collector.run({ ...opts, dryRun: false });
     const after = memOf(process.pid);
+    log(`memory after: ${JSON.stringify(process.memoryUsage())}`);
     log(`real run: ${JSON.stringify(real)}`);
     const check = await fsck(metadata, dir);
     const figures = {

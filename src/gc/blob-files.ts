@@ -50,6 +50,38 @@ export class BlobFiles {
     return 'removed';
   }
 
+  /** Step one of remove() for many files: each moved aside; the trashed path by digest (absent ones left out). */
+  async moveAside(digests: Iterable<string>): Promise<Map<string, string>> {
+    await mkdir(this.trashDir, { recursive: true });
+    const moved = new Map<string, string>();
+    await eachLimited([...digests], async (digest) => {
+      const trashed = join(this.trashDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
+      try {
+        await rename(blobPath(this.root, digest), trashed);
+        moved.set(digest, trashed);
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err;
+      }
+    });
+    return moved;
+  }
+
+  /** Step three: put back what a writer recorded again meanwhile (`back`), drop the rest. */
+  async settle(moved: Map<string, string>, back: Set<string>): Promise<{ removed: string[]; restored: string[] }> {
+    const removed: string[] = [];
+    const restored: string[] = [];
+    await eachLimited([...moved], async ([digest, trashed]) => {
+      if (back.has(digest)) {
+        await this.restore(trashed, blobPath(this.root, digest));
+        restored.push(digest);
+      } else {
+        await rm(trashed, { force: true });
+        removed.push(digest);
+      }
+    });
+    return { removed, restored };
+  }
+
   /** Committed blob files, one two-hex directory at a time (memory stays bounded). */
   async *walk(): AsyncGenerator<BlobFile[]> {
     const blobsDir = join(this.root, 'blobs');
@@ -110,4 +142,15 @@ async function listDir(dir: string): Promise<string[]> {
     if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
     throw err;
   }
+}
+
+/** Filesystem operations in parallel, a few at a time (libuv's thread pool does the work). */
+const FS_PARALLEL = 16;
+
+async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(FS_PARALLEL, items.length) }, worker));
 }

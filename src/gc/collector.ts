@@ -256,14 +256,21 @@ export class GarbageCollector {
       checkLock();
       const page = await gc.deadBlobs(after, PAGE);
       const filling = new Set(this.deps.activeFills?.() ?? []);
-      for (const digest of page) {
-        if (filling.has(digest)) continue;
-        const size = await gc.sweepBlob(digest, cutoff);
-        if (size === undefined) continue;
-        const outcome = await this.files.remove(digest, async () => (await gc.existingBlobs([digest])).has(digest));
-        if (outcome === 'restored') continue;
-        report.blobsDeleted++;
-        report.bytesReclaimed += size;
+      // Rows first (each re-checked as it is deleted, one transaction per page), then the files:
+      // moved aside, the rows checked again, and put back where a writer recorded one meanwhile.
+      const swept = await gc.sweepBlobs(
+        page.filter((d) => !filling.has(d)),
+        cutoff,
+      );
+      if (swept.size > 0) {
+        const moved = await this.files.moveAside(swept.keys());
+        const { restored } = await this.files.settle(moved, await gc.existingBlobs([...moved.keys()]));
+        const kept = new Set(restored);
+        for (const [digest, size] of swept) {
+          if (kept.has(digest)) continue;
+          report.blobsDeleted++;
+          report.bytesReclaimed += size;
+        }
       }
       if (page.length < PAGE) return;
       after = page[page.length - 1];

@@ -230,6 +230,11 @@ export interface GcMetadata {
   /** Blob digests not marked live, after `after`, at most `limit`. */
   deadBlobs(after: string | undefined, limit: number): Promise<string[]>;
   /** Deletes the blob row if still unreferenced, unlinked and older than cutoff; its size, or undefined when kept. */
+  /**
+   * sweepBlob for many digests in one transaction (each row re-checked in its own DELETE); the
+   * sizes of the rows removed, by digest.
+   */
+  sweepBlobs(digests: string[], cutoff: number): Promise<Map<string, number>>;
   sweepBlob(digest: string, cutoff: number): Promise<number | undefined>;
   /** Sum of the sizes of all blob rows. */
   blobBytes(): Promise<number>;

@@ -11,6 +11,13 @@ const LOCK = 'gc';
 /** A row is fresh (live by grace) when created or touched at or after the cutoff. */
 const FRESH = (alias: string): string => `MAX(${alias}.created_at, ${alias}.last_access_at) >= @cutoff`;
 
+/** Deletes one blob row only if, at that instant, nothing holds it and it is not fresh. */
+const SWEEP_BLOB = `DELETE FROM blobs AS b WHERE b.digest = @digest AND NOT (${FRESH('b')})
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref_digest = b.digest AND r.kind = 'blob')
+  AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
+  AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest)
+ RETURNING size`;
+
 const TEMP_TABLES = `
   CREATE TEMP TABLE IF NOT EXISTS gc_live (repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS temp.gc_live_digest ON gc_live (digest);
@@ -23,12 +30,22 @@ const TEMP_TABLES = `
 `;
 
 export class SqliteGcStore implements GcMetadata {
+  /** Statements prepared once and reused: SQLite's compiled statements live outside the JS heap. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly prepare = ((sql: string) => {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }) as Database.Database['prepare'];
+
   constructor(private readonly db: Database.Database) {}
 
   async acquireLock(holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const r = this.db
-      .prepare(
+    const r = this.prepare(
         `INSERT INTO gc_lock (name, holder, expires_at) VALUES (?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
          WHERE gc_lock.expires_at < ? OR gc_lock.holder = excluded.holder`,
@@ -38,20 +55,20 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async renewLock(holder: string, ttlMs: number): Promise<boolean> {
-    return this.db.prepare('UPDATE gc_lock SET expires_at = ? WHERE name = ? AND holder = ?').run(Date.now() + ttlMs, LOCK, holder).changes > 0;
+    return this.prepare('UPDATE gc_lock SET expires_at = ? WHERE name = ? AND holder = ?').run(Date.now() + ttlMs, LOCK, holder).changes > 0;
   }
 
   async lockHolder(): Promise<string | undefined> {
-    const row = this.db.prepare('SELECT holder FROM gc_lock WHERE name = ?').get(LOCK) as { holder: string } | undefined;
+    const row = this.prepare('SELECT holder FROM gc_lock WHERE name = ?').get(LOCK) as { holder: string } | undefined;
     return row?.holder;
   }
 
   async takeOverLock(from: string, holder: string, ttlMs: number): Promise<boolean> {
-    return this.db.prepare('UPDATE gc_lock SET holder = ?, expires_at = ? WHERE name = ? AND holder = ?').run(holder, Date.now() + ttlMs, LOCK, from).changes > 0;
+    return this.prepare('UPDATE gc_lock SET holder = ?, expires_at = ? WHERE name = ? AND holder = ?').run(holder, Date.now() + ttlMs, LOCK, from).changes > 0;
   }
 
   async releaseLock(holder: string): Promise<void> {
-    this.db.prepare('DELETE FROM gc_lock WHERE name = ? AND holder = ?').run(LOCK, holder);
+    this.prepare('DELETE FROM gc_lock WHERE name = ? AND holder = ?').run(LOCK, holder);
   }
 
   async mark(opts: GcMarkOptions): Promise<GcMarkResult> {
@@ -60,14 +77,14 @@ export class SqliteGcStore implements GcMetadata {
     const p = { cutoff: opts.cutoff, ageCutoff: opts.ageCutoff ?? Number.MIN_SAFE_INTEGER, keepUntagged: opts.deleteUntagged ? 0 : 1 };
     // 1. Cached manifests not pulled since ageCutoff are evicted, tagged or not (grace still applies).
     if (opts.ageCutoff !== undefined) {
-      db.prepare(
+      this.prepare(
         `INSERT INTO gc_dead (repo, digest, rule, access)
          SELECT m.repo, m.digest, 'age', m.last_access_at FROM manifests m
           WHERE m.local = 0 AND MAX(m.created_at, m.last_access_at) < @ageCutoff AND NOT (${FRESH('m')})`,
       ).run(p);
     }
     // 2. Roots: tagged, fresh, or (unless deleteUntagged) any manifest — evicted ones excepted.
-    db.prepare(
+    this.prepare(
       `INSERT INTO gc_live (repo, digest)
        SELECT m.repo, m.digest FROM manifests m
         WHERE NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.repo = m.repo AND d.digest = m.digest)
@@ -75,14 +92,14 @@ export class SqliteGcStore implements GcMetadata {
                OR EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest))`,
     ).run(p);
     // 3. Closure: children of a live index and referrers of a live subject, in the same repository.
-    const children = db.prepare(
+    const children = this.prepare(
       `INSERT OR IGNORE INTO gc_live (repo, digest)
        SELECT m.repo, m.digest FROM gc_live l
          JOIN manifest_refs r ON r.repo = l.repo AND r.manifest_digest = l.digest AND r.kind = 'manifest'
          JOIN manifests m ON m.repo = r.repo AND m.digest = r.ref_digest
         WHERE NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.repo = m.repo AND d.digest = m.digest)`,
     );
-    const referrers = db.prepare(
+    const referrers = this.prepare(
       `INSERT OR IGNORE INTO gc_live (repo, digest)
        SELECT m.repo, m.digest FROM gc_live l
          JOIN manifests m ON m.repo = l.repo AND m.subject = l.digest
@@ -93,29 +110,29 @@ export class SqliteGcStore implements GcMetadata {
       if (added === 0) break;
     }
     // 4. Live blobs: referenced by or being the bytes of a live manifest, fresh, or being filled.
-    db.prepare(
+    this.prepare(
       `INSERT OR IGNORE INTO gc_live_blobs (digest)
        SELECT r.ref_digest FROM gc_live l
          JOIN manifest_refs r ON r.repo = l.repo AND r.manifest_digest = l.digest AND r.kind = 'blob'`,
     ).run();
-    db.prepare('INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT digest FROM gc_live').run();
-    db.prepare(`INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT b.digest FROM blobs b WHERE ${FRESH('b')}`).run(p);
-    const active = db.prepare('INSERT OR IGNORE INTO gc_active (digest) VALUES (?)');
+    this.prepare('INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT digest FROM gc_live').run();
+    this.prepare(`INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT b.digest FROM blobs b WHERE ${FRESH('b')}`).run(p);
+    const active = this.prepare('INSERT OR IGNORE INTO gc_active (digest) VALUES (?)');
     for (const d of opts.activeBlobs) active.run(d);
-    db.prepare('INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT digest FROM gc_active').run();
+    this.prepare('INSERT OR IGNORE INTO gc_live_blobs (digest) SELECT digest FROM gc_active').run();
 
     // 5. Size budget: drop the least recently pulled cached manifests until the cached bytes that
     // stay fit. A blob is freed only when no live manifest still needs it (shared layers stay).
     if (opts.maxCachedBytes !== undefined) this.evictBySize(opts.maxCachedBytes, opts.cutoff);
 
     // 6. Everything else that is not live is garbage.
-    db.prepare(
+    this.prepare(
       `INSERT OR IGNORE INTO gc_dead (repo, digest, rule, access)
        SELECT m.repo, m.digest, 'unreferenced', m.last_access_at FROM manifests m
         WHERE NOT EXISTS (SELECT 1 FROM gc_live l WHERE l.repo = m.repo AND l.digest = m.digest)`,
     ).run();
 
-    const count = (sql: string): number => (db.prepare(sql).get() as { n: number | null }).n ?? 0;
+    const count = (sql: string): number => (this.prepare(sql).get() as { n: number | null }).n ?? 0;
     return {
       manifests: count('SELECT COUNT(*) AS n FROM gc_dead'),
       tags: count('SELECT COUNT(*) AS n FROM tags t JOIN gc_dead d ON d.repo = t.repo AND d.digest = t.digest'),
@@ -130,20 +147,20 @@ export class SqliteGcStore implements GcMetadata {
   private evictBySize(maxBytes: number, cutoff: number): void {
     const db = this.db;
     let total =
-      (db.prepare('SELECT SUM(b.size) AS n FROM blobs b JOIN gc_live_blobs l ON l.digest = b.digest WHERE b.local = 0').get() as { n: number | null })
+      (this.prepare('SELECT SUM(b.size) AS n FROM blobs b JOIN gc_live_blobs l ON l.digest = b.digest WHERE b.local = 0').get() as { n: number | null })
         .n ?? 0;
     if (total <= maxBytes) return;
-    const page = db.prepare<{ cutoff: number; access: number; repo: string; digest: string }, { repo: string; digest: string; access: number }>(
+    const page = this.prepare<{ cutoff: number; access: number; repo: string; digest: string }, { repo: string; digest: string; access: number }>(
       `SELECT m.repo, m.digest, m.last_access_at AS access FROM manifests m
          JOIN gc_live l ON l.repo = m.repo AND l.digest = m.digest
         WHERE m.local = 0 AND NOT (${FRESH('m')})
           AND (m.last_access_at, m.repo, m.digest) > (@access, @repo, @digest)
         ORDER BY m.last_access_at, m.repo, m.digest LIMIT 100`,
     );
-    const unlive = db.prepare('DELETE FROM gc_live WHERE repo = ? AND digest = ?');
-    const dead = db.prepare("INSERT OR IGNORE INTO gc_dead (repo, digest, rule, access) VALUES (?, ?, 'size', ?)");
+    const unlive = this.prepare('DELETE FROM gc_live WHERE repo = ? AND digest = ?');
+    const dead = this.prepare("INSERT OR IGNORE INTO gc_dead (repo, digest, rule, access) VALUES (?, ?, 'size', ?)");
     // Cached blobs of this manifest (its references and its own bytes) no live manifest needs any more.
-    const freed = db.prepare<{ repo: string; digest: string; cutoff: number }, { digest: string; size: number }>(
+    const freed = this.prepare<{ repo: string; digest: string; cutoff: number }, { digest: string; size: number }>(
       `SELECT b.digest, b.size FROM blobs b
         WHERE b.digest IN (SELECT ref_digest FROM manifest_refs WHERE repo = @repo AND manifest_digest = @digest AND kind = 'blob'
                            UNION SELECT @digest)
@@ -154,7 +171,7 @@ export class SqliteGcStore implements GcMetadata {
           AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN gc_live l ON l.repo = r.repo AND l.digest = r.manifest_digest
                            WHERE r.ref_digest = b.digest AND r.kind = 'blob')`,
     );
-    const unliveBlob = db.prepare('DELETE FROM gc_live_blobs WHERE digest = ?');
+    const unliveBlob = this.prepare('DELETE FROM gc_live_blobs WHERE digest = ?');
     let cursor = { access: Number.MIN_SAFE_INTEGER, repo: '', digest: '' };
     while (total > maxBytes) {
       const rows = page.all({ cutoff, ...cursor });
@@ -173,8 +190,7 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async deadManifests(after: [string, string] | undefined, limit: number): Promise<GcDeadManifest[]> {
-    return this.db
-      .prepare<[string, string, number], { repo: string; digest: string; rule: GcRule; access: number }>(
+    return this.prepare<[string, string, number], { repo: string; digest: string; rule: GcRule; access: number }>(
         'SELECT repo, digest, rule, access FROM gc_dead WHERE (repo, digest) > (?, ?) ORDER BY repo, digest LIMIT ?',
       )
       .all(after?.[0] ?? '', after?.[1] ?? '', limit);
@@ -185,7 +201,7 @@ export class SqliteGcStore implements GcMetadata {
     // Evicted: still cached, not pulled since the mark, outside grace — tags do not protect it.
     // Unreferenced: still untagged, outside grace, and no index or subject outside the dead set holds it.
     const evict = m.rule !== 'unreferenced';
-    const del = db.prepare(
+    const del = this.prepare(
       `DELETE FROM manifests AS m WHERE m.repo = @repo AND m.digest = @digest AND NOT (${FRESH('m')})
         AND (@evict = 0 OR (m.local = 0 AND m.last_access_at <= @access))
         AND (@evict = 1 OR (
@@ -198,10 +214,10 @@ export class SqliteGcStore implements GcMetadata {
                    AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.repo = s.repo AND d.digest = s.digest)))))`,
     );
     const tx = db.transaction((): number | undefined => {
-      const tags = (db.prepare('SELECT COUNT(*) AS n FROM tags WHERE repo = ? AND digest = ?').get(m.repo, m.digest) as { n: number }).n;
+      const tags = (this.prepare('SELECT COUNT(*) AS n FROM tags WHERE repo = ? AND digest = ?').get(m.repo, m.digest) as { n: number }).n;
       if (del.run({ repo: m.repo, digest: m.digest, cutoff, access: m.access, evict: evict ? 1 : 0 }).changes === 0) return undefined;
-      db.prepare('DELETE FROM tags WHERE repo = ? AND digest = ?').run(m.repo, m.digest);
-      db.prepare('DELETE FROM manifest_refs WHERE repo = ? AND manifest_digest = ?').run(m.repo, m.digest);
+      this.prepare('DELETE FROM tags WHERE repo = ? AND digest = ?').run(m.repo, m.digest);
+      this.prepare('DELETE FROM manifest_refs WHERE repo = ? AND manifest_digest = ?').run(m.repo, m.digest);
       return tags;
     });
     return tx.immediate();
@@ -209,14 +225,13 @@ export class SqliteGcStore implements GcMetadata {
 
   async sweepLinks(cutoff: number, after: [string, string] | undefined, limit: number): Promise<{ removed: number; next?: [string, string] }> {
     const db = this.db;
-    const rows = db
-      .prepare<[string, string, number], { repo: string; digest: string }>(
+    const rows = this.prepare<[string, string, number], { repo: string; digest: string }>(
         'SELECT repo, digest FROM repo_blobs WHERE (repo, digest) > (?, ?) ORDER BY repo, digest LIMIT ?',
       )
       .all(after?.[0] ?? '', after?.[1] ?? '', limit);
     // A link stays while a manifest of its repository references the blob (or is it), or while the
     // blob row is fresh (a push links before it puts its manifest).
-    const del = db.prepare(
+    const del = this.prepare(
       `DELETE FROM repo_blobs AS l WHERE l.repo = @repo AND l.digest = @digest
         AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref_digest = l.digest AND r.repo = l.repo AND r.kind = 'blob')
         AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo = l.repo AND m.digest = l.digest)
@@ -229,8 +244,7 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async deadBlobs(after: string | undefined, limit: number): Promise<string[]> {
-    return this.db
-      .prepare<[string, number], { digest: string }>(
+    return this.prepare<[string, number], { digest: string }>(
         `SELECT digest FROM blobs b WHERE b.digest > ?
            AND NOT EXISTS (SELECT 1 FROM gc_live_blobs l WHERE l.digest = b.digest)
          ORDER BY digest LIMIT ?`,
@@ -239,21 +253,26 @@ export class SqliteGcStore implements GcMetadata {
       .map((r) => r.digest);
   }
 
+  async sweepBlobs(digests: string[], cutoff: number): Promise<Map<string, number>> {
+    const removed = new Map<string, number>();
+    const remove = this.prepare<{ digest: string; cutoff: number }, { size: number }>(SWEEP_BLOB);
+    this.db.transaction(() => {
+      for (const digest of digests) {
+        const row = remove.get({ digest, cutoff });
+        if (row) removed.set(digest, row.size);
+      }
+    })();
+    return removed;
+  }
+
   async sweepBlob(digest: string, cutoff: number): Promise<number | undefined> {
-    const row = this.db
-      .prepare<{ digest: string; cutoff: number }, { size: number }>(
-        `DELETE FROM blobs AS b WHERE b.digest = @digest AND NOT (${FRESH('b')})
-          AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref_digest = b.digest AND r.kind = 'blob')
-          AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
-          AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest)
-         RETURNING size`,
-      )
+    const row = this.prepare<{ digest: string; cutoff: number }, { size: number }>(SWEEP_BLOB)
       .get({ digest, cutoff });
     return row?.size;
   }
 
   async blobBytes(): Promise<number> {
-    return (this.db.prepare('SELECT SUM(size) AS n FROM blobs').get() as { n: number | null }).n ?? 0;
+    return (this.prepare('SELECT SUM(size) AS n FROM blobs').get() as { n: number | null }).n ?? 0;
   }
 
   async endMark(): Promise<void> {
@@ -261,38 +280,32 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async staleUploads(before: number, after: string | undefined, limit: number): Promise<string[]> {
-    return this.db
-      .prepare<[number, string, number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ? AND id > ? ORDER BY id LIMIT ?')
+    return this.prepare<[number, string, number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ? AND id > ? ORDER BY id LIMIT ?')
       .all(before, after ?? '', limit)
       .map((r) => r.id);
   }
 
   async sweepUpload(id: string, before: number): Promise<boolean> {
-    return this.db.prepare('DELETE FROM uploads WHERE id = ? AND updated_at < ?').run(id, before).changes > 0;
+    return this.prepare('DELETE FROM uploads WHERE id = ? AND updated_at < ?').run(id, before).changes > 0;
   }
 
   async existingBlobs(digests: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (let i = 0; i < digests.length; i += 500) {
-      const part = digests.slice(i, i + 500);
-      const rows = this.db
-        .prepare<string[], { digest: string }>(`SELECT digest FROM blobs WHERE digest IN (${part.map(() => '?').join(',')})`)
-        .all(...part);
-      for (const r of rows) found.add(r.digest);
+    const select = this.prepare<[string], { digest: string }>('SELECT digest FROM blobs WHERE digest IN (SELECT value FROM json_each(?))');
+    for (let i = 0; i < digests.length; i += 1000) {
+      for (const r of select.all(JSON.stringify(digests.slice(i, i + 1000)))) found.add(r.digest);
     }
     return found;
   }
 
   async blobDigests(after: string | undefined, limit: number): Promise<string[]> {
-    return this.db
-      .prepare<[string, number], { digest: string }>('SELECT digest FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?')
+    return this.prepare<[string, number], { digest: string }>('SELECT digest FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?')
       .all(after ?? '', limit)
       .map((r) => r.digest);
   }
 
   async danglingReferences(limit: number): Promise<string[]> {
-    return this.db
-      .prepare<[number], { digest: string }>(
+    return this.prepare<[number], { digest: string }>(
         `SELECT DISTINCT r.ref_digest AS digest FROM manifest_refs r
            JOIN manifests m ON m.repo = r.repo AND m.digest = r.manifest_digest
           WHERE r.kind = 'blob' AND m.local = 1 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = r.ref_digest)
@@ -305,8 +318,7 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async badTags(limit: number): Promise<string[]> {
-    return this.db
-      .prepare<[number], { name: string }>(
+    return this.prepare<[number], { name: string }>(
         `SELECT t.repo || ':' || t.tag AS name FROM tags t
           WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo = t.repo AND m.digest = t.digest)
           ORDER BY t.repo, t.tag LIMIT ?`,
@@ -318,14 +330,13 @@ export class SqliteGcStore implements GcMetadata {
   async saveReport(report: object, keep: number): Promise<void> {
     const db = this.db;
     db.transaction(() => {
-      db.prepare('INSERT INTO gc_runs (report) VALUES (?)').run(JSON.stringify(report));
-      db.prepare('DELETE FROM gc_runs WHERE id NOT IN (SELECT id FROM gc_runs ORDER BY id DESC LIMIT ?)').run(keep);
+      this.prepare('INSERT INTO gc_runs (report) VALUES (?)').run(JSON.stringify(report));
+      this.prepare('DELETE FROM gc_runs WHERE id NOT IN (SELECT id FROM gc_runs ORDER BY id DESC LIMIT ?)').run(keep);
     })();
   }
 
   async listReports(limit: number): Promise<object[]> {
-    return this.db
-      .prepare<[number], { report: string }>('SELECT report FROM gc_runs ORDER BY id DESC LIMIT ?')
+    return this.prepare<[number], { report: string }>('SELECT report FROM gc_runs ORDER BY id DESC LIMIT ?')
       .all(limit)
       .map((r) => JSON.parse(r.report) as object);
   }
