@@ -83,12 +83,13 @@ export class SqliteGcStore implements GcMetadata {
           WHERE m.local = 0 AND MAX(m.created_at, m.last_access_at) < @ageCutoff AND NOT (${FRESH('m')})`,
       ).run(p);
     }
-    // 2. Roots: tagged, fresh, or (unless deleteUntagged) any manifest — evicted ones excepted.
+    // 2. Roots: tagged, fresh, or (unless deleteUntagged) any manifest whose last tag was not
+    // deleted through the API — evicted ones excepted.
     this.prepare(
       `INSERT INTO gc_live (repo, digest)
        SELECT m.repo, m.digest FROM manifests m
         WHERE NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.repo = m.repo AND d.digest = m.digest)
-          AND (@keepUntagged = 1 OR ${FRESH('m')}
+          AND ((@keepUntagged = 1 AND m.released_at IS NULL) OR ${FRESH('m')}
                OR EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest))`,
     ).run(p);
     // 3. Closure: children of a live index and referrers of a live subject, in the same repository.

@@ -139,6 +139,7 @@ function toServiceToken(row: ServiceTokenRow): ServiceTokenRecord {
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Database.Database;
   readonly #s;
+  readonly #deleteTagTx: (repo: string, tag: string) => boolean;
   readonly #linkBlobTx: (repo: string, digest: string, now: number) => void;
   readonly #putManifestTx: (input: PutManifestInput, now: number) => void;
   readonly #deleteManifestTx: (repo: string, digest: string) => boolean;
@@ -205,7 +206,8 @@ export class SqliteMetadataStore implements MetadataStore {
            artifact_type = excluded.artifact_type,
            annotations = excluded.annotations,
            last_access_at = MAX(manifests.last_access_at, excluded.last_access_at),
-           local = MAX(manifests.local, excluded.local)`,
+           local = MAX(manifests.local, excluded.local),
+           released_at = NULL`,
       ),
       blobExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM blobs WHERE digest = ?'),
       touchManifest: db.prepare<[number, string, string]>(
@@ -238,7 +240,11 @@ export class SqliteMetadataStore implements MetadataStore {
       listTags: db.prepare<[string, string, number], { tag: string }>(
         'SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?',
       ),
-      deleteTag: db.prepare<[string, string]>('DELETE FROM tags WHERE repo = ? AND tag = ?'),
+      deleteTag: db.prepare<[string, string], { digest: string }>('DELETE FROM tags WHERE repo = ? AND tag = ? RETURNING digest'),
+      releaseManifest: db.prepare<[number, string, string, string]>(
+        `UPDATE manifests SET released_at = ? WHERE repo = ? AND digest = ?
+          AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = manifests.repo AND t.digest = ?)`,
+      ),
       deleteTagsOf: db.prepare<[string, string]>('DELETE FROM tags WHERE repo = ? AND digest = ?'),
 
       createUpload: db.prepare<[string, string, number, number, number]>(
@@ -316,6 +322,13 @@ export class SqliteMetadataStore implements MetadataStore {
     this.#touchTx = db.transaction((batch: AccessBatch) => {
       for (const m of batch.manifests) s.touchManifest.run(m.at, m.repo, m.digest);
       for (const b of batch.blobs) s.touchBlob.run(b.at, b.digest);
+    });
+    this.#deleteTagTx = db.transaction((repo: string, tag: string): boolean => {
+      const row = s.deleteTag.get(repo, tag);
+      if (!row) return false;
+      // Its manifest, if no other tag holds it, is released to the collector.
+      s.releaseManifest.run(Date.now(), repo, row.digest, row.digest);
+      return true;
     });
     this.gc = new SqliteGcStore(db);
     // The name check and the insert share one write transaction, so two processes (server and CLI)
@@ -402,7 +415,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async deleteTag(repo: string, tag: string): Promise<boolean> {
-    return this.#s.deleteTag.run(repo, tag).changes > 0;
+    return this.#deleteTagTx(repo, tag);
   }
 
   async listReferrers(repo: string, subject: string, artifactType?: string): Promise<ManifestRecord[]> {

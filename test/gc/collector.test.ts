@@ -31,8 +31,9 @@ type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 t.test('a tagged image stays; untagged stays unless deleteUntagged', async (t) => {
   const s = await setup(t);
   const a = await s.image('team/app', 'a', { tag: 'v1' });
+  // b loses its tag to c (a tag move): untagged, but not released.
   const b = await s.image('team/app', 'b', { tag: 'v2' });
-  await s.registry.manifests.delete('team/app', 'v2');
+  const c = await s.image('team/app', 'c', { tag: 'v2' });
   s.clock.skew = 2 * HOUR;
 
   let r = await collect(t, s);
@@ -46,9 +47,26 @@ t.test('a tagged image stays; untagged stays unless deleteUntagged', async (t) =
   t.notOk(await s.stored(b.digest));
   t.notOk(await s.stored(b.layers[0]!));
   t.notOk(await s.stored(b.config));
-  for (const d of [a.digest, a.config, ...a.layers]) t.ok(await s.stored(d), 'tagged image content kept');
-  t.equal(r.bytesKept, a.body.length + Buffer.byteLength(JSON.stringify({ architecture: 'amd64', os: 'linux', seed: 'a' })) + 'layer of a'.length);
+  for (const d of [a.digest, a.config, ...a.layers, c.digest]) t.ok(await s.stored(d), 'tagged image content kept');
   t.equal((await s.registry.manifests.get('team/app', 'v1')).digest, a.digest, 'tag still pulls');
+});
+
+t.test('a tag deleted through the API releases its manifest, even without deleteUntagged', async (t) => {
+  const s = await setup(t);
+  const a = await s.image('team/app', 'a', { tag: 'v1' });
+  const b = await s.image('team/app', 'b', { tag: 'v2' });
+  const d = await s.image('team/app', 'd', { tag: 'v3' });
+  await s.registry.manifests.delete('team/app', 'v2');
+  // d has a second tag: deleting one of them releases nothing.
+  await s.image('team/app', 'd', { tag: 'v4' });
+  await s.registry.manifests.delete('team/app', 'v3');
+  s.clock.skew = 2 * HOUR;
+  const r = await collect(t, s);
+  t.equal(r.manifestsDeleted, 1, 'only the manifest whose last tag was deleted');
+  t.notOk(await s.stored(b.digest));
+  t.notOk(await s.stored(b.layers[0]!));
+  for (const x of [a.digest, d.digest, ...d.layers]) t.ok(await s.stored(x), 'the others stay');
+  t.equal((await s.registry.manifests.get('team/app', 'v4')).digest, d.digest);
 });
 
 t.test('grace: content created or touched within it is live', async (t) => {

@@ -116,4 +116,10 @@ export const sqliteMigrations: readonly string[] = [
     report  TEXT    NOT NULL
   );
   `,
+
+  // 4: a manifest whose last tag was deleted through the API goes to the collector even when
+  // untagged manifests are otherwise kept (gc.deleteUntagged off); a new push or tag clears it.
+  `
+  ALTER TABLE manifests ADD COLUMN released_at INTEGER;
+  `,
 ];
