@@ -378,3 +378,14 @@ t.test('tokens of a trusted external issuer (auth.token.trust) are accepted; its
   assertError(t, await get(signJwt(sso, { ...claims, aud: 'another' })), 401, 'UNAUTHORIZED', 'another audience');
   assertError(t, await inject(s.app, 'DELETE', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(signJwt(sso, claims)) } }), 403, 'DENIED', 'no more than its access claim');
 });
+
+t.test('RS256 signing when auth.token.algorithm says so', async (t) => {
+  const s = await startWharf(t, authConfig(t, { token: { algorithm: 'RS256', lifetime: '90s' } }));
+  const bob = basic('bob', 'bob-pw');
+  await pushImage(s.app, 'team/app', bob);
+  const res = (await token(s.app, 'service=wharf&scope=repository:team/app:pull', bob)).json() as { token: string; expires_in: number };
+  const header = JSON.parse(Buffer.from(res.token.split('.')[0] as string, 'base64url').toString()) as Record<string, unknown>;
+  t.equal(header['alg'], 'RS256');
+  t.equal(res.expires_in, 90, 'auth.token.lifetime');
+  t.equal((await inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(res.token) } })).status, 200);
+});
