@@ -177,6 +177,7 @@ async function measure(
     const clientCpu0 = process.cpuUsage();
     const cold = await download(bigUrl, big.digest, agent);
     const clientCpu = process.cpuUsage(clientCpu0);
+    log(`${p.name}: cold ${mbps(cold.bytes, cold.seconds)} MiB/s, verified ${cold.verified}`);
     const coldTransferCpu = {
       proxy: round2(cpuSecondsOf(p.pid) - cpu0),
       origin: round2(cpuSecondsOf(originPid) - originCpu0),
