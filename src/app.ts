@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
+import { metadataPath } from './storage/paths.js';
 import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import { RegistryService } from './registry/registry-service.js';
@@ -25,7 +26,7 @@ export interface AppDeps {
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
-  const metadata = deps.metadata ?? SqliteMetadataStore.open(join(config.storage.path, 'metadata.db'));
+  const metadata = deps.metadata ?? SqliteMetadataStore.open(metadataPath(config.storage.path));
   const app = Fastify({
     logger: { level: config.log.level },
     exposeHeadRoutes: false,
@@ -91,8 +92,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
           if (collecting) return;
           collecting = collector
             .run(gcOptionsFrom(config))
+            // The collector logs its own report.
             .then(
-              (report) => logger.info({ component: 'gc', ...report }, 'garbage collection finished'),
+              () => undefined,
               (err: unknown) => {
                 if (err instanceof GcBusyError) logger.info({ component: 'gc' }, 'garbage collection skipped: another run is in progress');
                 else logger.error({ component: 'gc', err }, 'garbage collection failed');

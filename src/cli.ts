@@ -1,6 +1,5 @@
 // The command line: thin. It loads configuration and hands it to the same code the tests use.
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   ServiceTokens,
@@ -17,6 +16,7 @@ import { ConfigSchema, type WharfConfig } from './config/schema.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
 import type { FsBlobStore } from './storage/fs-blob-store.js';
+import { metadataPath } from './storage/paths.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -230,13 +230,23 @@ async function withStores<T>(
   flags: { config?: string; data?: string },
   fn: (stores: { config: WharfConfig; metadata: MetadataStore; blobs: FsBlobStore }) => Promise<T>,
 ): Promise<T> {
+  return withMetadata(io, flags, async (config, metadata) => {
+    const { FsBlobStore } = await import('./storage/fs-blob-store.js');
+    return fn({ config, metadata, blobs: await FsBlobStore.open(config.storage.path) });
+  });
+}
+
+/**
+ * Runs `fn` against the metadata database of the configured data directory, the one `serve` opens.
+ * The store waits on a server's write lock (busy_timeout) instead of failing.
+ */
+async function withMetadata<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (config: WharfConfig, metadata: MetadataStore) => Promise<T>): Promise<T> {
   const config = loadCliConfig(io, flags);
+  // Loaded here, not at the top: verify-config and print-schema do not need the database driver.
   const { SqliteMetadataStore } = await import('./metadata/sqlite-metadata-store.js');
-  const { FsBlobStore } = await import('./storage/fs-blob-store.js');
-  const blobs = await FsBlobStore.open(config.storage.path);
-  const metadata = SqliteMetadataStore.open(join(config.storage.path, 'metadata.db'));
+  const metadata = SqliteMetadataStore.open(metadataPath(config.storage.path));
   try {
-    return await fn({ config, metadata, blobs });
+    return await fn(config, metadata);
   } finally {
     await metadata.close();
   }
@@ -337,20 +347,9 @@ async function token(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-/**
- * Runs `fn` against the metadata database of the configured data directory: the file buildApp
- * (src/app.ts) opens. The store waits on a server's write lock (busy_timeout) instead of failing.
- */
-async function withTokens<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (tokens: ServiceTokens) => Promise<T>): Promise<T> {
-  const config = loadCliConfig(io, flags);
-  // Loaded here, not at the top: verify-config and print-schema do not need the database driver.
-  const { SqliteMetadataStore } = await import('./metadata/sqlite-metadata-store.js');
-  const store = SqliteMetadataStore.open(join(config.storage.path, 'metadata.db'));
-  try {
-    return await fn(new ServiceTokens(store));
-  } finally {
-    await store.close();
-  }
+/** Runs `fn` with the service tokens of the configured data directory. */
+function withTokens<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (tokens: ServiceTokens) => Promise<T>): Promise<T> {
+  return withMetadata(io, flags, (_config, metadata) => fn(new ServiceTokens(metadata)));
 }
 
 /** Command-line arguments are checked before the store is opened, and are usage errors (status 2). */

@@ -6,6 +6,7 @@
 //   Authorization: Bearer  a JWT from /auth/token (or a trusted external issuer): its `access` claim
 //                          is what it may do, checked for the exact repository and action
 //   none                   anonymous, under the same policies
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
@@ -58,7 +59,7 @@ export interface RequestedScope {
   actions: string[];
 }
 
-export function parseScope(scope: string): RequestedScope | undefined {
+export function parseRequestedScope(scope: string): RequestedScope | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first <= 0 || last <= first) return undefined;
@@ -214,7 +215,7 @@ export class AccessControl {
   async issue(identity: Identity, scopes: string[], offline: boolean): Promise<IssuedToken> {
     const access: AccessEntry[] = [];
     for (const raw of scopes) {
-      const scope = parseScope(raw);
+      const scope = parseRequestedScope(raw);
       if (!scope) continue;
       if (scope.type === 'repository' || scope.type.startsWith('repository(')) {
         const allowed = this.policy.allowed(identity, scope.name);
@@ -252,7 +253,7 @@ export class AccessControl {
       aud: this.service,
       iat: nowS,
       nbf: nowS,
-      jti: randomId(),
+      jti: randomUUID(),
       kind: identity.kind,
     };
     if (identity.kind === 'token') claims['tid'] = identity.tokenId;
@@ -354,8 +355,4 @@ function claimedIssuer(token: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function randomId(): string {
-  return globalThis.crypto.randomUUID();
 }

@@ -33,22 +33,12 @@ export class BlobFiles {
    * meanwhile, the identical trashed one is dropped).
    */
   async remove(digest: string, rowIsBack: () => Promise<boolean>): Promise<RemoveOutcome> {
-    const target = blobPath(this.root, digest);
-    const trashed = join(this.trashDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
-    await mkdir(this.trashDir, { recursive: true });
-    try {
-      await rename(target, trashed);
-    } catch (err) {
-      if (isCode(err, 'ENOENT')) return 'absent';
-      throw err;
-    }
-    if (await rowIsBack()) {
-      await this.restore(trashed, target);
-      return 'restored';
-    }
-    await rm(trashed, { force: true });
-    return 'removed';
+    const moved = await this.moveAside([digest]);
+    if (moved.size === 0) return 'absent';
+    const { restored } = await this.settle(moved, (await rowIsBack()) ? new Set([digest]) : new Set());
+    return restored.length > 0 ? 'restored' : 'removed';
   }
+
 
   /** Step one of remove() for many files: each moved aside; the trashed path by digest (absent ones left out). */
   async moveAside(digests: Iterable<string>): Promise<Map<string, string>> {

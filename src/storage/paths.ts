@@ -21,6 +21,11 @@ export function blobPath(root: string, digest: string): string {
   return join(root, 'blobs', algorithm, hex.slice(0, 2), hex);
 }
 
+/** The metadata database of a data directory (SQLite driver). */
+export function metadataPath(root: string): string {
+  return join(root, 'metadata.db');
+}
+
 export function uploadsDir(root: string): string {
   return join(root, 'uploads');
 }

@@ -2,8 +2,10 @@
 // (/auth/token, GET and the OAuth2 POST form docker login uses) and the management API for
 // service tokens (/api/tokens, admins only).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessControl } from '../../auth/access-control.js';
+import type { AccessControl, Caller } from '../../auth/access-control.js';
+import { publicView } from '../../auth/service-tokens.js';
 import type { Action, TokenScope } from '../../auth/types.js';
+import type { ServiceTokenRecord } from '../../metadata/metadata-store.js';
 import { parseDuration } from '../../config/duration.js';
 import { RegistryError } from '../../registry/errors.js';
 import type { RegistryService } from '../../registry/registry-service.js';
@@ -39,7 +41,7 @@ export async function guardV2(
   publicUrl: string | undefined,
 ): Promise<V2Access> {
   const realm = realmOf(request, publicUrl);
-  const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+  const caller = await callerOf(access, request, realm);
   if (route.kind === 'base') {
     // The ping: clients learn the realm from the 401 (docker login, dockerd).
     if (!caller.presented) throw access.unauthorized(realm, 'authentication required');
@@ -47,18 +49,9 @@ export async function guardV2(
   }
   if (route.kind === 'catalog') {
     if (!caller.presented) throw access.unauthorized(realm, 'authentication required to list repositories', 'registry:catalog:*');
-    // Only what the caller may pull; a Bearer caller is judged by its token's holder. The filter
-    // runs inside the store's paging, so it is synchronous: the policy decides, names are cached.
+    // Only what the caller may pull; a Bearer caller is judged by its token's holder.
     const identity = caller.identity;
-    const seen = new Map<string, boolean>();
-    const visible = (repo: string): boolean => {
-      let ok = seen.get(repo);
-      if (ok === undefined) {
-        ok = access.policy.permits(identity, repo, 'pull');
-        seen.set(repo, ok);
-      }
-      return ok;
-    };
+    const visible = (repo: string): boolean => access.policy.permits(identity, repo, 'pull');
     return { visible };
   }
   const ns = queryValue(request, 'ns');
@@ -95,10 +88,15 @@ interface TokenForm {
   client_id?: string;
 }
 
+/** The caller behind a request's Authorization header (401/429 for bad or too many credentials). */
+function callerOf(access: AccessControl, request: FastifyRequest, realm: string): Promise<Caller> {
+  return access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+}
+
 /** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials. */
 export async function requireAdmin(access: AccessControl, request: FastifyRequest, publicUrl: string | undefined): Promise<void> {
   const realm = realmOf(request, publicUrl);
-  const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+  const caller = await callerOf(access, request, realm);
   if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
   if (caller.access || !access.isAdmin(caller.identity)) {
     throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
@@ -116,7 +114,7 @@ export function registerAuthRoutes(app: FastifyInstance, access: AccessControl, 
   app.get('/auth/token', async (request, reply) => {
     const realm = realmOf(request, publicUrl);
     checkService(queryValue(request, 'service'));
-    const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+    const caller = await callerOf(access, request, realm);
     if (caller.access) throw access.unauthorized(realm, 'use Basic credentials (or none) to request a token, not a Bearer token');
     // Several scope parameters, each possibly holding several space-separated scopes.
     const scopes = queryValues(request, 'scope').flatMap((s) => s.split(' ')).filter(Boolean);
@@ -191,9 +189,11 @@ export function registerAuthRoutes(app: FastifyInstance, access: AccessControl, 
   });
 }
 
-function publicToken(t: { id: string; name: string; scopes: TokenScope[]; createdAt: number; expiresAt: number | null; revokedAt: number | null; lastUsedAt: number | null }) {
+/** A token as the API shows it: no hash, times as ISO strings. */
+function publicToken(record: ServiceTokenRecord) {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  return { id: t.id, name: t.name, scopes: t.scopes, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
+  const t = publicView(record);
+  return { ...t, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
 }
 
 function noStore(reply: FastifyReply): FastifyReply {
