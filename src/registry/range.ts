@@ -1,5 +1,7 @@
 // Single-range `Range: bytes=` requests on blobs (RFC 9110 §14). A malformed or multi-range header is
-// ignored (the whole blob is served, as the RFC allows); an unsatisfiable one is a 416.
+// ignored (the whole blob is served, as the RFC allows); an unsatisfiable one is a 416, and so is one
+// whose last position is before its first (`bytes=500-0`): it names no byte of the blob, and answering
+// 200 with the whole blob would hand a client that asked for a slice gigabytes it did not ask for.
 import { RegistryError } from './errors.js';
 import type { ByteRange } from '../storage/blob-store.js';
 
@@ -17,7 +19,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   } else {
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) return undefined;
+    if (m[2] !== '' && Number(m[2]) < start) throw unsatisfiable(size);
   }
   if (!Number.isSafeInteger(start) || start >= size) throw unsatisfiable(size);
   return { start, end };

@@ -93,17 +93,26 @@ export class UploadService {
     });
   }
 
-  /** Completes the upload with an optional last chunk; returns the committed digest. */
-  async complete(repo: string, id: string, digest: string, body?: Readable, length?: number): Promise<string> {
+  /**
+   * Completes the upload with an optional last chunk; returns the committed digest. With `range`, the
+   * last chunk must start at the current offset, as a PATCH's must (else 416 and the session stays).
+   */
+  async complete(repo: string, id: string, digest: string, body?: Readable, length?: number, range?: ChunkRange): Promise<string> {
     const { algorithm } = parseDigest(digest);
     return this.lock.run(id, async () => {
       const upload = await this.find(repo, id);
       let offset = upload.offset;
       if (body) {
-        offset = await this.write(upload, body, length);
-        if (length !== undefined && offset - upload.offset !== length) {
+        if (range && range.start !== upload.offset) {
+          throw outOfOrder(upload.offset, `last chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
+        }
+        const declared = range ? range.end - range.start + 1 : length;
+        offset = await this.write(upload, body, declared);
+        if (declared !== undefined && offset - upload.offset !== declared) {
           this.hashes.delete(id);
-          throw new RegistryError('SIZE_INVALID', `last chunk declared ${length} bytes but ${offset - upload.offset} arrived`);
+          throw new RegistryError('SIZE_INVALID', `last chunk declared ${declared} bytes but ${offset - upload.offset} arrived`, {
+            headers: rangeHeaders(upload.offset),
+          });
         }
         if (offset !== upload.offset) await this.advance(upload, offset);
       }

@@ -93,7 +93,17 @@ t.test('Range requests on blobs', async (t) => {
     t.equal(res.header('content-range'), 'bytes */10');
   });
 
-  for (const range of ['bytes=abc', 'items=0-1', 'bytes=0-1,3-4', 'bytes=5-2', 'bytes=', 'garbage', 'bytes=--1']) {
+  t.test('a range whose last position is before its first answers 416 with Content-Range: bytes */size', async (t) => {
+    for (const range of ['bytes=5-2', 'bytes=500-0', 'bytes=9-8']) {
+      const res = await inject(app, 'GET', url, { headers: { range } });
+      assertError(t, res, 416, 'RANGE_INVALID', range);
+      t.equal(res.header('content-range'), 'bytes */10', `${range}: Content-Range`);
+    }
+    const head = await inject(app, 'HEAD', url, { headers: { range: 'bytes=500-0' } });
+    t.equal(head.status, 416, 'HEAD too');
+  });
+
+  for (const range of ['bytes=abc', 'items=0-1', 'bytes=0-1,3-4', 'bytes=', 'garbage', 'bytes=--1']) {
     t.test(`malformed or multi-range "${range}" is ignored: 200 with the whole blob`, async (t) => {
       const res = await inject(app, 'GET', url, { headers: { range } });
       t.equal(res.status, 200);

@@ -245,6 +245,33 @@ t.test('an out-of-order PATCH answers 416 with the current Range and changes not
   t.equal((await inject(app, 'PUT', withQuery(path, `digest=${digest}`))).status, 201, 'and the blob is exactly the in-order bytes');
 });
 
+t.test('a PUT whose last chunk does not start at the current offset answers 416 with the current Range and the session stays', async (t) => {
+  const { app, dataDir } = await startWharf(t);
+  const { path } = await startSession(app, 'repo');
+  await patch(app, path, '0123456789', '0-9');
+  const digest = digestOf('0123456789abc');
+  const put = (chunk: string, contentRange: string) =>
+    inject(app, 'PUT', withQuery(path, `digest=${digest}`), {
+      headers: { 'content-type': 'application/octet-stream', 'content-range': contentRange },
+      body: chunk,
+    });
+
+  for (const [chunk, range, what] of [
+    ['zzz', '20-22', 'a gap'],
+    ['zzz', '5-7', 'an overlap'],
+  ] as const) {
+    const res = await put(chunk, range);
+    assertError(t, res, 416, 'BLOB_UPLOAD_INVALID', what);
+    t.equal(res.header('range'), '0-9', `${what}: Range is the current offset`);
+  }
+  t.equal((await inject(app, 'GET', path)).header('range'), '0-9', 'the session is still open at its offset');
+  t.notOk(existsSync(blobFile(dataDir, digest)), 'nothing was committed');
+
+  const done = await put('abc', '10-12');
+  t.equal(done.status, 201, 'the in-order last chunk completes the upload', describe(done));
+  t.equal((await inject(app, 'GET', `/v2/repo/blobs/${digest}`)).text, '0123456789abc');
+});
+
 t.test('a PATCH whose Content-Range length does not match its body is refused and the offset does not move', async (t) => {
   const { app } = await startWharf(t);
   const { path } = await startSession(app, 'repo');

@@ -44,4 +44,5 @@ t.test('Range: single ranges, suffixes, clamping, and 416 past the end', async (
   t.equal(parseRange(undefined, 10), undefined);
   t.throws(() => parseRange('bytes=10-', 10), { code: 'RANGE_INVALID', status: 416, headers: { 'content-range': 'bytes */10' } });
   t.throws(() => parseRange('bytes=-0', 10), { code: 'RANGE_INVALID' });
+  t.throws(() => parseRange('bytes=500-0', 1000), { code: 'RANGE_INVALID', status: 416, headers: { 'content-range': 'bytes */1000' } }, 'last before first');
 });

@@ -70,7 +70,8 @@ export async function completeUpload(request: FastifyRequest, reply: FastifyRepl
   }
   parseDigest(digest);
   const body = hasBody(request) ? request.raw : undefined;
-  const stored = await registry.uploads.complete(repo, id, digest, body, body ? contentLength(request) : undefined);
+  const range = body ? parseContentRange(request.headers['content-range']) : undefined;
+  const stored = await registry.uploads.complete(repo, id, digest, body, body ? contentLength(request) : undefined, range);
   return created(reply, name, stored);
 }
 
