@@ -28,7 +28,7 @@ export const UpstreamSchema = Type.Object(
     passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the password' })),
     allowedRealms: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
-      description: 'extra hosts (besides the upstream registrable domain) that may receive our credentials as a token realm',
+      description: 'extra token realms ("host" for any port, or "host:port") that may receive our credentials, besides the upstream origin and realms on its registrable domain (on its port or the default one)',
     }),
     tagTTL: Duration('5m', 'how long a tag resolved from this upstream is served without asking it again'),
     listTTL: Duration('30s', 'how long upstream tag lists and referrers are cached'),

@@ -2,6 +2,7 @@
 // credentials, and fetching + caching bearer tokens (the Docker token protocol:
 // https://distribution.github.io/distribution/spec/auth/token/).
 import { isIP } from 'node:net';
+import { getDomain } from 'tldts';
 import type { Dispatcher } from 'undici';
 import type Keyv from 'keyv';
 import { UpstreamError, displayUrl, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
@@ -123,33 +124,39 @@ export function bearerChallenge(challenges: Challenge[]): BearerChallenge | unde
   return undefined;
 }
 
-// Second-level labels under a country code that act as public suffixes (example.co.uk, example.com.au).
-// A simple rule, not the Public Suffix List: hosts under shared suffixes such as *.herokuapp.com count as
-// one domain. allowedRealms is the escape hatch for anything this gets wrong.
-const SHORT_SUFFIX_LABELS = new Set(['ac', 'co', 'com', 'edu', 'go', 'gob', 'gov', 'ltd', 'mil', 'ne', 'net', 'nic', 'nom', 'or', 'org', 'plc', 'sch']);
-
-/** registry-1.docker.io → docker.io; a.b.example.co.uk → example.co.uk; IPs and single labels → themselves. */
-export function registrableDomain(hostname: string): string {
+/**
+ * The registrable domain of a host name (registry-1.docker.io → docker.io, a.b.example.co.uk →
+ * example.co.uk), from the Public Suffix List, private suffixes included: two apps under
+ * *.herokuapp.com are two domains. Undefined for IP literals, single labels (localhost) and public
+ * suffixes themselves: such hosts share nothing with any other host.
+ */
+export function registrableDomain(hostname: string): string | undefined {
   const h = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
-  if (isIP(h) || !h.includes('.')) return h;
-  const labels = h.split('.');
-  if (labels.length <= 2) return h;
-  const last = labels[labels.length - 1]!;
-  const second = labels[labels.length - 2]!;
-  const keep = SHORT_SUFFIX_LABELS.has(second) && /^[a-z]{2}$/.test(last) ? 3 : 2;
-  return labels.slice(-keep).join('.');
+  if (isIP(h)) return undefined;
+  return getDomain(h, { allowPrivateDomains: true }) ?? undefined;
 }
 
+const DEFAULT_PORTS: Record<string, string> = { 'https:': '443', 'http:': '80' };
+const portOf = (u: URL): string => u.port || (DEFAULT_PORTS[u.protocol] ?? '');
+
 /**
- * May a token realm receive the upstream's credentials? Only a realm on the upstream's registrable domain
- * or a host listed in allowedRealms ("host" or "host:port"), and never over plain http when the upstream
- * itself is https.
+ * May a token realm receive the upstream's credentials? Never over plain http when the upstream
+ * itself is https. Then only:
+ * - the upstream's own origin (same scheme, host and port: another port on the same host may be
+ *   another user's service);
+ * - a realm on the upstream's registrable domain, on the upstream's port or its scheme's default
+ *   port (auth.docker.io for registry-1.docker.io); an IP literal has no registrable domain;
+ * - a host listed in allowedRealms ("host" for any port, or "host:port").
  */
 export function mayReceiveCredentials(realm: URL, upstream: URL, allowedRealms: readonly string[]): boolean {
   if (upstream.protocol === 'https:' && realm.protocol !== 'https:') return false;
   const allowed = allowedRealms.map((h) => h.toLowerCase());
   if (allowed.includes(realm.host.toLowerCase()) || allowed.includes(realm.hostname.toLowerCase())) return true;
-  return registrableDomain(realm.hostname) === registrableDomain(upstream.hostname);
+  if (realm.protocol === upstream.protocol && realm.host === upstream.host) return true;
+  const domain = registrableDomain(realm.hostname);
+  if (domain === undefined || domain !== registrableDomain(upstream.hostname)) return false;
+  const port = portOf(realm);
+  return port === portOf(upstream) || port === DEFAULT_PORTS[realm.protocol];
 }
 
 export function basicAuthorization(c: Credentials): string {
@@ -258,7 +265,7 @@ export class TokenAuth {
         this.warnedRealms.add(realm.host);
         this.log.warn(
           { upstream: this.upstream.name, realm: displayUrl(realm) },
-          `token realm ${realm.host} is not on the upstream's domain: asking it anonymously; add it to upstreams[].allowedRealms if it should get the credentials`,
+          `token realm ${realm.origin} is not the upstream's origin nor on its registrable domain: asking it anonymously; add ${realm.host} to upstreams[].allowedRealms if it should get the credentials`,
         );
       }
     }

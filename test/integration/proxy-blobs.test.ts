@@ -171,13 +171,15 @@ t.test('offline: after a pull, the manifest by tag and by digest and every blob 
 });
 
 for (const mode of ['basic', 'token'] as const) {
+  // The token server listens on another port of 127.0.0.1: named in allowedRealms to get the credentials.
+  const realms = (reg: DockerRegistry) => (reg.tokenServer ? { allowedRealms: [new URL(reg.tokenServer.url).host] } : {});
   t.test(`an upstream with ${mode} auth: the pull works with the configured credentials`, async (t) => {
     const reg = await startDockerRegistry(t, { auth: mode });
     const user = reg.users[0]!;
     const image = await pushTestImage(reg, 'library/secret', 'v1', { seed: `blobs/auth/${mode}` });
     const anonymous = await req(`${reg.url}/v2/library/secret/manifests/v1`);
     t.equal(anonymous.status, 401, 'the upstream really refuses anonymous pulls');
-    const wharf = await hubWharf(t, reg, { username: user.username, password: user.password });
+    const wharf = await hubWharf(t, reg, { username: user.username, password: user.password, ...realms(reg) });
     await pullAll(t, wharf, 'secret', 'v1', image);
     const byDigest = await req(`${wharf.url}/v2/secret/manifests/${image.manifestDigest}`);
     t.equal(byDigest.status, 200);
@@ -198,7 +200,7 @@ for (const mode of ['basic', 'token'] as const) {
     const reg = await startDockerRegistry(t, { auth: mode });
     const user = reg.users[0]!;
     const image = await pushTestImage(reg, 'library/locked', 'v1', { seed: `blobs/auth-wrong/${mode}` });
-    const wharf = await hubWharf(t, reg, { username: user.username, password: `${user.password}-wrong` });
+    const wharf = await hubWharf(t, reg, { username: user.username, password: `${user.password}-wrong`, ...realms(reg) });
     const m = await req(`${wharf.url}/v2/locked/manifests/v1`);
     t.equal(m.status, 404, `manifest with wrong credentials: ${m.text}`);
     const merr = ociError(t, m);

@@ -165,7 +165,8 @@ async function bearerPair(t: Test, opts: { realmHost: '127.0.0.1' | 'localhost';
 
 t.test('Bearer challenge: token fetched from the realm with service and scope, then cached', async (t) => {
   const { realm, up } = await bearerPair(t, { realmHost: '127.0.0.1' });
-  const { c, logs } = client(t, config(up.url, { username: 'bob', password: 'hunter2' }));
+  // Another port on the same IP is not the upstream's origin: the realm is named in allowedRealms.
+  const { c, logs } = client(t, config(up.url, { username: 'bob', password: 'hunter2', allowedRealms: [`127.0.0.1:${realm.port}`] }));
   const res = await c.request(pull('library/alpine'));
   t.equal(res.status, 200);
   t.equal(await text(res), 'ok Bearer tok-1');
@@ -174,7 +175,7 @@ t.test('Bearer challenge: token fetched from the realm with service and scope, t
   const q = new URL(realm.seen[0]!.url, realm.url).searchParams;
   t.equal(q.get('service'), 'registry.test');
   t.same(q.getAll('scope'), ['repository:library/alpine:pull']);
-  t.equal(realm.seen[0]!.headers.authorization, basic('bob', 'hunter2'), 'same host: the realm gets the credentials');
+  t.equal(realm.seen[0]!.headers.authorization, basic('bob', 'hunter2'), 'an allowed realm gets the credentials');
 
   const cached = await c.request(pull('library/alpine'));
   t.equal(await text(cached), 'ok Bearer tok-1');
@@ -249,7 +250,7 @@ t.test('a realm that refuses the credentials is a protocol UpstreamError saying 
     res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm.url}/token",service="s"` });
     res.end();
   });
-  const { c } = client(t, config(up.url, { username: 'bob', password: 'wrong' }));
+  const { c } = client(t, config(up.url, { username: 'bob', password: 'wrong', allowedRealms: [new URL(realm.url).host] }));
   const err = await c.request(pull('a/b')).then(
     () => undefined,
     (e: unknown) => e,

@@ -3,24 +3,14 @@
 import { createHash } from 'node:crypto';
 import Keyv from 'keyv';
 import t, { type Test } from 'tap';
-import type { UpstreamConfig } from '../../src/config/schema.js';
 import { UpstreamClient, type UpstreamResponse } from '../../src/upstream/upstream-client.js';
+import { upstreamConfig } from '../helpers/upstream-config.js';
 import { pushTestImage, startDockerRegistry, type DockerRegistry, type PushedImage } from '../helpers/docker-registry.js';
 
 const ACCEPT = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
 
-function client(t: Test, registry: DockerRegistry, credentials?: { username: string; password: string }): UpstreamClient {
-  const cfg: UpstreamConfig = {
-    name: 'ref',
-    url: registry.url,
-    registry: registry.host,
-    default: false,
-    allowedRealms: [],
-    tagTTL: '5m',
-    listTTL: '30s',
-    timeouts: { connect: '5s', headers: '10s', bodyIdle: '10s' },
-    ...(credentials ?? {}),
-  };
+function client(t: Test, registry: DockerRegistry, credentials?: { username: string; password: string }, allowedRealms: string[] = []): UpstreamClient {
+  const cfg = upstreamConfig(registry.url, { registry: registry.host, allowedRealms, ...(credentials ?? {}) });
   const c = new UpstreamClient(cfg, { tokens: new Keyv() });
   t.teardown(() => c.close());
   return c;
@@ -90,12 +80,13 @@ t.test('token auth', async (t) => {
   const ts = registry.tokenServer!;
   const image = await pushTestImage(registry, 'team/app', 'v1');
   const before = ts.requests.length;
-  const c = client(t, registry, registry.users[0]);
+  // The token server listens on another port of 127.0.0.1: only allowedRealms lets it see the password.
+  const c = client(t, registry, registry.users[0], [new URL(ts.url).host]);
   await pullsImage(t, c, 'team/app', image);
   const ours = ts.requests.slice(before);
   t.equal(ours.length, 1, 'one token for the whole pull: cached');
   t.equal(ours[0]!.status, 200);
-  t.equal(ours[0]!.account, 'wharf', 'the realm is on the same host: credentials sent');
+  t.equal(ours[0]!.account, 'wharf', 'an allowed realm: credentials sent');
   t.same(ours[0]!.scopes, ['repository:team/app:pull']);
   t.match(ours[0]!.granted, [{ type: 'repository', name: 'team/app', actions: ['pull'] }]);
 

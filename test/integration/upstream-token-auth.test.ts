@@ -1,7 +1,12 @@
-// The pure parts of upstream auth: WWW-Authenticate parsing and which realms may receive credentials.
+// Upstream auth: WWW-Authenticate parsing and which realms may receive credentials (the rule on its
+// own, then against the reference registry and its token server).
+import Keyv from 'keyv';
 import t from 'tap';
 import { bearerChallenge, mayReceiveCredentials, parseWwwAuthenticate, registrableDomain } from '../../src/upstream/token-auth.js';
 import { UpstreamError, toUpstreamError } from '../../src/upstream/upstream-errors.js';
+import { UpstreamClient } from '../../src/upstream/upstream-client.js';
+import { upstreamConfig } from '../helpers/upstream-config.js';
+import { pushTestImage, startDockerRegistry } from '../helpers/docker-registry.js';
 
 t.test('parses a Docker Hub bearer challenge', async (t) => {
   const c = parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"');
@@ -36,28 +41,61 @@ t.test('picks the bearer challenge with an http(s) realm', async (t) => {
   t.equal(bearerChallenge(parseWwwAuthenticate('Basic realm="x"')), undefined);
 });
 
-t.test('registrable domain: last two labels, three under co.uk-like suffixes, exact for IPs and single labels', async (t) => {
+t.test('registrable domain from the Public Suffix List: none for IPs, single labels and shared suffixes', async (t) => {
   t.equal(registrableDomain('registry-1.docker.io'), 'docker.io');
   t.equal(registrableDomain('auth.docker.io'), 'docker.io');
   t.equal(registrableDomain('ghcr.io'), 'ghcr.io');
   t.equal(registrableDomain('a.b.example.co.uk'), 'example.co.uk');
   t.equal(registrableDomain('registry.example.com.au'), 'example.com.au');
   t.equal(registrableDomain('Registry.Example.COM.'), 'example.com');
-  t.equal(registrableDomain('127.0.0.1'), '127.0.0.1');
-  t.equal(registrableDomain('[::1]'), '::1');
-  t.equal(registrableDomain('localhost'), 'localhost');
+  t.equal(registrableDomain('one.herokuapp.com'), 'one.herokuapp.com', 'a private suffix: each app is its own domain');
+  t.equal(registrableDomain('herokuapp.com'), undefined, 'a suffix itself is nobody\'s domain');
+  t.equal(registrableDomain('127.0.0.1'), undefined);
+  t.equal(registrableDomain('[::1]'), undefined);
+  t.equal(registrableDomain('localhost'), undefined);
 });
 
-t.test('credentials go only to a realm on the same registrable domain or an allowed host, never downgraded to http', async (t) => {
+t.test('credentials go only to the same origin, a realm on the same registrable domain or an allowed host, never downgraded to http', async (t) => {
   const hub = new URL('https://registry-1.docker.io');
   t.ok(mayReceiveCredentials(new URL('https://auth.docker.io/token'), hub, []));
   t.notOk(mayReceiveCredentials(new URL('https://evil.example/token'), hub, []));
   t.ok(mayReceiveCredentials(new URL('https://evil.example/token'), hub, ['evil.example']));
   t.ok(mayReceiveCredentials(new URL('https://auth.example:8443/token'), hub, ['auth.example:8443']));
+  t.notOk(mayReceiveCredentials(new URL('https://auth.example:8443/token'), hub, ['auth.example:9443']), 'an allowed host:port is that port only');
   t.notOk(mayReceiveCredentials(new URL('http://auth.docker.io/token'), hub, []), 'https upstream, http realm');
-  t.notOk(mayReceiveCredentials(new URL('http://localhost:1/t'), new URL('http://127.0.0.1:2'), []));
-  t.ok(mayReceiveCredentials(new URL('http://127.0.0.1:1/t'), new URL('http://127.0.0.1:2'), []));
   t.notOk(mayReceiveCredentials(new URL('https://docker.io.evil.example/t'), hub, []));
+  t.notOk(mayReceiveCredentials(new URL('https://two.herokuapp.com/t'), new URL('https://one.herokuapp.com'), []), 'two apps under a shared suffix');
+  t.ok(mayReceiveCredentials(new URL('https://auth.example.com/t'), new URL('https://registry.example.com:5000'), []), 'the default port on the same domain');
+  t.ok(mayReceiveCredentials(new URL('https://auth.example.com:5000/t'), new URL('https://registry.example.com:5000'), []), "the upstream's own port on the same domain");
+  t.notOk(mayReceiveCredentials(new URL('https://auth.example.com:9999/t'), new URL('https://registry.example.com'), []), 'another port on the same domain');
+  t.ok(mayReceiveCredentials(new URL('http://127.0.0.1:2/t'), new URL('http://127.0.0.1:2'), []), 'the same origin');
+});
+
+t.test('a token realm on the same IP but another port does not receive the upstream password', async (t) => {
+  t.notOk(mayReceiveCredentials(new URL('http://127.0.0.1:1/t'), new URL('http://127.0.0.1:2'), []));
+  t.notOk(mayReceiveCredentials(new URL('http://[::1]:1/t'), new URL('http://[::1]:2'), []));
+  t.notOk(mayReceiveCredentials(new URL('http://localhost:1/t'), new URL('http://localhost:2'), []), 'no registrable domain: exact origin only');
+  t.notOk(mayReceiveCredentials(new URL('https://registry.example.com:8443/t'), new URL('https://registry.example.com'), []), 'same host, another port');
+  t.ok(mayReceiveCredentials(new URL('http://127.0.0.1:1/t'), new URL('http://127.0.0.1:2'), ['127.0.0.1:1']), 'unless allowed');
+
+  // The real thing: the reference registry on 127.0.0.1 sends Wharf to a token server on another port.
+  const registry = await startDockerRegistry(t, { auth: 'token' });
+  const ts = registry.tokenServer!;
+  await pushTestImage(registry, 'team/app', 'v1');
+  const pull = async (allowedRealms: string[]): Promise<number> => {
+    const c = new UpstreamClient(upstreamConfig(registry.url, { allowedRealms, ...registry.users[0]! }), { tokens: new Keyv() });
+    t.teardown(() => c.close());
+    const res = await c.request({ method: 'GET', path: '/v2/team/app/manifests/v1', repository: 'team/app', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    for await (const _ of res.body) void _;
+    return res.status;
+  };
+  const before = ts.requests.length;
+  t.equal(await pull([]), 401, 'asked anonymously, the token grants nothing');
+  const asked = ts.requests.slice(before);
+  t.ok(asked.length > 0, 'the realm was asked');
+  t.ok(asked.every((r) => r.headers.authorization === undefined && r.account === undefined), 'without the password');
+  t.equal(await pull([new URL(ts.url).host]), 200, 'allowedRealms names it: credentials sent, pull works');
+  t.equal(ts.requests.at(-1)!.account, registry.users[0]!.username);
 });
 
 t.test('undici errors map to UpstreamError kinds naming the upstream and its URL, never user info', async (t) => {
