@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# Wharf: one process, one data directory (/data). Build: docker build -t wharf .
+# Wharf: one process, one data directory (the volume /data). Build: docker build -t wharf .
 # Run:   docker run -p 5000:5000 -v wharf-data:/data wharf
+# README "Running the container image": mounting a config, environment, volumes, the healthcheck.
 
 FROM node:20-bookworm-slim AS build
 # better-sqlite3 builds from source when no prebuilt binary can be fetched.
@@ -8,28 +9,38 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# Dependencies first, from the manifest and lock file alone: this layer is rebuilt only when they change,
+# not on every source edit. --ignore-scripts skips our own `prepare` (the sources are not here yet);
+# the rebuild then runs the install script of the one dependency that has native code.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3
+COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
-# npm ci runs the prepare script, which compiles src/ to dist/.
-RUN npm ci --no-audit --no-fund \
+RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
+# The image's settings live in a config file, never in WHARF_* variables: a variable would beat the
+# `listen` and `storage.path` of a config file mounted over this one. WHARF_CONFIG only says which file.
 ENV NODE_ENV=production \
-    WHARF_LISTEN=0.0.0.0:5000 \
-    WHARF_STORAGE_PATH=/data
+    WHARF_CONFIG=/etc/wharf/wharf.yaml
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
+COPY config/container.yaml /etc/wharf/wharf.yaml
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 5000
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:5000/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Reads the same configuration as serve (WHARF_CONFIG, WHARF_* variables) and asks /healthz on the port it
+# listens on. A --config or --listen given to serve on the command line is not seen here: pass the same
+# to the healthcheck (docker run --health-cmd), or use a mounted file or WHARF_* variables instead.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+  CMD ["node", "/app/bin/wharf.js", "healthcheck"]
 # SIGTERM (docker stop) lets in-flight requests finish before the process exits.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/bin/wharf.js"]

@@ -13,6 +13,7 @@ import { parseDuration } from './config/duration.js';
 import { formatHostPort, parseListen } from './config/listen.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
+import { healthcheck } from './healthcheck.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
 import type { FsBlobStore } from './storage/fs-blob-store.js';
@@ -53,6 +54,9 @@ Commands:
       Revoke a token by id, or by the name of a token not yet revoked; it stops
       working at once. The token commands read the configuration as serve does and
       may run while it serves the same data directory.
+  healthcheck [--config FILE] [--listen HOST:PORT]
+      Ask GET /healthz where the configuration (read as serve reads it) listens;
+      exit status 0 when it answers 200 (the container image's HEALTHCHECK).
   print-schema
       Print the JSON schema of the configuration file.
   help, --help
@@ -95,6 +99,7 @@ export async function main(
         return await fsckCommand(args, io);
       case 'verify-config':
         return verifyConfig(args, io);
+      case 'healthcheck': return await healthcheck(args, io, (flags) => loadCliConfig(io, flags));
       case 'print-schema':
         return printSchema(args, io);
       default:

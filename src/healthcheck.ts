@@ -1,0 +1,78 @@
+// `wharf healthcheck`: the container image's HEALTHCHECK. It reads the configuration exactly as `serve`
+// does (--config or $WHARF_CONFIG, then WHARF_* variables, then --listen) and asks GET /healthz on the
+// address that configuration listens on, so the check follows a mounted config file's `listen` instead of
+// a port written into the image.
+import { request } from 'node:http';
+import { parseArgs } from 'node:util';
+import { formatHostPort, parseListen } from './config/listen.js';
+import type { WharfConfig } from './config/schema.js';
+
+export const HEALTHCHECK_USAGE = `Usage: wharf healthcheck [--config FILE] [--listen HOST:PORT] [--timeout MS]
+
+Reads the configuration as 'wharf serve' does (FILE or $WHARF_CONFIG, then WHARF_*
+variables, then --listen) and asks GET /healthz at the address it listens on
+(127.0.0.1 or ::1 when it listens on every address). Prints the answer; exit
+status 0 when it is 200, 1 otherwise (no answer within MS milliseconds, default 2000).
+`;
+
+interface Io {
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown };
+}
+
+/** Loads the configuration the way `serve` does; the CLI passes its own loader. */
+export type ConfigLoader = (flags: { config?: string; listen?: string }) => WharfConfig;
+
+/** The URL of /healthz for a `listen` value: a wildcard address is asked on loopback. */
+export function healthzUrl(listen: string): string {
+  const { host, port } = parseListen(listen);
+  if (port === 0) throw new RangeError(`listen is ${listen}: port 0 picks a free port at start-up, so there is no port to check`);
+  const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${formatHostPort(target, port)}/healthz`;
+}
+
+function get(url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', timeout: timeoutMs, headers: { 'user-agent': 'wharf-healthcheck' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+export async function healthcheck(args: string[], io: Io, load: ConfigLoader): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string', short: 'l' },
+      timeout: { type: 'string' },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(HEALTHCHECK_USAGE);
+    return 0;
+  }
+  const timeoutMs = values.timeout === undefined ? 2000 : Number(values.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new RangeError(`--timeout ${values.timeout}: expected a number of milliseconds`);
+  const url = healthzUrl(load({ config: values.config, listen: values.listen }).listen);
+  let status: number;
+  try {
+    status = await get(url, timeoutMs);
+  } catch (err) {
+    io.stderr.write(`wharf: healthcheck: ${url}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (status !== 200) {
+    io.stderr.write(`wharf: healthcheck: ${url}: HTTP ${status}\n`);
+    return 1;
+  }
+  io.stdout.write(`${url}: ok\n`);
+  return 0;
+}
