@@ -75,7 +75,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   registerErrorHandler(app);
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
   const access = config.auth
-    ? await AccessControl.create({ ...config, auth: config.auth }, metadata, (repo) => registry.route(repo).kind === 'local', logger.child({ component: 'auth' }))
+    ? await AccessControl.create({ ...config, auth: config.auth }, metadata, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
     : undefined;
   if (access) registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');

@@ -5,6 +5,9 @@
 //   Authorization: Basic   a user (auth.users / htpasswd) or a service token as the password
 //   Authorization: Bearer  a JWT from /auth/token (or a trusted external issuer): its `access` claim
 //                          is what it may do, checked for the exact repository and action
+//
+// Every decision is made on the canonical name of the repository actually served (RouteTarget.canonical,
+// src/registry/router.ts), however the client spelled it; token `access` claims name the same.
 //   none                   anonymous, under the same policies
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,10 +15,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
 import { parseDuration } from '../config/duration.js';
 import { RegistryError } from '../registry/errors.js';
+import type { RouteTarget } from '../registry/router.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { loadOrCreateSigningKey, loadVerificationKeys, signJwt, verificationKeyOf, verifyJwt, JwtError, type JwtClaims, type SigningKey, type VerificationKey } from './jwt.js';
 import { LoginLimiter } from './login-limiter.js';
-import { Policy } from './policy.js';
+import { Policy, type RepositoryFacts, type RepositoryZone } from './policy.js';
 import { ServiceTokens, looksLikeServiceToken } from './service-tokens.js';
 import { ANONYMOUS, expandActions, subjectOf, type Action, type Identity } from './types.js';
 import { UserDirectory } from './users.js';
@@ -72,10 +76,15 @@ export function parseRequestedScope(scope: string): RequestedScope | undefined {
 
 const challengeValue = (s: string) => s.replace(/["\\]/g, '');
 
+/** How names are routed: the one source of canonical names (RegistryService.route). */
+export type RouteFn = (name: string, ns?: string) => RouteTarget;
+
 export class AccessControl {
   private constructor(
     private readonly auth: AuthConfig,
     private readonly users: UserDirectory,
+    private readonly metadata: MetadataStore,
+    private readonly route: RouteFn,
     readonly tokens: ServiceTokens,
     readonly policy: Policy,
     private readonly limiter: LoginLimiter,
@@ -91,7 +100,7 @@ export class AccessControl {
   static async create(
     config: WharfConfig & { auth: AuthConfig },
     metadata: MetadataStore,
-    isLocal: (repo: string) => boolean,
+    route: RouteFn,
     log: FastifyBaseLogger,
     now: () => number = Date.now,
   ): Promise<AccessControl> {
@@ -102,7 +111,7 @@ export class AccessControl {
       groups: auth.groups,
       onReloadError: (err) => log.error({ err: { message: err.message } }, 'htpasswd reload failed; the last good version stays in force'),
     });
-    const policy = new Policy(auth.policies, { defaults: auth.defaultPolicies, isLocal, adminGroup: auth.adminGroup });
+    const policy = new Policy(auth.policies, { defaults: auth.defaultPolicies, zone: (repo) => zoneOf(route, repo), adminGroup: auth.adminGroup });
     const limiter = new LoginLimiter({
       perUser: auth.failedLogins.perUser,
       perAddress: auth.failedLogins.perAddress,
@@ -112,7 +121,7 @@ export class AccessControl {
     const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
     const signingKey = await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
     const trusted = auth.token.trust ? { issuer: auth.token.trust.issuer, keys: loadVerificationKeys(auth.token.trust.keys) } : undefined;
-    return new AccessControl(auth, users, new ServiceTokens(metadata, now), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
+    return new AccessControl(auth, users, metadata, route, new ServiceTokens(metadata, now), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
   }
 
   get service(): string {
@@ -175,33 +184,56 @@ export class AccessControl {
     return identity;
   }
 
-  /** What `caller` may do to `repo`. */
-  async allowed(caller: Caller, repo: string): Promise<Action[]> {
+  /** What `caller` may do to the routed repository `target`. */
+  async allowed(caller: Caller, target: RouteTarget): Promise<Action[]> {
     if (caller.access) {
       const granted = new Set<string>();
       for (const entry of caller.access) {
-        if (entry.type === 'repository' && entry.name === repo) for (const a of entry.actions) granted.add(a);
+        if (entry.type === 'repository' && entry.name === target.canonical) for (const a of entry.actions) granted.add(a);
       }
       return expandActions([...granted]);
     }
-    return this.policy.allowed(caller.identity, repo);
+    return this.policy.allowed(caller.identity, target.canonical, await this.facts(target, caller.identity));
+  }
+
+  /** What the policy grants `identity` on `target`, tokens' `access` claims aside. */
+  async granted(identity: Identity, target: RouteTarget): Promise<Action[]> {
+    return this.policy.allowed(identity, target.canonical, await this.facts(target, identity));
   }
 
   /**
-   * Throws unless `caller` may do `action` to `repo`: anonymous callers and Bearer tokens that lack
+   * Throws unless `caller` may do `action` to `target`: anonymous callers and Bearer tokens that lack
    * the scope (but whose holder could get it) get 401 with a challenge for it; others 403 DENIED.
+   * A user's push to a local repository nobody owns yet makes that user its owner.
    */
-  async require(caller: Caller, repo: string, action: Action, realm: string, scopeActions: Action[] = [action]): Promise<void> {
-    if ((await this.allowed(caller, repo)).includes(action)) return;
-    const scope = `repository:${repo}:${scopeActions.join(',')}`;
+  async require(caller: Caller, target: RouteTarget, action: Action, realm: string, scopeActions: Action[] = [action]): Promise<void> {
+    const repo = target.canonical;
     const who = caller.identity;
-    if (who.kind === 'anonymous') {
-      throw this.unauthorized(realm, `authentication required to ${action} ${repo}`, scope);
-    }
-    if (caller.access && this.policy.permits(who, repo, action)) {
-      throw this.unauthorized(realm, `the token does not grant ${action} on ${repo}; request a token with that scope`, scope, 'insufficient_scope');
+    if ((await this.allowed(caller, target)).includes(action)) {
+      if (action !== 'push' || target.kind !== 'local' || who.kind !== 'user') return;
+      const owner = await this.metadata.claimRepository(target.repo, who.name);
+      // Two users pushing a new repository at once: the one whose claim lost is judged again as a non-owner.
+      if (owner === who.name || !this.policy.usesOwners || this.policy.permits(who, repo, action, { owner })) return;
+    } else if (who.kind === 'anonymous') {
+      throw this.unauthorized(realm, `authentication required to ${action} ${repo}`, `repository:${repo}:${scopeActions.join(',')}`);
+    } else if (caller.access && (await this.granted(who, target)).includes(action)) {
+      throw this.unauthorized(
+        realm,
+        `the token does not grant ${action} on ${repo}; request a token with that scope`,
+        `repository:${repo}:${scopeActions.join(',')}`,
+        'insufficient_scope',
+      );
     }
     throw new RegistryError('DENIED', `${describe(who)} may not ${action} repository ${repo}`, { detail: { name: repo, action } });
+  }
+
+  /** The owner the policy's `owner` subject is matched against; a local repository not yet pushed is the caller's to take. */
+  private async facts(target: RouteTarget, identity: Identity): Promise<RepositoryFacts> {
+    if (target.kind !== 'local' || !this.policy.usesOwners) return {};
+    const owner = await this.metadata.repositoryOwner(target.repo);
+    if (owner !== undefined) return { owner };
+    if (identity.kind === 'user' && !(await this.metadata.repositoryExists(target.repo))) return { owner: identity.name };
+    return {};
   }
 
   isAdmin(identity: Identity): boolean {
@@ -218,9 +250,17 @@ export class AccessControl {
       const scope = parseRequestedScope(raw);
       if (!scope) continue;
       if (scope.type === 'repository' || scope.type.startsWith('repository(')) {
-        const allowed = this.policy.allowed(identity, scope.name);
+        // The token flow has no `?ns=`: the scope's name is routed as a bare name, and the claim names
+        // its canonical name, the one requests are checked against.
+        let target: RouteTarget;
+        try {
+          target = this.route(scope.name);
+        } catch {
+          continue;
+        }
+        const allowed = await this.granted(identity, target);
         const granted = expandActions(scope.actions).filter((a) => allowed.includes(a));
-        if (granted.length > 0) access.push({ type: 'repository', name: scope.name, actions: granted });
+        if (granted.length > 0) access.push({ type: 'repository', name: target.canonical, actions: granted });
       } else if (scope.type === 'registry' && scope.name === 'catalog' && identity.kind !== 'anonymous') {
         access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
       }
@@ -319,6 +359,18 @@ export class AccessControl {
   unauthorized(realm: string, message: string, scope?: string, error?: string): RegistryError {
     return new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': this.challenge(realm, scope, error) } });
   }
+}
+
+/** Where a canonical name is routed, for the built-in rules; a name that cannot be routed gets the narrowest zone. */
+export function zoneOf(route: RouteFn, repo: string): RepositoryZone {
+  let target: RouteTarget;
+  try {
+    target = route(repo);
+  } catch {
+    return 'private-upstream';
+  }
+  if (target.kind === 'local') return 'local';
+  return target.private ? 'private-upstream' : 'public-upstream';
 }
 
 function describe(identity: Identity): string {

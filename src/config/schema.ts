@@ -51,11 +51,11 @@ export const PolicyRuleSchema = Type.Object(
   {
     repositories: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
       minItems: 1,
-      description: 'repository globs: `*` matches within one path component, `**` across components; a lone `*` or `**` matches every repository',
+      description: 'canonical repository names (README "Authentication"): `*` matches within one path component, `**` across components (a lone `**` matches every repository), `{user}` the caller\'s user name',
     }),
     subjects: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
       minItems: 1,
-      description: 'user names, `group:<name>`, `anonymous` (no credentials) or `authenticated` (any signed-in user)',
+      description: 'user names, `group:<name>`, `anonymous` (no credentials), `authenticated` (any signed-in user) or `owner` (the first user who pushed the repository)',
     }),
     actions: Type.Array(ActionPattern, { minItems: 1, description: 'pull, push, delete, or `*` for all three' }),
   },
@@ -83,7 +83,7 @@ export const AuthSchema = Type.Object(
     defaultPolicies: Type.Boolean({
       default: true,
       description:
-        'also apply the built-in rules: anyone may pull upstream-routed names; signed-in users may pull, push and delete local names. false = only auth.policies',
+        'built-in rules for repositories no policy names: anyone may pull names of public upstreams, signed-in users those of upstreams Wharf signs in to; signed-in users may pull, push and delete local names. false = only auth.policies',
     }),
     policies: Type.Array(PolicyRuleSchema, { default: [], description: 'allow rules; a request is allowed when any rule (or built-in rule) grants it' }),
     token: Type.Object(

@@ -113,6 +113,10 @@ export interface MetadataStore {
   // Repositories (a repository exists once it holds a blob link or a manifest).
   listRepositories(page?: Page): Promise<string[]>;
   repositoryExists(repo: string): Promise<boolean>;
+  /** The user who owns a repository (the first user allowed to push to it), if any. */
+  repositoryOwner(repo: string): Promise<string | undefined>;
+  /** Records `owner` as the repository's owner unless it has one already; returns the owner now recorded. */
+  claimRepository(repo: string, owner: string): Promise<string>;
 
   // Blobs and repository→blob links. A blob is served under a repository only if linked there.
   putBlob(digest: string, size: number, opts: { local: boolean }): Promise<void>;

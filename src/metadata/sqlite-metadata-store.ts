@@ -174,6 +174,10 @@ export class SqliteMetadataStore implements MetadataStore {
         'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
       ),
       repoExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM repositories WHERE name = ?'),
+      repoOwner: db.prepare<[string], { owner: string }>('SELECT owner FROM repository_owners WHERE repo = ?'),
+      claimRepo: db.prepare<[string, string, number]>(
+        'INSERT INTO repository_owners (repo, owner, claimed_at) VALUES (?, ?, ?) ON CONFLICT (repo) DO NOTHING',
+      ),
 
       putBlob: db.prepare<[string, number, number, number, number]>(
         `INSERT INTO blobs (digest, size, created_at, last_access_at, local) VALUES (?, ?, ?, ?, ?)
@@ -356,6 +360,15 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async repositoryExists(repo: string): Promise<boolean> {
     return this.#s.repoExists.get(repo) !== undefined;
+  }
+
+  async repositoryOwner(repo: string): Promise<string | undefined> {
+    return this.#s.repoOwner.get(repo)?.owner;
+  }
+
+  async claimRepository(repo: string, owner: string): Promise<string> {
+    this.#s.claimRepo.run(repo, owner, Date.now());
+    return this.#s.repoOwner.get(repo)!.owner;
   }
 
   async putBlob(digest: string, size: number, opts: { local: boolean }): Promise<void> {

@@ -17,7 +17,11 @@ export interface ReferrersIndex {
 }
 
 export class DiscoveryService {
-  constructor(private readonly metadata: MetadataStore) {}
+  constructor(
+    private readonly metadata: MetadataStore,
+    /** A stored repository's canonical name (Router.canonicalOf): what clients send and policies judge. */
+    private readonly canonicalOf: (repo: string) => string = (repo) => repo,
+  ) {}
 
   async tags(repo: string, page: Page): Promise<Listing> {
     if (!(await this.metadata.repositoryExists(repo))) {
@@ -26,10 +30,33 @@ export class DiscoveryService {
     return paginateStore(page, (p) => this.metadata.listTags(repo, p));
   }
 
-  /** Repository names, only those `visible` accepts when given (what the caller may pull). */
-  async catalog(page: Page, visible?: (repo: string) => boolean): Promise<Listing> {
-    if (!visible) return paginateStore(page, (p) => this.metadata.listRepositories(p));
-    return paginateStore(page, (p) => filteredList(p, visible, (q) => this.metadata.listRepositories(q)));
+  /**
+   * Canonical repository names in lexical order, only those `visible` accepts when given (what the
+   * caller may pull); `last` and `next` are canonical names too. Canonical names do not sort like the
+   * stored ones (`docker.io/library/alpine` lists as `library/alpine`), so the names are read, mapped
+   * and sorted here; `visible` is asked only until the page is full.
+   */
+  async catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing> {
+    if (page.n === 0) return { items: [] };
+    const names: string[] = [];
+    for (let last: string | undefined; ; ) {
+      const batch = await this.metadata.listRepositories({ last, n: CATALOG_BATCH });
+      for (const repo of batch) names.push(this.canonicalOf(repo));
+      if (batch.length < CATALOG_BATCH) break;
+      last = batch[batch.length - 1];
+    }
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const items: string[] = [];
+    let i = page.last === undefined ? 0 : names.findIndex((x) => x > page.last!);
+    if (i < 0) return { items };
+    for (; i < names.length; i++) {
+      const name = names[i]!;
+      if (name === names[i - 1]) continue;
+      if (visible && !(await visible(name))) continue;
+      if (page.n !== undefined && items.length === page.n) return { items, next: items[items.length - 1] };
+      items.push(name);
+    }
+    return { items };
   }
 
   async referrers(repo: string, subject: string, artifactType?: string): Promise<ReferrersIndex> {
@@ -72,19 +99,4 @@ async function paginateStore(page: Page, list: (p: Page) => Promise<string[]>): 
   return { items: shown, next: shown[shown.length - 1] };
 }
 
-/** Store pages read in batches until `p.n` names pass the filter (or the store runs out). */
-async function filteredList(p: Page, keep: (name: string) => boolean, list: (p: Page) => Promise<string[]>): Promise<string[]> {
-  const BATCH = 500;
-  const out: string[] = [];
-  let last = p.last;
-  for (;;) {
-    const batch = await list({ last, n: BATCH });
-    for (const name of batch) {
-      if (!keep(name)) continue;
-      out.push(name);
-      if (p.n !== undefined && out.length >= p.n) return out;
-    }
-    if (batch.length < BATCH) return out;
-    last = batch[batch.length - 1];
-  }
-}
+const CATALOG_BATCH = 1000;

@@ -47,12 +47,12 @@ export class RegistryService {
     this.blobs = new BlobService(metadata, blobStore, options.accessTracker);
     this.uploads = new UploadService(metadata, blobStore);
     this.manifests = new ManifestService(metadata, blobStore, options.accessTracker);
-    this.discovery = new DiscoveryService(metadata);
     const upstreams = options.upstreams ?? [];
     this.router = new Router(
       upstreams.map((u) => u.config),
       options.localNamespaces ?? [],
     );
+    this.discovery = new DiscoveryService(metadata, (repo) => this.router.canonicalOf(repo));
     this.upstreamUrls = new Map(upstreams.map((u) => [u.config.name, u.config.url]));
     this.pullThrough = new PullThrough({
       services: this,

@@ -4,8 +4,17 @@
 //   2. first component is an upstream's prefix or its registry host    → that UPSTREAM, remote name = the rest
 //   3. ?ns=<host> (containerd mirrors) matches an upstream's registry  → that UPSTREAM
 //   4. the default upstream (Docker registry-mirrors sends bare names) → that UPSTREAM; none → LOCAL
-// Docker Hub's single-component names get `library/`. Cached content is kept under one canonical
-// repository name per upstream image, `<registry>/<remote name>`, however the client spelled it.
+// Docker Hub's single-component names get `library/`. Cached content is kept under one repository
+// name per upstream image, `<registry>/<remote name>`, however the client spelled it.
+//
+// Policies and token `access` claims speak of one canonical name per routed repository, whatever
+// spelling reached it (prefix, registry host, `?ns=`, the default upstream):
+//   - a local name as it is;
+//   - an upstream image of the default upstream: its remote name as a client sends it bare
+//     (`library/alpine`), when routing that bare name leads back to the same upstream and remote name;
+//   - any other upstream image: `<registry as a path component>/<remote name>`, where its cache lives.
+// A canonical name routes back to itself, so it can be handed to route() again (the token endpoint,
+// the catalogue) and mean the same repository.
 import { RegistryError } from './errors.js';
 import { isValidName } from './reference.js';
 
@@ -14,10 +23,12 @@ export interface UpstreamRoute {
   registry: string;
   prefix?: string;
   default: boolean;
+  /** Set when Wharf signs in to the upstream: its content is private (see `private` below). */
+  username?: string;
 }
 
 export type RouteTarget =
-  | { kind: 'local'; repo: string }
+  | { kind: 'local'; repo: string; canonical: string }
   | {
       kind: 'upstream';
       upstream: string;
@@ -25,6 +36,10 @@ export type RouteTarget =
       remote: string;
       /** Where its cached content lives here. */
       repo: string;
+      /** The name policies and tokens speak of (see the top of this file). */
+      canonical: string;
+      /** Wharf reaches this upstream with credentials: what it serves is not public. */
+      private: boolean;
     };
 
 const DOCKER_HUB = 'docker.io';
@@ -52,7 +67,7 @@ export class Router {
   route(name: string, ns?: string): RouteTarget {
     const slash = name.indexOf('/');
     const first = slash < 0 ? name : name.slice(0, slash);
-    if (this.local.has(first)) return { kind: 'local', repo: name };
+    if (this.local.has(first)) return { kind: 'local', repo: name, canonical: name };
     if (slash > 0) {
       const u = this.byComponent.get(first);
       if (u) return this.upstream(u, name.slice(slash + 1));
@@ -60,7 +75,22 @@ export class Router {
     const byNs = ns === undefined ? undefined : this.byRegistry.get(ns.toLowerCase());
     if (byNs) return this.upstream(byNs, name);
     if (this.fallback) return this.upstream(this.fallback, name);
-    return { kind: 'local', repo: name };
+    return { kind: 'local', repo: name, canonical: name };
+  }
+
+  /**
+   * The canonical name of a repository as stored here (a local name, or an upstream image's cache
+   * name `<registry>/<remote>`): what the catalogue lists and policies judge. A stored name that no
+   * longer routes to itself (the configuration changed) is left as it is.
+   */
+  canonicalOf(repo: string): string {
+    let target: RouteTarget;
+    try {
+      target = this.route(repo);
+    } catch {
+      return repo;
+    }
+    return target.repo === repo ? target.canonical : repo;
   }
 
   /** Whether any upstream is configured (everything is local otherwise). */
@@ -74,6 +104,16 @@ export class Router {
     if (!isValidName(repo)) {
       throw new RegistryError('NAME_INVALID', `repository name ${repo} (${u.name}) is too long or invalid`, { detail: { name: repo } });
     }
-    return { kind: 'upstream', upstream: u.name, remote, repo };
+    return { kind: 'upstream', upstream: u.name, remote, repo, canonical: this.canonicalName(u, remote, repo), private: u.username !== undefined };
+  }
+
+  /** The bare remote name when it routes back here unaided (see the top of this file), else the cache name. */
+  private canonicalName(u: UpstreamRoute, remote: string, repo: string): string {
+    if (u !== this.fallback) return repo;
+    const slash = remote.indexOf('/');
+    const first = slash < 0 ? remote : remote.slice(0, slash);
+    if (this.local.has(first)) return repo;
+    if (slash > 0 && this.byComponent.has(first)) return repo;
+    return remote;
   }
 }

@@ -108,6 +108,16 @@ export function metadataStoreContract(
       t.equal(await store.repositoryExists('a/'), false);
     });
 
+    t.test('repository owners: the first claim wins, later claims return it, no repository is created', async (t) => {
+      const store = await fresh(t);
+      t.equal(await store.repositoryOwner('team/app'), undefined);
+      t.equal(await store.claimRepository('team/app', 'alice'), 'alice');
+      t.equal(await store.claimRepository('team/app', 'bob'), 'alice', 'a second claim does not take it over');
+      t.equal(await store.repositoryOwner('team/app'), 'alice');
+      t.equal(await store.repositoryOwner('team/other'), undefined);
+      t.equal(await store.repositoryExists('team/app'), false, 'a claim alone does not list the repository');
+    });
+
     t.test('listRepositories: lexical order and pagination edges', async (t) => {
       const store = await fresh(t);
       // Inserted out of order; '-' (0x2d) < '/' (0x2f) < '0' (0x30) < 'b' in binary order.

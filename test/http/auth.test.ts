@@ -35,7 +35,7 @@ function authConfig(t: { teardown(fn: () => unknown): void }, extra: Record<stri
         { repositories: ['team/**'], subjects: ['group:team'], actions: ['*'] },
         { repositories: ['team/**', 'other/*'], subjects: ['group:readers'], actions: ['pull'] },
         { repositories: ['other/public'], subjects: ['anonymous', 'authenticated'], actions: ['pull'] },
-        { repositories: ['*'], subjects: ['alice'], actions: ['*'] },
+        { repositories: ['**'], subjects: ['alice'], actions: ['*'] },
       ],
       failedLogins: { perUser: 3, perAddress: 100, window: '1m' },
       ...extra,

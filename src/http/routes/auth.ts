@@ -24,9 +24,9 @@ export function realmOf(request: FastifyRequest, publicUrl: string | undefined):
 
 const actionOf = (method: string): Action => (method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push');
 
-/** What a /v2 route may see of the catalogue: undefined = everything. */
+/** What a /v2 route may see of the catalogue (canonical names): undefined = everything. */
 export interface V2Access {
-  visible?: (repo: string) => boolean;
+  visible?: (canonical: string) => Promise<boolean>;
 }
 
 /**
@@ -51,30 +51,20 @@ export async function guardV2(
     if (!caller.presented) throw access.unauthorized(realm, 'authentication required to list repositories', 'registry:catalog:*');
     // Only what the caller may pull; a Bearer caller is judged by its token's holder.
     const identity = caller.identity;
-    const visible = (repo: string): boolean => access.policy.permits(identity, repo, 'pull');
+    const visible = async (canonical: string): Promise<boolean> => (await access.granted(identity, registry.route(canonical))).includes('pull');
     return { visible };
   }
+  // Judged on the repository actually served, under its canonical name, however it was spelled.
   const ns = queryValue(request, 'ns');
-  const name = policyName(registry, route.name, ns);
+  const target = registry.route(route.name, ns);
   const action = route.kind === 'upload' ? 'push' : actionOf(request.method);
   const scopeActions: Action[] = action === 'pull' ? ['pull'] : ['pull', action];
-  await access.require(caller, name, action, realm, scopeActions);
+  await access.require(caller, target, action, realm, scopeActions);
   if (route.kind === 'uploads' && request.method === 'POST') {
     const from = queryValue(request, 'from');
-    if (queryValue(request, 'mount') !== undefined && from !== undefined) await access.require(caller, policyName(registry, from, ns), 'pull', realm);
+    if (queryValue(request, 'mount') !== undefined && from !== undefined) await access.require(caller, registry.route(from, ns), 'pull', realm);
   }
   return {};
-}
-
-/**
- * The name policies see: as the client sent it, except a name that only `?ns=` sends upstream,
- * which is judged under its cached name (`<registry>/<name>`) so built-in upstream rules apply.
- */
-function policyName(registry: RegistryService, name: string, ns: string | undefined): string {
-  if (ns === undefined) return name;
-  const target = registry.route(name, ns);
-  if (target.kind === 'upstream' && registry.route(name).kind === 'local') return target.repo;
-  return name;
 }
 
 interface TokenForm {

@@ -122,4 +122,15 @@ export const sqliteMigrations: readonly string[] = [
   `
   ALTER TABLE manifests ADD COLUMN released_at INTEGER;
   `,
+
+  // 5: repository ownership — the first user allowed to push to a repository owns it (policy subject
+  // `owner`). No foreign key to repositories: the claim is made when the push starts, before the
+  // repository holds anything, and a repository is listed only once it does.
+  `
+  CREATE TABLE repository_owners (
+    repo        TEXT    PRIMARY KEY,
+    owner       TEXT    NOT NULL,
+    claimed_at  INTEGER NOT NULL
+  );
+  `,
 ];

@@ -13,7 +13,7 @@ export async function listTags(request: FastifyRequest, reply: FastifyReply, reg
   return reply.code(200).type('application/json').send({ name, tags: listing.items });
 }
 
-export async function listCatalog(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, visible?: (repo: string) => boolean) {
+export async function listCatalog(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, visible?: (canonical: string) => Promise<boolean>) {
   const page = pageOf(request);
   const listing = await registry.discovery.catalog(page, visible);
   if (listing.next !== undefined && page.n !== undefined) reply.header('link', nextLink('/v2/_catalog', page.n, listing.next));
