@@ -46,6 +46,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
   const registry = new RegistryService(metadata, blobs, {
     chunkMinLength: config.uploads.chunkMinLength,
+    maxDescriptors: config.manifests.maxDescriptors,
     localNamespaces: config.local.namespaces,
     upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
     events: { onFill: (event, detail) => logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`) },

@@ -157,6 +157,16 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    manifests: Type.Object(
+      {
+        maxDescriptors: Type.Integer({
+          minimum: 1,
+          default: 10000,
+          description: 'most descriptors (layers or child manifests, config, subject) one manifest may hold, pushed or pulled through; more is refused with 400 MANIFEST_INVALID',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     upstreams: Type.Array(UpstreamSchema, {
       default: [],
       description: 'registries mirrored through the pull-through cache; names routed to one are read-only here',

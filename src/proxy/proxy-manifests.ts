@@ -5,7 +5,7 @@
 import type Keyv from 'keyv';
 import { RegistryError } from '../registry/errors.js';
 import { digestOf, parseDigest, tryParseDigest } from '../registry/digest.js';
-import { MAX_MANIFEST_BYTES, parseManifest } from '../registry/manifest.js';
+import { DescriptorLimitError, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, baseMediaType } from '../registry/media-types.js';
 import { isValidTag, parseReference } from '../registry/reference.js';
 import { SingleFlight } from '../registry/single-flight.js';
@@ -107,8 +107,15 @@ export class ProxyManifests {
   private async store(t: ProxyTarget, digest: string, fetched: Fetched, tags: string[]): Promise<StoredManifest> {
     let parsed;
     try {
-      parsed = parseManifest(fetched.body, fetched.mediaType);
+      parsed = this.manifests.parse(fetched.body, fetched.mediaType);
     } catch (err) {
+      if (err instanceof DescriptorLimitError) {
+        // The same limit as for a push, named as such: not an upstream failure, nothing is stored.
+        throw new RegistryError('MANIFEST_INVALID', `upstream ${t.upstream.name} sent a manifest Wharf does not store: ${err.message}`, {
+          detail: err.detail,
+          cause: err,
+        });
+      }
       throw new RegistryError('UNAVAILABLE', `upstream ${t.upstream.name} sent a manifest Wharf cannot serve: ${(err as Error).message}`, { cause: err });
     }
     await this.manifests.store(t.repo, digest, fetched.body, parsed, tags, { local: false });

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from './errors.js';
 import { digestOf, parseDigest } from './digest.js';
-import { parseManifest, type ParsedManifest } from './manifest.js';
+import { parseManifest, type ParseOptions, type ParsedManifest } from './manifest.js';
 import { assertTag, isValidTag, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
@@ -24,6 +24,9 @@ export interface PutManifestResult {
   tags: string[];
 }
 
+/** Missing references listed in a MANIFEST_BLOB_UNKNOWN error's detail (the count says how many in all). */
+const MISSING_LISTED = 100;
+
 export class ManifestService {
   private readonly hot = new LRUCache<string, Buffer>({
     maxSize: 64 * 1024 * 1024,
@@ -34,7 +37,13 @@ export class ManifestService {
     private readonly metadata: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly tracker?: AccessTracker,
+    private readonly limits: ParseOptions = {},
   ) {}
+
+  /** Parses and validates a manifest under this registry's limits (pushed or pulled through alike). */
+  parse(body: Buffer, contentType: string | undefined): ParsedManifest {
+    return parseManifest(body, contentType, this.limits);
+  }
 
   async get(repo: string, reference: string, opts: { head?: boolean } = {}): Promise<StoredManifest> {
     const record = await this.resolve(repo, reference);
@@ -46,7 +55,7 @@ export class ManifestService {
   async put(repo: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
     const ref = parseReference(reference);
     const tags = [...new Set([...(ref.kind === 'tag' ? [ref.tag] : []), ...extraTags.map(assertTag)])];
-    const parsed = parseManifest(body, contentType);
+    const parsed = this.parse(body, contentType);
     const digest = ref.kind === 'digest' ? digestOf(body, parseDigest(ref.digest).algorithm) : digestOf(body);
     if (ref.kind === 'digest' && digest !== ref.digest) {
       throw new RegistryError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest} as in the URL`, {
@@ -60,8 +69,11 @@ export class ManifestService {
       if (!present) missing.push(r.digest);
     }
     if (missing.length > 0) {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'content' : `${missing.length} items`} not in repository ${repo}: ${missing.join(', ')}; push ${missing.length === 1 ? 'it' : 'them'} first`, {
-        detail: { missing },
+      // Named in full up to a point: a manifest of 10,000 unknown layers must not answer megabytes.
+      const listed = missing.slice(0, MISSING_LISTED);
+      const more = missing.length > listed.length ? ` and ${missing.length - listed.length} more` : '';
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'content' : `${missing.length} items`} not in repository ${repo}: ${listed.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}; push ${missing.length === 1 ? 'it' : 'them'} first`, {
+        detail: { missing: listed, ...(more ? { count: missing.length } : {}) },
       });
     }
     try {

@@ -28,6 +28,8 @@ export interface RegistryOptions {
    * Closed (flushed) by close(), before the metadata store. None = access times stay at push/fill time.
    */
   accessTracker?: AccessTracker;
+  /** Most descriptors per manifest, pushed or pulled through (default DEFAULT_MAX_DESCRIPTORS). */
+  maxDescriptors?: number;
 }
 
 export class RegistryService {
@@ -46,7 +48,7 @@ export class RegistryService {
   ) {
     this.blobs = new BlobService(metadata, blobStore, options.accessTracker);
     this.uploads = new UploadService(metadata, blobStore);
-    this.manifests = new ManifestService(metadata, blobStore, options.accessTracker);
+    this.manifests = new ManifestService(metadata, blobStore, options.accessTracker, { maxDescriptors: options.maxDescriptors });
     const upstreams = options.upstreams ?? [];
     this.router = new Router(
       upstreams.map((u) => u.config),

@@ -252,6 +252,52 @@ t.test('a 4 MiB manifest is accepted', async (t) => {
 
 // --- refusals ----------------------------------------------------------------------------------
 
+t.test('a manifest with more descriptors than manifests.maxDescriptors is refused with 400 MANIFEST_INVALID naming the limit', async (t) => {
+  const { app } = await startWharf(t, { manifests: { maxDescriptors: 3 } });
+  const config = JSON.stringify({ os: 'linux' });
+  const layers = ['one', 'two', 'three'];
+  for (const blob of [config, ...layers]) await pushBlob(app, 'repo', blob);
+  const image = (n: number) =>
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: descriptorOf(OCI_CONFIG, config),
+      layers: layers.slice(0, n).map((l) => descriptorOf(OCI_LAYER, l)),
+    });
+
+  const over = image(3);
+  const res = await put(app, 'repo', 'over', over, OCI_MANIFEST);
+  assertError(t, res, 400, 'MANIFEST_INVALID');
+  const error = (res.json() as { errors: Array<{ message: string; detail: Record<string, unknown> }> }).errors[0];
+  t.match(error?.message, /4 descriptors, more than the 3 .*manifests\.maxDescriptors/, 'the message names the count, the limit and the setting');
+  t.same(error?.detail, { descriptors: 4, limit: 3, setting: 'manifests.maxDescriptors' });
+  await assertNotStored(t, app, 'repo', over, 'over');
+
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: ['a', 'b', 'c', 'd'].map((x) => descriptorOf(OCI_MANIFEST, x)),
+  });
+  assertError(t, await put(app, 'repo', 'index', index, OCI_INDEX), 400, 'MANIFEST_INVALID', 'an index is limited by its children');
+
+  t.equal((await put(app, 'repo', 'at', image(2), OCI_MANIFEST)).status, 201, 'a manifest at the limit is accepted');
+});
+
+t.test('a 4 MiB manifest of ~37,000 layers is refused by the default limit at once', async (t) => {
+  const { app } = await startWharf(t);
+  const layers = Array.from({ length: 37_000 }, (_, i) => ({ mediaType: 'a/b', digest: digestOf(`layer ${i}`), size: 1 }));
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: descriptorOf(OCI_CONFIG, '{}'), layers });
+  t.ok(Buffer.byteLength(body) <= 4 * 1024 * 1024, 'within the 4 MiB a manifest may have');
+  const t0 = performance.now();
+  const refused = await put(app, 'repo', 'big', body, OCI_MANIFEST);
+  const ms = performance.now() - t0;
+  assertError(t, refused, 400, 'MANIFEST_INVALID');
+  t.match(refused.text, /37001 descriptors, more than the 10000 /);
+  // Before the limit (and with quadratic parsing) this request held the event loop for 5 to 20 s.
+  t.ok(ms < 3000, `refused in ${Math.round(ms)} ms`);
+  await assertNotStored(t, app, 'repo', body, 'big');
+});
+
 t.test('PUT of a manifest whose layer is not in the repository: 400 MANIFEST_BLOB_UNKNOWN, nothing stored', async (t) => {
   const { app } = await startWharf(t);
   const config = JSON.stringify({ os: 'linux' });
@@ -264,6 +310,20 @@ t.test('PUT of a manifest whose layer is not in the repository: 400 MANIFEST_BLO
   });
   assertError(t, await put(app, 'repo', 'broken', body, OCI_MANIFEST), 400, 'MANIFEST_BLOB_UNKNOWN');
   await assertNotStored(t, app, 'repo', body, 'broken');
+});
+
+t.test('a manifest with many missing layers answers an error of bounded size: the first 100 listed, and how many', async (t) => {
+  const { app } = await startWharf(t);
+  const config = JSON.stringify({ os: 'linux' });
+  await pushBlob(app, 'repo', config);
+  const layers = Array.from({ length: 150 }, (_, i) => descriptorOf(OCI_LAYER, `missing ${i}`));
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: descriptorOf(OCI_CONFIG, config), layers });
+  const res = await put(app, 'repo', 'broken', body, OCI_MANIFEST);
+  assertError(t, res, 400, 'MANIFEST_BLOB_UNKNOWN');
+  const error = (res.json() as { errors: Array<{ message: string; detail: { missing: string[]; count: number } }> }).errors[0];
+  t.same(error?.detail.missing, layers.slice(0, 100).map((l) => l.digest), 'the first 100, in manifest order');
+  t.equal(error?.detail.count, 150);
+  t.match(error?.message, /150 items not in repository repo: .* and 140 more; push them first/);
 });
 
 t.test('PUT of a manifest whose config is not in the repository: 400 MANIFEST_BLOB_UNKNOWN', async (t) => {

@@ -7,6 +7,7 @@ import t from 'tap';
 import { pushTestImage, startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../helpers/oci-layout.js';
 import { hubWharf, ociError, req, sha, UPSTREAM } from '../helpers/proxy-http.js';
+import { startWharf } from '../helpers/server.js';
 
 t.setTimeout(300_000);
 
@@ -186,6 +187,37 @@ t.test('HEAD by tag on a cold cache answers with digest, type and length', async
   t.equal(headDigest.status, 200);
   t.equal(headDigest.headers.get('docker-content-digest'), image.manifestDigest);
   t.equal(headDigest.headers.get('content-length'), String(image.manifest.length));
+});
+
+t.test('a manifest pulled through with more descriptors than manifests.maxDescriptors: 400 MANIFEST_INVALID naming the limit, nothing stored', async (t) => {
+  // Config and three layers: four descriptors; config and two layers: three.
+  const over = await pushTestImage(reg, 'library/manylayers', 'v1', { seed: 'manifests/manylayers', layerCount: 3 });
+  const under = await pushTestImage(reg, 'library/fewlayers', 'v1', { seed: 'manifests/fewlayers', layerCount: 2 });
+  const wharf = await startWharf(t, {
+    manifests: { maxDescriptors: 3 },
+    upstreams: [{ name: UPSTREAM, url: reg.url, registry: 'docker.io', default: true }],
+  });
+  for (const reference of ['v1', over.manifestDigest]) {
+    const res = await req(`${wharf.url}/v2/manylayers/manifests/${reference}`);
+    t.equal(res.status, 400, `${reference}: ${res.text}`);
+    const err = ociError(t, res);
+    t.equal(err.code, 'MANIFEST_INVALID');
+    t.match(err.message, new RegExp(`upstream ${UPSTREAM} .*4 descriptors, more than the 3 .*manifests\\.maxDescriptors`), 'names the upstream, the limit and the setting');
+  }
+  const gets = await at(reg, 'GET', 'library/manylayers', over.manifestDigest) + (await at(reg, 'GET', 'library/manylayers', 'v1'));
+  const again = await req(`${wharf.url}/v2/manylayers/manifests/${over.manifestDigest}`);
+  t.equal(again.status, 400, 'still refused');
+  t.equal(
+    (await at(reg, 'GET', 'library/manylayers', over.manifestDigest)) + (await at(reg, 'GET', 'library/manylayers', 'v1')),
+    gets + 1,
+    'nothing was stored: the upstream is asked again',
+  );
+  const catalog = (await req(`${wharf.url}/v2/_catalog`)).text;
+  t.notMatch(catalog, /manylayers/, 'no repository left behind');
+
+  const ok = await req(`${wharf.url}/v2/fewlayers/manifests/v1`);
+  t.equal(ok.status, 200, 'a manifest at the limit is served');
+  t.equal(ok.headers.get('docker-content-digest'), under.manifestDigest);
 });
 
 t.test('upstream 404 → 404 MANIFEST_UNKNOWN with an OCI error body', async (t) => {

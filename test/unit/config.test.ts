@@ -15,6 +15,7 @@ const DEFAULTS = {
   storage: { path: './data' },
   log: { level: 'info' },
   uploads: { chunkMinLength: 0, maxAge: '24h' },
+  manifests: { maxDescriptors: 10000 },
   upstreams: [],
   local: { namespaces: [] },
   gc: { interval: '1h', grace: '1h', deleteUntagged: false },
@@ -67,6 +68,7 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
       WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
+      WHARF_MANIFESTS_MAX_DESCRIPTORS: 'manifests.maxDescriptors',
       WHARF_UPSTREAMS: 'upstreams',
       WHARF_LOCAL_NAMESPACES: 'local.namespaces',
       WHARF_GC_INTERVAL: 'gc.interval',
@@ -116,6 +118,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     storage: { path: '/from/env' }, // env over file; undefined override ignored
     log: { level: 'trace' }, // override over env over file
     uploads: { chunkMinLength: 2048, maxAge: '24h' }, // env, coerced to the schema's integer
+    manifests: DEFAULTS.manifests,
     upstreams: [], // default
     local: { namespaces: [] }, // default
     gc: DEFAULTS.gc,
