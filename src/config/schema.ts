@@ -37,6 +37,11 @@ export const UpstreamSchema = Type.Object(
         connect: Duration('10s', 'TCP/TLS connect timeout'),
         headers: Duration('30s', 'time to receive response headers'),
         bodyIdle: Duration('30s', 'longest pause between two body chunks'),
+        minRate: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' })], {
+          default: '1KiB',
+          description: 'slowest blob download worth waiting for, in bytes per second averaged over minRateWindow (a trickle never trips bodyIdle); 0 turns it off',
+        }),
+        minRateWindow: Duration('30s', 'the window minRate is averaged over'),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -6,12 +6,12 @@
 // failure nothing is committed and the clients' streams are destroyed (their connections cut).
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
 // not belong to any client: a client that goes away does not stop it.
-import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { drained, type DirectBody } from '../storage/file-blob-stream.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseDigest } from '../registry/digest.js';
 import { HashWorker } from '../storage/hash-worker.js';
+import { storageFullError } from '../storage/storage-errors.js';
 import type { BlobStore, ByteRange, TempBlob, TempBlobReader } from '../storage/blob-store.js';
 
 /** What the upstream answered for a GET starting at `offset`. */
@@ -28,6 +28,12 @@ export type FillFetcher = (offset: number) => Promise<FillSource>;
 export interface FillOptions {
   /** Resumptions after a dropped connection before giving up. */
   maxResumes?: number;
+  /**
+   * The slowest upstream worth waiting for: fewer than `bytesPerSecond` on average over any
+   * `windowMs` ends the fill (an upstream that trickles a byte now and then never trips an idle
+   * timeout, and would hold its followers forever). Off when absent or 0.
+   */
+  minRate?: { bytesPerSecond: number; windowMs: number };
   /** Called with the verified size once the bytes are in place (metadata, links). */
   onCommit: (digest: string, size: number) => Promise<void>;
   onEvent?: (event: 'resumed' | 'committed' | 'failed', detail: Record<string, unknown>) => void;
@@ -43,6 +49,16 @@ interface Cursor {
 }
 /** Recent bytes kept in memory for followers that keep up with the upstream. */
 const MEMORY_WINDOW = 4 * 1024 * 1024;
+/** Most bytes taken from the upstream and not yet written: reading waits for a slower disk. */
+const MAX_UNWRITTEN = 2 * MEMORY_WINDOW;
+
+/** A reason to end a fill for good, not to resume it: the storage failed, or the upstream is too slow. */
+export class FillStopped extends Error {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = 'FillStopped';
+  }
+}
 
 export class Fill {
   written = 0;
@@ -204,16 +220,24 @@ export class Fill {
     // vectored writes (whatever arrived while the last write ran goes out in the next one) and serves
     // followers from memory meanwhile.
     const hash = this.hasher.start(algorithm);
-    const file = await open(this.temp.path, 'r+');
+    const file = await this.temp.openWriter();
     let queued: Buffer[] = [];
     let writing: Promise<void> | undefined;
-    let writeError: unknown;
+    // Why the fill must end now (a failed write, an upstream below the minimum rate), and the body
+    // being read, which `stop` destroys: reading from the upstream ends at once, even mid-wait.
+    let stopped: Error | undefined;
+    let body: FillSource['body'] | undefined;
+    const stop = (err: Error): void => {
+      if (stopped) return;
+      stopped = err;
+      (body as Partial<Readable> | undefined)?.destroy?.(err);
+    };
     const pump = (): void => {
-      if (writing || queued.length === 0 || writeError) return;
+      if (writing || queued.length === 0 || stopped) return;
       const batch = queued;
       queued = [];
       const bytes = batch.reduce((n, b) => n + b.length, 0);
-      writing = writeAll(file, batch, this.written).then(
+      writing = file.write(batch, this.written).then(
         () => {
           this.written += bytes;
           writing = undefined;
@@ -221,26 +245,54 @@ export class Fill {
           pump();
         },
         (err: unknown) => {
-          writeError = err;
           writing = undefined;
+          queued = [];
+          stop(
+            storageFullError(err, `blob ${this.digest}`) ??
+              new FillStopped(`writing blob ${this.digest} failed: ${(err as Error).message}`, { cause: err }),
+          );
         },
       );
     };
     const settled = async (): Promise<void> => {
       await hash.settled();
-      while ((writing || queued.length > 0) && !writeError) {
+      while ((writing || queued.length > 0) && !stopped) {
         pump();
         await writing;
       }
-      if (writeError) throw writeError;
+      if (stopped) throw stopped;
     };
+    const rate = this.opts.minRate;
+    let lastCheck = 0;
+    const rateTimer =
+      rate && rate.bytesPerSecond > 0 && rate.windowMs > 0
+        ? setInterval(() => {
+            const got = this.accepted - lastCheck;
+            lastCheck = this.accepted;
+            const least = (rate.bytesPerSecond * rate.windowMs) / 1000;
+            if (got < least) {
+              stop(
+                new FillStopped(
+                  `the upstream sent ${got} bytes of ${this.digest} in ${rate.windowMs} ms, below the minimum rate of ${rate.bytesPerSecond} bytes/s`,
+                ),
+              );
+            }
+          }, rate.windowMs)
+        : undefined;
+    rateTimer?.unref();
     const maxResumes = this.opts.maxResumes ?? 3;
     let resumes = 0;
     try {
       for (;;) {
         let source: FillSource;
         try {
+          if (stopped) throw stopped;
           source = await fetcher(this.accepted);
+          body = source.body;
+          if (stopped) {
+            (body as Partial<Readable>).destroy?.(stopped);
+            throw stopped;
+          }
         } catch (err) {
           if (this.accepted > 0 && resumes < maxResumes && resumable(err)) {
             resumes++;
@@ -259,6 +311,7 @@ export class Fill {
         let skip = this.accepted - source.start;
         try {
           for await (const raw of source.body) {
+            if (stopped) throw stopped;
             let chunk = raw;
             if (skip > 0) {
               const n = Math.min(skip, chunk.length);
@@ -274,7 +327,10 @@ export class Fill {
             queued.push(chunk);
             pump();
             await hash.update(chunk);
+            // A disk slower than the upstream: wait for it rather than hold ever more in memory.
+            while (this.accepted - this.written > MAX_UNWRITTEN && writing && !stopped) await writing;
           }
+          if (stopped) throw stopped;
           await settled();
         } catch (err) {
           // What arrived before the failure is good: keep it, and resume after it.
@@ -319,6 +375,7 @@ export class Fill {
       this.opts.onEvent?.('failed', { digest: this.digest, written: this.written, error: this.error.message });
       await this.temp.discard().catch(() => undefined);
     } finally {
+      clearInterval(rateTimer);
       this.notify();
     }
   }
@@ -371,32 +428,12 @@ export class FillTable {
   }
 }
 
-/** Writes every buffer at `position`, in order, with as few vectored writes as it takes. */
-async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let rest = buffers;
-  let at = position;
-  while (rest.length > 0) {
-    const { bytesWritten } = await file.writev(rest, at);
-    at += bytesWritten;
-    let skip = bytesWritten;
-    const next: Buffer[] = [];
-    for (const b of rest) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        next.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    rest = next;
-  }
-}
-
 /**
  * Whether a failure is worth an immediate resume: a dropped or stalled connection or a 5xx is; an
  * answer such as 404, 401 or 429 (whose Retry-After asks us to wait) is not.
  */
 function resumable(err: unknown): boolean {
-  if (err instanceof RegistryError) return false;
+  if (err instanceof RegistryError || err instanceof FillStopped) return false;
   const status = (err as { status?: unknown }).status;
   return typeof status !== 'number' || status >= 500;
 }

@@ -74,6 +74,7 @@ export class ProxyBlobs {
       return { start: 0, total: length === undefined ? undefined : Number(length), body: res.body };
     };
     const { fill, coalesced } = await this.fills.join(digest, fetcher, {
+      ...(t.minRate ? { minRate: t.minRate } : {}),
       onCommit: async (d, size) => {
         await this.metadata.putBlob(d, size, { local: false });
         await this.metadata.linkBlob(t.repo, d);

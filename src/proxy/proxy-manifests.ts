@@ -22,6 +22,8 @@ export interface ProxyTarget {
   upstream: UpstreamInfo;
   client: UpstreamFetcher;
   tagTtlMs: number;
+  /** The slowest blob download worth waiting for (upstreams[].timeouts.minRate). */
+  minRate?: { bytesPerSecond: number; windowMs: number };
   /** Name at the upstream. */
   remote: string;
   /** Name of the cache here. */

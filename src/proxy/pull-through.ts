@@ -9,6 +9,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, Page } from '../metadata/metadata-store.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import { parseDuration } from '../config/duration.js';
+import { parseSize } from '../config/size.js';
 import { ProxyBlobs, type FillEvents } from './proxy-blobs.js';
 import { ProxyListings, type ListTarget } from './proxy-listings.js';
 import { ProxyManifests } from './proxy-manifests.js';
@@ -40,6 +41,7 @@ export class PullThrough {
         upstream: { name: config.name, url: config.url },
         client,
         tagTtlMs: parseDuration(config.tagTTL),
+        minRate: { bytesPerSecond: parseSize(config.timeouts.minRate), windowMs: parseDuration(config.timeouts.minRateWindow) },
         listTtlMs: parseDuration(config.listTTL),
       });
     }

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError, isRegistryError, type ErrorCode } from '../registry/errors.js';
 import { UpstreamError } from '../upstream/upstream-errors.js';
+import { storageFullError } from '../storage/storage-errors.js';
 
 export interface UpstreamInfo {
   name: string;
@@ -35,6 +36,9 @@ export function staleWarning(upstream: UpstreamInfo, err: unknown): string {
 /** The OCI error a client gets when nothing cached can stand in. */
 export function toRegistryError(err: unknown, upstream: UpstreamInfo, what: { code: ErrorCode; subject: string }): RegistryError {
   if (isRegistryError(err)) return err;
+  // Our own disk failing is not the upstream's fault.
+  const full = storageFullError(err, what.subject);
+  if (full) return full;
   if (err instanceof UpstreamStatus) {
     if (err.status === 404) {
       return new RegistryError(what.code, `${what.subject} is not known to upstream ${upstream.name}`, { detail: { upstream: upstream.name } });

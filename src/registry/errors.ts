@@ -24,6 +24,7 @@ export const ERROR_CATALOGUE = {
   RANGE_INVALID: { status: 416, description: 'requested range not satisfiable' },
   NOT_FOUND: { status: 404, description: 'no such endpoint' },
   UNAVAILABLE: { status: 503, description: 'service unavailable' },
+  STORAGE_FULL: { status: 507, description: 'the registry storage is full' },
   INTERNAL_ERROR: { status: 500, description: 'internal server error' },
 } as const;
 

@@ -73,6 +73,8 @@ export interface UploadArea {
 export interface TempBlob {
   /** The local staging file, written in order from offset 0 by the filler (e.g. a worker thread). */
   readonly path: string;
+  /** The one writer: bytes go in order from offset 0; a failed write (a full disk) rejects. */
+  openWriter(): Promise<TempBlobWriter>;
   openReader(): Promise<TempBlobReader>;
   /** Moves the bytes into place under `digest` (the caller has verified them). */
   commit(digest: string, size: number, register?: RegisterBlob): Promise<void>;
@@ -82,5 +84,11 @@ export interface TempBlob {
 export interface TempBlobReader {
   /** Up to `length` bytes at `position` (fewer at the end of what is written). */
   read(position: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface TempBlobWriter {
+  /** Writes every buffer, in order, at `position`. */
+  write(buffers: Buffer[], position: number): Promise<void>;
   close(): Promise<void>;
 }

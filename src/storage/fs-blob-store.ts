@@ -2,7 +2,7 @@
 // streams, verified, and only then renamed into blobs/: a reader never sees a partial blob, and two
 // concurrent writers of the same digest both end with the same complete file (rename is atomic).
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -118,6 +118,10 @@ export class FsBlobStore implements BlobStore {
     let committed: string | undefined;
     return {
       path,
+      openWriter: async () => {
+        const file = await open(path, 'r+');
+        return { write: (buffers, position) => writeAll(file, buffers, position), close: () => file.close() };
+      },
       openReader: async () => {
         // Opened on the path while it exists; the descriptor stays valid after the rename or unlink.
         // A reader that arrives after the commit finds the bytes at their final place.
@@ -269,5 +273,25 @@ class FsUploadArea implements UploadArea {
 
   async remove(id: string): Promise<void> {
     await rm(uploadPath(this.root, id), { force: true });
+  }
+}
+
+/** Writes every buffer at `position`, in order, with as few vectored writes as it takes. */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await file.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
   }
 }

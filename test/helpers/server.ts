@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import type { WharfConfig } from '../../src/config/schema.js';
+import type { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 
 export interface TestServer {
   url: string;
@@ -27,11 +28,11 @@ export function tempDir(prefix = 'wharf-test-'): string {
 export async function startWharf(
   t: Teardownable,
   overrides: Record<string, unknown> = {},
-  opts: { dataDir?: string; keepData?: boolean } = {},
+  opts: { dataDir?: string; keepData?: boolean; blobs?: (dataDir: string) => Promise<FsBlobStore> } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const config = withDefaults({ log: { level: 'silent' }, ...overrides, storage: { path: dataDir } });
-  const app = await buildApp(config);
+  const app = await buildApp(config, opts.blobs ? { blobs: await opts.blobs(dataDir) } : {});
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   let closed = false;

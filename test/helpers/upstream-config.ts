@@ -11,7 +11,7 @@ export function upstreamConfig(url: string, over: Partial<UpstreamConfig> = {}):
     allowedRealms: [],
     tagTTL: '5m',
     listTTL: '30s',
-    timeouts: { connect: '5s', headers: '10s', bodyIdle: '10s' },
+    timeouts: { connect: '5s', headers: '10s', bodyIdle: '10s', minRate: '1KiB', minRateWindow: '30s' },
     ...over,
   };
 }

@@ -108,7 +108,7 @@ function image(seed: string) {
   return { layer, small, config, manifest };
 }
 
-async function setup(t: Test, opts: { supportsRange?: boolean; extra?: (c: FaultContent) => void } = {}) {
+async function setup(t: Test, opts: { supportsRange?: boolean; extra?: (c: FaultContent) => void; timeouts?: Record<string, unknown> } = {}) {
   const img = image(t.name);
   const content: FaultContent = { manifests: [img.manifest], blobs: [img.layer, img.small, img.config] };
   opts.extra?.(content);
@@ -121,7 +121,7 @@ async function setup(t: Test, opts: { supportsRange?: boolean; extra?: (c: Fault
         registry: 'faults.test',
         default: true,
         tagTTL: '1s',
-        timeouts: { connect: '2s', headers: '2s', bodyIdle: '300ms' },
+        timeouts: { connect: '2s', headers: '2s', bodyIdle: '300ms', ...opts.timeouts },
       },
     ],
   });
@@ -271,6 +271,21 @@ t.test('stall longer than timeouts.bodyIdle', async (t) => {
     t.equal(ok.status, 200);
     t.equal(sha256(ok.bytes), s.layer.digest);
   });
+});
+
+t.test('an upstream that trickles below timeouts.minRate: the fill ends, its clients are cut, the next request recovers', async (t) => {
+  // 10 bytes every 50 ms (200 B/s) never trips bodyIdle (2 s here); 1000 B/s over 300 ms does.
+  const s = await setup(t, { timeouts: { bodyIdle: '2s', minRate: 1000, minRateWindow: '300ms' } });
+  s.up.setFault({ kind: 'slow', bytesPerChunk: 10, delayMs: 50, match: '/blobs/' });
+  const o = await get(s.blobUrl(s.layer.digest));
+  cut(t, o, 'trickling');
+  neverWrong(t, o, s.layer.digest, 'trickling');
+  t.ok(o.ms < 5000, `cut after ${o.ms} ms, not held for the hours the trickle would take`);
+  await nothingCommitted(t, s.w, s.layer.digest, 'trickling');
+  s.up.setFault(undefined);
+  const ok = await get(s.blobUrl(s.layer.digest));
+  t.equal(ok.status, 200);
+  t.equal(sha256(ok.bytes), s.layer.digest);
 });
 
 t.test('upstream error statuses with nothing cached', async (t) => {

@@ -3,11 +3,12 @@
 import t, { type Test } from 'tap';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Fill, type FillFetcher, type FillOptions, type FillSource } from '../../src/proxy/blob-fill.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { tempDir } from '../helpers/server.js';
+import { fullDiskStore } from '../helpers/full-disk.js';
 import { bulkBytes, sha256 } from '../helpers/oci-layout.js';
 
 const SIZE = 100_000;
@@ -342,4 +343,92 @@ t.test('a 5xx while resuming is retried like a dropped connection', async (t) =>
   t.equal(calls, 3);
   t.same(commits, [[digest, SIZE]]);
   t.ok((await stored(store, digest))?.equals(content));
+});
+
+t.test('a failed write (a full disk) stops reading from the upstream at once and cuts every follower', async (t) => {
+  const root = tempDir('wharf-fill-full-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const disk = await fullDiskStore(root);
+  disk.left = 1024 * 1024;
+  // A 256 MiB upstream body (one buffer, sent again and again), counting what the fill takes of it.
+  const CHUNK = 64 * 1024;
+  const TOTAL = 256 * 1024 * 1024;
+  const piece = bulkBytes('full', CHUNK);
+  let pulled = 0;
+  let closed = false;
+  async function* body(): AsyncGenerator<Buffer> {
+    try {
+      for (let off = 0; off < TOTAL; off += CHUNK) {
+        pulled += CHUNK;
+        yield piece;
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  const { opts, commits, events } = options();
+  const fill = new Fill(sha256(piece), await disk.store.temp(), async () => ({ start: 0, total: TOTAL, body: body() }), opts);
+  const followers = [collect(fill.stream()), collect(fill.stream())];
+  await fill.done;
+  await Promise.all(followers.map((f) => f.done));
+  t.equal(fill.state, 'failed');
+  t.match(fill.error, { code: 'STORAGE_FULL', status: 507 }, 'the cause is named: storage full');
+  t.match(fill.error?.message, /storage is full \(ENOSPC\)/);
+  t.ok(disk.refused >= 1, 'a write was refused');
+  t.ok(closed, 'the upstream body was closed');
+  t.ok(pulled <= 16 * 1024 * 1024, `reading stopped soon after the failed write (${pulled} of ${TOTAL} bytes taken)`);
+  for (const f of followers) t.ok(f.error, 'every follower is cut');
+  t.same(commits, []);
+  t.match(events.at(-1), ['failed', { error: /storage is full/ }]);
+  t.same(fillFiles(root), [], 'nothing left behind');
+});
+
+t.test('an upstream that trickles below the minimum rate ends the fill and frees its followers', async (t) => {
+  const { store, root } = await newStore(t);
+  let sent = 0;
+  let closed = false;
+  // One byte every 10 ms of a 10 GiB blob: never idle long enough for an idle timeout.
+  async function* trickle(): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        sent++;
+        yield Buffer.from('x');
+        await sleep(10);
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 200 } });
+  const fill = new Fill(sha256(Buffer.from('x')), await store.temp(), async () => ({ start: 0, total: 10 * 1024 ** 3, body: Readable.from(trickle()) }), opts);
+  const follower = collect(fill.stream());
+  await fill.done;
+  await follower.done;
+  t.equal(fill.state, 'failed');
+  t.match(fill.error?.message, /below the minimum rate of 1000 bytes\/s/);
+  t.ok(follower.error, 'the follower is cut');
+  t.ok(closed, 'the upstream body was closed');
+  const at = sent;
+  await sleep(50);
+  t.equal(sent, at, 'nothing more is read');
+  t.same(commits, []);
+  t.same(fillFiles(root), []);
+});
+
+t.test('an upstream at or above the minimum rate is not cut', async (t) => {
+  const { store } = await newStore(t);
+  const content = bulkBytes('steady', 40_000);
+  const digest = sha256(content);
+  async function* steady(): AsyncGenerator<Buffer> {
+    for (let off = 0; off < content.length; off += 1000) {
+      yield content.subarray(off, off + 1000);
+      await sleep(5);
+    }
+  }
+  // About 200 KB/s against a minimum of 1 KB/s over 50 ms windows: many windows, none below.
+  const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 50 } });
+  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: content.length, body: Readable.from(steady()) }), opts);
+  await fill.done;
+  t.equal(fill.state, 'committed', fill.error?.message ?? 'committed');
+  t.same(commits, [[digest, content.length]]);
 });

@@ -50,7 +50,7 @@ function config(url: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig
     allowedRealms: [],
     tagTTL: '5m',
     listTTL: '30s',
-    timeouts: { connect: '2s', headers: '2s', bodyIdle: '2s' },
+    timeouts: { connect: '2s', headers: '2s', bodyIdle: '2s', minRate: 0, minRateWindow: '30s' },
     ...over,
   };
 }
@@ -335,7 +335,7 @@ t.test('no response headers within timeouts.headers is a timeout UpstreamError',
   const up = await serve(t, () => {
     // never answers
   });
-  const { c } = client(t, config(up.url, { timeouts: { connect: '2s', headers: '200ms', bodyIdle: '2s' } }));
+  const { c } = client(t, config(up.url, { timeouts: { connect: '2s', headers: '200ms', bodyIdle: '2s', minRate: 0, minRateWindow: '30s' } }));
   const started = Date.now();
   const err = await c.request(pull('library/alpine')).catch((e: unknown) => e);
   t.type(err, UpstreamError);

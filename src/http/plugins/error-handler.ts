@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError, isRegistryError, type ErrorCode } from '../../registry/errors.js';
 import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
+import { storageFullError } from '../../storage/storage-errors.js';
 
 export function errorBody(code: ErrorCode, message: string, detail: unknown = null) {
   return { errors: [{ code, message, detail }] };
@@ -34,9 +35,11 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Reg
 
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const err = isRegistryError(error) ? error : fromFramework(error);
+    const err = isRegistryError(error) ? error : (storageFullError(error) ?? fromFramework(error));
     if (err) {
-      if (err.status >= 500) request.log.error({ err: error }, 'request failed');
+      // A full disk is the operator's to fix, not a fault in the code: the request's own line
+      // says so at warn (app.ts), without a stack.
+      if (err.status >= 500 && err.code !== 'STORAGE_FULL') request.log.error({ err: error }, 'request failed');
       return sendError(request, reply, err);
     }
     request.log.error({ err: error }, 'unexpected error');

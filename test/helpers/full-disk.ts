@@ -1,0 +1,66 @@
+// A blob store whose disk fills up: a real FsBlobStore in a temporary directory, wrapped so that
+// every write past a budget fails with ENOSPC exactly as node:fs reports it (code, errno, syscall).
+// The budget covers the writers a full disk stops: a fill's temporary blob, an upload's appends and
+// an ingest (monolithic pushes, manifests). Reads are not affected.
+import { Readable } from 'node:stream';
+import type { TempBlob } from '../../src/storage/blob-store.js';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+
+export interface FullDisk {
+  store: FsBlobStore;
+  /** Bytes that may still be written; Infinity (the start) for no limit. */
+  left: number;
+  /** Writes refused so far. */
+  refused: number;
+}
+
+export function enospc(): NodeJS.ErrnoException {
+  return Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+}
+
+export async function fullDiskStore(root: string): Promise<FullDisk> {
+  const inner = await FsBlobStore.open(root);
+  const disk: FullDisk = { store: inner, left: Number.POSITIVE_INFINITY, refused: 0 };
+  const take = (n: number): void => {
+    if (n > disk.left) {
+      disk.left = 0;
+      disk.refused++;
+      throw enospc();
+    }
+    disk.left -= n;
+  };
+  /** `source` as it reaches the disk: an ENOSPC error once the budget is spent (read only when the writer reads). */
+  const limited = (source: Readable): Readable =>
+    Readable.from(
+      (async function* () {
+        for await (const chunk of source) {
+          take((chunk as Buffer).length);
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
+  const uploads = Object.create(inner.uploads) as FsBlobStore['uploads'];
+  uploads.append = (id, offset, source, onData, maxBytes) => inner.uploads.append(id, offset, limited(source), onData, maxBytes);
+  const store = Object.create(inner) as FsBlobStore;
+  Object.defineProperty(store, 'uploads', { value: uploads });
+  store.ingest = (source, expected, register) => inner.ingest(limited(source), expected, register);
+  store.temp = async (): Promise<TempBlob> => {
+    const temp = await inner.temp();
+    return {
+      ...temp,
+      openWriter: async () => {
+        const writer = await temp.openWriter();
+        return {
+          write: async (buffers, position) => {
+            take(buffers.reduce((n, b) => n + b.length, 0));
+            await writer.write(buffers, position);
+          },
+          close: () => writer.close(),
+        };
+      },
+    };
+  };
+  disk.store = store;
+  return disk;
+}

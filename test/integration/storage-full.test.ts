@@ -1,0 +1,95 @@
+// A full disk is answered as such: 507 STORAGE_FULL with an OCI body on a push and on a pull that must
+// store content, clients of a fill that hits it are cut, and what is already stored is still served.
+// The disk is a real FsBlobStore whose writes fail with ENOSPC past a budget (test/helpers/full-disk.ts).
+import t, { type Test } from 'tap';
+import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
+import { fullDiskStore, type FullDisk } from '../helpers/full-disk.js';
+import { bulkBytes } from '../helpers/oci-layout.js';
+import { ociError, req, sha } from '../helpers/proxy-http.js';
+import { startWharf } from '../helpers/server.js';
+
+t.setTimeout(60_000);
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+async function setup(t: Test) {
+  const layer = contentEntry(bulkBytes('full-layer', 2 * 1024 * 1024));
+  const config = contentEntry(Buffer.from('{"architecture":"amd64","os":"linux"}'));
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.body.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.body.length }],
+    }),
+  );
+  const up = await startFaultUpstream(t, { manifests: [{ repo: 'library/app', tag: 'v1', mediaType: OCI_MANIFEST, ...contentEntry(body) }], blobs: [layer, config] });
+  let disk!: FullDisk;
+  const w = await startWharf(
+    t,
+    { local: { namespaces: ['local'] }, upstreams: [{ name: 'faulty', url: up.url, registry: 'faults.test', default: true }] },
+    { blobs: async (dir) => (disk = await fullDiskStore(dir)).store },
+  );
+  return { w, up, disk, layer };
+}
+
+async function pushMonolithic(url: string, repo: string, bytes: Buffer) {
+  return req(`${url}/v2/${repo}/blobs/uploads/?digest=${sha(bytes)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+}
+
+t.test('a push on a full disk answers 507 STORAGE_FULL naming the cause, and stored content is still served', async (t) => {
+  const { w, disk } = await setup(t);
+  const before = bulkBytes('stored-before', 100_000);
+  t.equal((await pushMonolithic(w.url, 'local/app', before)).status, 201, 'a push while there is room');
+
+  disk.left = 0;
+  const monolithic = await pushMonolithic(w.url, 'local/app', bulkBytes('too-late', 100_000));
+  t.equal(monolithic.status, 507, `monolithic push: ${monolithic.text}`);
+  const err = ociError(t, monolithic);
+  t.equal(err.code, 'STORAGE_FULL');
+  t.match(err.message, /storage is full \(ENOSPC\)/, 'the message names the cause');
+
+  const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });
+  t.equal(started.status, 202);
+  const patch = await req(new URL(started.headers.get('location')!, w.url).href, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: bulkBytes('chunk', 50_000),
+  });
+  t.equal(patch.status, 507, `chunked push: ${patch.text}`);
+  t.equal(ociError(t, patch).code, 'STORAGE_FULL');
+
+  const read = await req(`${w.url}/v2/local/app/blobs/${sha(before)}`);
+  t.equal(read.status, 200, 'reads go on');
+  t.equal(sha(read.body), sha(before));
+
+  disk.left = Number.POSITIVE_INFINITY;
+  t.equal((await pushMonolithic(w.url, 'local/app', bulkBytes('after', 1000))).status, 201, 'space freed: pushes work again');
+});
+
+t.test('a pull that must store content on a full disk: 507 for a manifest, the blob fill cuts its clients', async (t) => {
+  const { w, up, disk, layer } = await setup(t);
+  disk.left = 0;
+  const manifest = await req(`${w.url}/v2/library/app/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+  t.equal(manifest.status, 507, `manifest: ${manifest.text}`);
+  const err = ociError(t, manifest);
+  t.equal(err.code, 'STORAGE_FULL', 'not UNAVAILABLE blaming the upstream');
+  t.notMatch(err.message, /upstream faulty/);
+
+  disk.left = 256 * 1024;
+  const url = `${w.url}/v2/library/app/blobs/${layer.digest}`;
+  const clients = await Promise.all([fetch(url), fetch(url)]);
+  for (const res of clients) {
+    t.equal(res.status, 200, 'the headers went out before the disk filled');
+    await t.rejects(res.arrayBuffer(), 'the client is cut, never handed a short blob');
+  }
+  t.equal(up.count('GET', `/blobs/${layer.digest}`), 1, 'one upstream fetch for both');
+
+  disk.left = Number.POSITIVE_INFINITY;
+  const again = await req(url);
+  t.equal(again.status, 200, 'space freed: the next request fills the blob');
+  t.equal(sha(again.body), layer.digest);
+});
