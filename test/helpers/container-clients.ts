@@ -1,13 +1,18 @@
 // Real container clients (podman, containerd + ctr, dockerd + docker) configured the way production
 // installs point them at a docker.io mirror, but isolated from the host: every store, socket, state
-// and config file lives in a temp dir given by the caller. Commands are bounded by timeouts (SIGKILL),
-// daemons run in their own process group and are stopped in t.teardown (SIGTERM, then SIGKILL of the
-// group) and at process exit.
+// and config file lives in a temp dir given by the caller, and podman, containerd and dockerd run in a
+// private mount namespace whose /run and /var/lib are directories of that temp dir too (the sandbox), so
+// a path they hard-code (dockerd 20.10's /run/docker/plugins, containerd's /run/containerd/s) is never
+// created on the host, and another containerd or dockerd on the host is never seen or touched.
+// Commands are bounded by timeouts (SIGKILL), daemons run in their own process group and are stopped
+// in t.teardown (SIGTERM, then SIGKILL of the group) and at process exit. Nothing here removes a path
+// it did not create: the caller removes its temp dir.
 //
-// Debian packages: skopeo, podman, containerd (containerd + ctr), docker.io (dockerd + docker).
+// Debian packages: skopeo, podman, containerd (containerd + ctr), docker.io (dockerd + docker),
+// util-linux and mount (unshare, mount: always there). Runs as root (the mount namespace needs it).
 // A missing binary throws an error naming the package to install (never a skip).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitExit } from './docker-registry.js';
@@ -24,6 +29,7 @@ export const DEBIAN_PACKAGE: Record<string, string> = {
   ctr: 'containerd',
   dockerd: 'docker.io',
   docker: 'docker.io',
+  unshare: 'util-linux',
 };
 
 /** Full path of `name` in PATH (plus the sbin dirs, where Debian puts dockerd), or undefined. */
@@ -158,6 +164,50 @@ export function mirrorRegistriesConf(mirrorHost: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The sandbox
+
+/**
+ * A private mount namespace in which the host's /run and /var/lib are replaced by directories under
+ * `root` (bind mounts, private propagation: the host never sees them, and they go when the last process
+ * in the namespace exits). What a client writes there instead of the host stays in `root`.
+ */
+export interface Sandbox {
+  /** Host path → the directory standing for it inside the namespace. */
+  dirs: Readonly<Record<'/run' | '/var/lib', string>>;
+  /** The command line that runs `bin args` inside a fresh namespace. */
+  wrap(bin: string, args: string[]): [string, string[]];
+  /** Files and directories written under the sandbox dirs, as the paths they had inside (e.g. /run/docker/plugins). */
+  writes(): string[];
+}
+
+export function makeSandbox(root: string): Sandbox {
+  const unshare = requireBinary('unshare');
+  const dirs = { '/run': join(root, 'sandbox', 'run'), '/var/lib': join(root, 'sandbox', 'var-lib') } as const;
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  // $1 and $2 are the directories, the rest is the command; exec keeps the pid (and process group) the same.
+  // -n: libmount keeps no record (it would create /run/mount on the host before /run is replaced).
+  const script = 'mount -n --bind "$1" /run && mount -n --bind "$2" /var/lib && shift 2 && exec "$@"';
+  const list = (dir: string, shown: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => [
+      `${shown}/${e.name}`,
+      ...(e.isDirectory() ? list(join(dir, e.name), `${shown}/${e.name}`) : []),
+    ]);
+  return {
+    dirs,
+    wrap: (bin, args) => [
+      unshare,
+      ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'sandbox', dirs['/run'], dirs['/var/lib'], bin, ...args],
+    ],
+    writes: () => Object.entries(dirs).flatMap(([shown, dir]) => list(dir, shown)),
+  };
+}
+
+/** Whether process `pid` lives in another mount namespace than this process (so in its sandbox). */
+export function inOwnMountNamespace(pid: number): boolean {
+  return readlinkSync(`/proc/${pid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Daemons
 
 interface Daemon {
@@ -203,6 +253,7 @@ export function tailLog(file: string, lines = 40): string {
 async function startDaemon(
   t: Teardownable,
   name: string,
+  sandbox: Sandbox,
   bin: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -214,7 +265,8 @@ async function startDaemon(
   let child: ChildProcess;
   try {
     // detached: its own process group, so children it spawns (dockerd's containerd) can be reaped.
-    child = spawn(bin, args, { stdio: ['ignore', fd, fd], env, detached: true });
+    const [wrapper, wrapped] = sandbox.wrap(bin, args);
+    child = spawn(wrapper, wrapped, { stdio: ['ignore', fd, fd], env, detached: true });
   } finally {
     closeSync(fd);
   }
@@ -254,7 +306,10 @@ async function startDaemon(
       if (exited(child)) {
         throw new Error(`${name} exited early (code ${String(child.exitCode)}, signal ${String(child.signalCode)})\n${tailLog(logFile)}`);
       }
-      if (await ready()) return;
+      if (await ready()) {
+        if (!inOwnMountNamespace(child.pid!)) throw new Error(`${name} (pid ${child.pid}) is not in its own mount namespace`);
+        return;
+      }
       await sleep(100);
     }
     throw new Error(`${name} not ready after ${readyTimeoutMs} ms\n${tailLog(logFile)}`);
@@ -275,9 +330,12 @@ export type Runner = (args: string[], opts?: { timeoutMs?: number }) => Promise<
 
 export interface Podman {
   root: string;
-  /** Runs podman with the isolated globals; throws unless it exits 0. */
+  /** Runs podman with the isolated globals, in its sandbox; throws unless it exits 0. */
   podman: Runner;
   policy: string;
+  /** Its image store (vfs graph root). */
+  storage: string;
+  sandbox: Sandbox;
 }
 
 /**
@@ -334,10 +392,13 @@ export function makePodman(root: string, mirrorHost: string): Podman {
     '--cgroup-manager', 'cgroupfs',
     '--events-backend', 'file',
   ];
+  const sandbox = makeSandbox(root);
   return {
     root,
     policy: p('policy.json'),
-    podman: (args, opts = {}) => runOk(bin, [...globals, ...args], { env, timeoutMs: opts.timeoutMs ?? 120_000 }),
+    storage: p('storage'),
+    sandbox,
+    podman: (args, opts = {}) => runOk(...sandbox.wrap(bin, [...globals, ...args]), { env, timeoutMs: opts.timeoutMs ?? 120_000 }),
   };
 }
 
@@ -345,7 +406,12 @@ export function makePodman(root: string, mirrorHost: string): Podman {
 // containerd + ctr
 
 export interface Containerd {
+  pid: number;
   address: string;
+  /** Its root (the content store is under it) and state directories. */
+  root: string;
+  state: string;
+  sandbox: Sandbox;
   /** hosts-dir for `ctr images pull --hosts-dir` (holds docker.io/hosts.toml). */
   hostsDir: string;
   logFile: string;
@@ -395,19 +461,25 @@ export async function startContainerd(t: Teardownable, root: string, mirrorUrl: 
   const ctr: Runner = (args, opts = {}) =>
     runOk(ctrBin, ['--address', address, '--namespace', 'wharf-e2e', ...args], { env, timeoutMs: opts.timeoutMs ?? 120_000 });
   const logFile = p('containerd.log');
+  const sandbox = makeSandbox(root);
   const daemon = await startDaemon(
-    t, 'containerd', containerd, ['--config', p('config.toml')], env, logFile,
+    t, 'containerd', sandbox, containerd, ['--config', p('config.toml')], env, logFile,
     async () => (await run(ctrBin, ['--address', address, 'version'], { env, timeoutMs: 3_000 })).code === 0,
     30_000,
   );
-  return { address, hostsDir, logFile, ctr, stop: daemon.stop };
+  return { pid: daemon.child.pid!, address, root: p('root'), state: p('state'), sandbox, hostsDir, logFile, ctr, stop: daemon.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
 // dockerd + docker
 
 export interface Dockerd {
+  pid: number;
   host: string;
+  /** Its --data-root (images) and --exec-root. */
+  dataRoot: string;
+  execRoot: string;
+  sandbox: Sandbox;
   logFile: string;
   docker: Runner;
   stop(): Promise<void>;
@@ -443,8 +515,9 @@ export async function startDockerd(t: Teardownable, root: string, mirrorUrl: str
   const docker: Runner = (args, opts = {}) =>
     runOk(dockerBin, ['-H', host, ...args], { env, timeoutMs: opts.timeoutMs ?? 120_000 });
   const logFile = p('dockerd.log');
+  const sandbox = makeSandbox(root);
   const daemon = await startDaemon(
-    t, 'dockerd', dockerd,
+    t, 'dockerd', sandbox, dockerd,
     [
       '--config-file', p('daemon.json'),
       '--data-root', p('data'),
@@ -461,7 +534,7 @@ export async function startDockerd(t: Teardownable, root: string, mirrorUrl: str
     async () => (await run(dockerBin, ['-H', host, 'version'], { env, timeoutMs: 5_000 })).code === 0,
     60_000,
   );
-  return { host, logFile, docker, stop: daemon.stop };
+  return { pid: daemon.child.pid!, host, dataRoot: p('data'), execRoot: p('exec'), sandbox, logFile, docker, stop: daemon.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
