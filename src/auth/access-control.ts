@@ -268,18 +268,18 @@ export class AccessControl {
     const nowS = Math.floor(this.now() / 1000);
     const lifetime = Math.max(1, Math.floor(parseDuration(this.auth.token.lifetime) / 1000));
     const base = this.baseClaims(identity, nowS);
-    const token = signJwt(this.signingKey, { ...base, exp: nowS + lifetime, access });
+    const token = await signJwt(this.signingKey, { ...base, exp: nowS + lifetime, access });
     const issued: IssuedToken = { token, access_token: token, expires_in: lifetime, issued_at: new Date(nowS * 1000).toISOString() };
     if (offline && identity.kind !== 'anonymous') {
       const refreshLifetime = Math.floor(parseDuration(this.auth.token.refreshLifetime) / 1000);
-      issued.refresh_token = signJwt(this.signingKey, { ...base, exp: nowS + refreshLifetime, use: 'refresh' });
+      issued.refresh_token = await signJwt(this.signingKey, { ...base, exp: nowS + refreshLifetime, use: 'refresh' });
     }
     return issued;
   }
 
   /** The identity a refresh token was issued to, if it is still valid and its holder still exists. */
   async refresh(refreshToken: string, realm: string): Promise<Identity> {
-    const claims = this.verify(refreshToken, realm, false);
+    const claims = await this.verify(refreshToken, realm, false);
     if (claims['use'] !== 'refresh') throw this.unauthorized(realm, 'not a refresh token');
     const identity = await this.liveIdentity(claims);
     if (!identity) throw this.unauthorized(realm, 'the refresh token no longer names a valid user or service token');
@@ -301,7 +301,7 @@ export class AccessControl {
   }
 
   private async verifyAccessToken(token: string, realm: string): Promise<JwtClaims> {
-    const claims = this.verify(token, realm, true);
+    const claims = await this.verify(token, realm, true);
     if (claims['use'] !== undefined) throw this.unauthorized(realm, 'a refresh token is not an access token', undefined, 'invalid_token');
     // A token issued for a service token stops working as soon as that token is revoked.
     if (claims['kind'] === 'token' && claims.iss === this.auth.token.issuer) {
@@ -314,15 +314,15 @@ export class AccessControl {
   }
 
   /** Our own tokens, then (when `external`) the trusted issuer's: each key set only with its own issuer name. */
-  private verify(token: string, realm: string, external: boolean): JwtClaims {
+  private async verify(token: string, realm: string, external: boolean): Promise<JwtClaims> {
     const nowSeconds = Math.floor(this.now() / 1000);
     try {
-      return verifyJwt(token, { keys: this.ownKeys, issuer: this.auth.token.issuer, audience: this.service, nowSeconds });
+      return await verifyJwt(token, { keys: this.ownKeys, issuer: this.auth.token.issuer, audience: this.service, nowSeconds });
     } catch (err) {
       if (!(err instanceof JwtError)) throw err;
       if (external && this.trusted) {
         try {
-          return verifyJwt(token, { keys: this.trusted.keys, issuer: this.trusted.issuer, audience: this.service, nowSeconds });
+          return await verifyJwt(token, { keys: this.trusted.keys, issuer: this.trusted.issuer, audience: this.service, nowSeconds });
         } catch (second) {
           if (!(second instanceof JwtError)) throw second;
           // The external issuer's reason is the useful one when the token names it.

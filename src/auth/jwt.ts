@@ -1,15 +1,14 @@
 // JSON Web Tokens for the registry token flow: the keys Wharf signs with, the public keys it trusts,
-// and a deliberately narrow verifier. Only ES256 and RS256 exist here: no HMAC (a public key must never
-// become a shared secret, the classic key-confusion attack), no `none`, no keys taken from the token
-// itself (jwk, jku, x5u, x5c headers are ignored). RFC 7515 (JWS), RFC 7517 (JWK), RFC 7519 (JWT).
+// and a deliberately narrow verifier; signatures and claims on jose. Only ES256 and RS256 exist here:
+// no HMAC (a public key must never become a shared secret, the classic key-confusion attack), no
+// `none`, no keys taken from the token itself (jwk, jku, x5u, x5c headers are ignored).
+// RFC 7515 (JWS), RFC 7517 (JWK), RFC 7519 (JWT).
 import {
   createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPair,
   randomBytes,
-  sign,
-  verify,
   type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
@@ -17,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 
 export type JwtAlgorithm = 'ES256' | 'RS256';
 
@@ -272,21 +272,15 @@ function keysFromJwks(text: string, path: string): VerificationKey[] {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Signing and verification
-
-/** Both algorithms hash with SHA-256; ES256 signatures are the JOSE r||s form, not DER (RFC 7518 §3.4). */
-const signatureOptions = (key: KeyObject, alg: JwtAlgorithm) =>
-  alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' as const } : { key };
-
-const encodeJson = (value: unknown): string => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+// Signing and verification, on jose: the signature, exp/nbf with the clock tolerance, iss and aud. Around
+// it, what jose does not refuse on its own: an algorithm allow-list checked before any key is chosen, one
+// spelling of each segment (canonical base64url), no crit extensions, typed claims and iat not in the future.
 
 /** header {alg, typ:'JWT', kid}; payload = claims as given. */
-export function signJwt(key: SigningKey, claims: Record<string, unknown>): string {
+export async function signJwt(key: SigningKey, claims: Record<string, unknown>): Promise<string> {
   const wrong = keyMismatch(key.privateKey, key.alg);
   if (wrong !== undefined) throw new Error(`signing key ${key.kid} ${wrong}`);
-  const input = `${encodeJson({ alg: key.alg, typ: 'JWT', kid: key.kid })}.${encodeJson(claims)}`;
-  const signature = sign('sha256', Buffer.from(input, 'ascii'), signatureOptions(key.privateKey, key.alg));
-  return `${input}.${signature.toString('base64url')}`;
+  return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid }).sign(key.privateKey);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -313,8 +307,8 @@ function decodeObject(segment: string, what: string): Record<string, unknown> {
   return value;
 }
 
-/** Verifies the signature, then the claims, and returns them; anything else throws JwtError. */
-export function verifyJwt(token: string, opts: VerifyOptions): JwtClaims {
+/** Verifies the signature, then the claims, and returns them; anything else rejects with a JwtError. */
+export async function verifyJwt(token: string, opts: VerifyOptions): Promise<JwtClaims> {
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   if (typeof token !== 'string' || token.length === 0) throw new JwtError('malformed', 'token is empty');
   if (token.length > maxLength) throw new JwtError('malformed', `token is longer than ${maxLength} characters`);
@@ -324,8 +318,8 @@ export function verifyJwt(token: string, opts: VerifyOptions): JwtClaims {
 
   // Structure first (cheap, and trusts nothing): both JSON objects, the signature well-formed.
   const header = decodeObject(headerPart, 'header');
-  const payload = decodeObject(payloadPart, 'payload');
-  const signature = decodeSegment(signaturePart, 'signature');
+  decodeObject(payloadPart, 'payload');
+  decodeSegment(signaturePart, 'signature');
 
   const alg = header.alg;
   if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
@@ -337,45 +331,62 @@ export function verifyJwt(token: string, opts: VerifyOptions): JwtClaims {
   const kid = header.kid;
   if (kid !== undefined && typeof kid !== 'string') throw new JwtError('malformed', 'token header kid is not a string');
 
+  // Keys are never taken from the token (jwk, jku, x5u, x5c are ignored): only ours, of the token's alg.
   const candidates = opts.keys.filter(
     (k) => k.alg === alg && (kid === undefined || k.kid === undefined || k.kid === kid) && keyMismatch(k.publicKey, k.alg) === undefined,
   );
   if (candidates.length === 0) {
     throw new JwtError('signature', kid === undefined ? `no ${alg} key to verify the token with` : `no ${alg} key with the token's kid`);
   }
-  if (alg === 'ES256' && signature.length !== 64) throw new JwtError('signature', 'ES256 signature is not 64 bytes (r||s)');
-  const input = Buffer.from(`${headerPart}.${payloadPart}`, 'ascii');
-  const valid = candidates.some((k) => {
-    try {
-      return verify('sha256', input, signatureOptions(k.publicKey, k.alg), signature);
-    } catch {
-      return false;
-    }
-  });
-  if (!valid) throw new JwtError('signature', 'token signature does not verify');
-
-  return checkClaims(payload, opts);
-}
-
-function checkClaims(claims: Record<string, unknown>, opts: VerifyOptions): JwtClaims {
-  const { iss, sub, aud, exp, nbf, iat, jti } = claims;
-  if (!isNumber(exp)) throw new JwtError('claims', 'token exp claim is missing or not a number');
-  if (typeof iss !== 'string') throw new JwtError('claims', 'token iss claim is missing or not a string');
-  if (typeof sub !== 'string') throw new JwtError('claims', 'token sub claim is missing or not a string');
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? (aud as string[]) : undefined;
-  if (audiences === undefined) throw new JwtError('claims', 'token aud claim is missing or not a string or array of strings');
-  if (nbf !== undefined && !isNumber(nbf)) throw new JwtError('claims', 'token nbf claim is not a number');
-  if (iat !== undefined && !isNumber(iat)) throw new JwtError('claims', 'token iat claim is not a number');
-  if (jti !== undefined && typeof jti !== 'string') throw new JwtError('claims', 'token jti claim is not a string');
-
   const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
   const skew = opts.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW;
-  if (exp < now - skew) throw new JwtError('expired', 'token has expired');
-  if (nbf !== undefined && nbf > now + skew) throw new JwtError('not-yet-valid', 'token is not valid yet (nbf)');
-  if (iat !== undefined && iat > now + skew) throw new JwtError('not-yet-valid', 'token was issued in the future (iat)');
+  const options = {
+    algorithms: [alg],
+    issuer: typeof opts.issuer === 'string' ? opts.issuer : [...opts.issuer],
+    audience: opts.audience,
+    clockTolerance: skew,
+    currentDate: new Date(now * 1000),
+    requiredClaims: ['exp', 'iss', 'sub', 'aud'],
+  };
+  for (const key of candidates) {
+    let payload: Record<string, unknown>;
+    try {
+      payload = (await jwtVerify(token, key.publicKey, options)).payload;
+    } catch (err) {
+      // Another key of the same algorithm may be the one (no kid, or a JWKS without kids).
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) continue;
+      throw fromJose(err);
+    }
+    return checkClaims(payload, now, skew);
+  }
+  throw new JwtError('signature', 'token signature does not verify');
+}
 
-  const issuers: readonly string[] = typeof opts.issuer === 'string' ? [opts.issuer] : opts.issuer;
-  if (!issuers.includes(iss)) throw new JwtError('issuer', 'token issuer is not trusted');
-  if (!audiences.includes(opts.audience)) throw new JwtError('audience', 'token audience does not include this service');
+/** A jose error as a JwtError whose message holds no token text. */
+function fromJose(err: unknown): JwtError {
+  if (err instanceof joseErrors.JWTExpired) return new JwtError('expired', 'token has expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    // A claim of the wrong type is a malformed claim, not someone else's issuer or audience.
+    const value = err.payload[err.claim];
+    const typed = err.claim === 'aud' ? typeof value === 'string' || (Array.isArray(value) && value.every((a) => typeof a === 'string')) : typeof value === 'string' || isNumber(value);
+    const failed = err.reason === 'check_failed' && typed;
+    if (failed && (err.claim === 'nbf' || err.claim === 'iat')) return new JwtError('not-yet-valid', `token is not valid yet (${err.claim})`);
+    if (failed && err.claim === 'iss' && typeof value === 'string') return new JwtError('issuer', 'token issuer is not trusted');
+    if (failed && err.claim === 'aud') return new JwtError('audience', 'token audience does not include this service');
+    return new JwtError('claims', `token ${err.claim} claim is ${err.reason === 'missing' ? 'missing' : 'not valid'}`);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new JwtError('algorithm', 'token algorithm is not accepted (ES256 or RS256 only)');
+  if (err instanceof joseErrors.JOSEError) return new JwtError('malformed', `token is not a valid JWS (${err.code})`);
+  throw err;
+}
+
+/** The claim types jose leaves open, and iat not in the future. */
+function checkClaims(claims: Record<string, unknown>, now: number, skew: number): JwtClaims {
+  const { sub, aud, iat, jti } = claims;
+  if (typeof sub !== 'string') throw new JwtError('claims', 'token sub claim is missing or not a string');
+  const audiences = typeof aud === 'string' || (Array.isArray(aud) && aud.every((a) => typeof a === 'string'));
+  if (!audiences) throw new JwtError('claims', 'token aud claim is missing or not a string or array of strings');
+  if (jti !== undefined && typeof jti !== 'string') throw new JwtError('claims', 'token jti claim is not a string');
+  if (isNumber(iat) && iat > now + skew) throw new JwtError('not-yet-valid', 'token was issued in the future (iat)');
   return claims as JwtClaims;
 }

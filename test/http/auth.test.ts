@@ -239,11 +239,11 @@ t.test('hostile tokens are refused with invalid_token, never a 5xx', async (t) =
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const [h, , sig] = good.split('.');
   const cases: Record<string, string> = {
-    'another key': signJwt(stranger, claims),
-    'expired': signJwt(ours, { ...claims, iat: now - 4000, nbf: now - 4000, exp: now - 3600 }),
-    'not yet valid': signJwt(ours, { ...claims, nbf: now + 3600, exp: now + 7200 }),
-    'wrong audience': signJwt(ours, { ...claims, aud: 'other-service' }),
-    'wrong issuer': signJwt(ours, { ...claims, iss: 'someone-else' }),
+    'another key': await signJwt(stranger, claims),
+    'expired': await signJwt(ours, { ...claims, iat: now - 4000, nbf: now - 4000, exp: now - 3600 }),
+    'not yet valid': await signJwt(ours, { ...claims, nbf: now + 3600, exp: now + 7200 }),
+    'wrong audience': await signJwt(ours, { ...claims, aud: 'other-service' }),
+    'wrong issuer': await signJwt(ours, { ...claims, iss: 'someone-else' }),
     'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`,
     'payload swapped under a real signature': `${h}.${b64(claims)}.${sig}`,
     'garbage': 'not-a-jwt',
@@ -254,7 +254,7 @@ t.test('hostile tokens are refused with invalid_token, never a 5xx', async (t) =
     t.equal(challengeOf(res)['error'], 'invalid_token', `${what}: error="invalid_token"`);
   }
   // Within the clock skew is fine; our own key with our claims works (the check above is not vacuous).
-  t.equal((await inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(signJwt(ours, { ...claims, nbf: now + 20 })) } })).status, 200);
+  t.equal((await inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(await signJwt(ours, { ...claims, nbf: now + 20 })) } })).status, 200);
 
   // Malformed and oversized Authorization headers.
   const headers: Record<string, string> = {
@@ -373,10 +373,10 @@ t.test('tokens of a trusted external issuer (auth.token.trust) are accepted; its
   const now = Math.floor(Date.now() / 1000);
   const claims = { iss: 'https://sso.example.com', sub: 'dave', aud: 'wharf', iat: now, exp: now + 60, access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] };
   const get = (jwt: string) => inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(jwt) } });
-  t.equal((await get(signJwt(sso, claims))).status, 200, 'the external token grants what its access claim says');
-  assertError(t, await get(signJwt(sso, { ...claims, iss: 'wharf' })), 401, 'UNAUTHORIZED', 'its key is not trusted for our own issuer name');
-  assertError(t, await get(signJwt(sso, { ...claims, aud: 'another' })), 401, 'UNAUTHORIZED', 'another audience');
-  assertError(t, await inject(s.app, 'DELETE', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(signJwt(sso, claims)) } }), 403, 'DENIED', 'no more than its access claim');
+  t.equal((await get(await signJwt(sso, claims))).status, 200, 'the external token grants what its access claim says');
+  assertError(t, await get(await signJwt(sso, { ...claims, iss: 'wharf' })), 401, 'UNAUTHORIZED', 'its key is not trusted for our own issuer name');
+  assertError(t, await get(await signJwt(sso, { ...claims, aud: 'another' })), 401, 'UNAUTHORIZED', 'another audience');
+  assertError(t, await inject(s.app, 'DELETE', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(await signJwt(sso, claims)) } }), 403, 'DENIED', 'no more than its access claim');
 });
 
 t.test('RS256 signing when auth.token.algorithm says so', async (t) => {
