@@ -1,4 +1,5 @@
 // The command line: thin. It loads configuration and hands it to the same code the tests use.
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
@@ -12,8 +13,11 @@ import type { TokenScope } from './auth/types.js';
 import { parseDuration } from './config/duration.js';
 import { formatHostPort, parseListen } from './config/listen.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { routingSummary } from './config/routing-summary.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
 import { healthcheck } from './healthcheck.js';
+import { commandUsage, USAGE, version } from './cli-help.js';
+import { preflight } from './preflight.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
 import type { FsBlobStore } from './storage/fs-blob-store.js';
@@ -29,39 +33,6 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-export const USAGE = `Usage: wharf <command> [options]
-
-Commands:
-  serve [--config FILE] [--listen HOST:PORT] [--data DIR]
-      Run the registry. Settings come from FILE (default: $WHARF_CONFIG, if set),
-      then WHARF_* environment variables, then these flags, each overriding the last.
-      Prints "listening on http://HOST:PORT" once it accepts connections.
-      On SIGTERM or SIGINT, stops accepting connections and lets in-flight requests
-      finish; after shutdownTimeoutMs it exits anyway, with status 1.
-  verify-config FILE...
-      Check configuration files on their own (WHARF_* variables are not applied):
-      prints "FILE: ok", or every problem, one per line, and exits with status 1.
-  token create --name NAME --scope GLOB[,GLOB...]:ACTION[,ACTION...] [--scope ...]
-               [--expires DURATION] [--config FILE] [--data DIR] [--json]
-      Create a service token for automation and print it once: only a hash is kept,
-      it cannot be shown again. Use it as the password with NAME as the user name
-      (skopeo --creds NAME:TOKEN). ACTION is pull, push, delete or * (all three);
-      in a GLOB, * matches within one path component and ** across components.
-      DURATION is e.g. 12h or 90d; without --expires the token does not expire.
-  token list [--config FILE] [--data DIR] [--json]
-      List the service tokens (never their secrets), revoked and expired ones too.
-  token revoke ID|NAME [--config FILE] [--data DIR]
-      Revoke a token by id, or by the name of a token not yet revoked; it stops
-      working at once. The token commands read the configuration as serve does and
-      may run while it serves the same data directory.
-  healthcheck [--config FILE] [--listen HOST:PORT]
-      Ask GET /healthz where the configuration (read as serve reads it) listens;
-      exit status 0 when it answers 200 (the container image's HEALTHCHECK).
-  print-schema
-      Print the JSON schema of the configuration file.
-  help, --help
-      Print this text.
-`;
 
 /** Wrong invocation: reported with the usage and exit status 2. */
 class UsageError extends Error {}
@@ -87,7 +58,11 @@ export async function main(
       case 'help':
       case '--help':
       case '-h':
-        io.stdout.write(USAGE);
+        return help(args, io);
+      case 'version':
+      case '--version':
+      case '-V':
+        io.stdout.write(`wharf ${version()}\n`);
         return 0;
       case 'serve':
         return await serve(args, io);
@@ -98,8 +73,9 @@ export async function main(
       case 'fsck':
         return await fsckCommand(args, io);
       case 'verify-config':
-        return verifyConfig(args, io);
-      case 'healthcheck': return await healthcheck(args, io, (flags) => loadCliConfig(io, flags));
+        return await verifyConfig(args, io);
+      case 'healthcheck':
+        return await healthcheck(args, io, (flags) => loadCliConfig(io, flags));
       case 'print-schema':
         return printSchema(args, io);
       default:
@@ -119,6 +95,24 @@ export async function main(
 
 const helpOption = { help: { type: 'boolean', short: 'h' } } as const;
 
+/** `wharf help [COMMAND]`: everything, or one command's entry. */
+function help(args: string[], io: CliIo): number {
+  if (args.length === 0) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const text = commandUsage(args.join(' '));
+  if (text === undefined) throw new UsageError(`no command '${args.join(' ')}'`);
+  io.stdout.write(text);
+  return 0;
+}
+
+/** Prints the help of `command` (for its --help flag). */
+function printHelp(io: CliIo, command: string): number {
+  io.stdout.write(commandUsage(command) ?? USAGE);
+  return 0;
+}
+
 async function serve(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -131,16 +125,17 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     allowPositionals: false,
     strict: true,
   });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'serve');
   const config = loadCliConfig(io, values);
   const { host, port } = parseListen(config.listen);
+  // Everything verify-config checks, before anything is created.
+  const problems = await preflight(config);
+  if (problems.length > 0) throw new ConfigError(problems, configFile(io, values));
 
   // Loaded here, not at the top: verify-config and print-schema need neither fastify nor the database.
   const { buildApp } = await import('./app.js');
   const app = await buildApp(config);
+  io.stdout.write(`${routingSummary(config)}\n`);
 
   // Listening for signals before the socket is open: a SIGTERM during start-up still closes cleanly.
   const firstSignal = onSignal();
@@ -159,12 +154,25 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   return shutDown(app, signal, config.shutdownTimeoutMs, io);
 }
 
+const configFile = (io: CliIo, flags: { config?: string }): string | undefined => flags.config ?? (io.env.WHARF_CONFIG || undefined);
+
+/** Warnings go to stderr, each once per process (verify-config loads several files with one environment). */
+function warner(io: CliIo): (message: string) => void {
+  const said = new Set<string>();
+  return (message) => {
+    if (said.has(message)) return;
+    said.add(message);
+    io.stderr.write(`wharf: warning: ${message}\n`);
+  };
+}
+
 /** The configuration as every command that runs against a data directory sees it: file, WHARF_*, flags. */
 function loadCliConfig(io: CliIo, flags: { config?: string; listen?: string; data?: string }): WharfConfig {
   return loadConfig({
-    file: flags.config ?? (io.env.WHARF_CONFIG || undefined),
+    file: configFile(io, flags),
     env: io.env,
     overrides: { listen: flags.listen, storage: { path: flags.data } },
+    warn: warner(io),
   });
 }
 
@@ -247,9 +255,15 @@ async function withStores<T>(
  */
 async function withMetadata<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (config: WharfConfig, metadata: MetadataStore) => Promise<T>): Promise<T> {
   const config = loadCliConfig(io, flags);
+  // These commands work on a store that serve created; opening a path that holds none would create
+  // an empty one there and report on it as if all were well (a mistyped --data, a wrong config).
+  const db = metadataPath(config.storage.path);
+  if (!existsSync(db)) {
+    throw new Error(`${config.storage.path} holds no Wharf store (no ${db}): check --data, --config or storage.path; wharf serve creates the store`);
+  }
   // Loaded here, not at the top: verify-config and print-schema do not need the database driver.
   const { SqliteMetadataStore } = await import('./metadata/sqlite-metadata-store.js');
-  const metadata = SqliteMetadataStore.open(metadataPath(config.storage.path));
+  const metadata = SqliteMetadataStore.open(db);
   try {
     return await fn(config, metadata);
   } finally {
@@ -265,10 +279,7 @@ async function gc(args: string[], io: CliIo): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'gc');
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got '${positionals[0]}'`);
   const { GarbageCollector, GcBusyError } = await import('./gc/collector.js');
   const { gcOptionsFrom } = await import('./config/gc-options.js');
@@ -308,10 +319,7 @@ export function formatGcReport(r: GcReport): string {
 /** `wharf fsck`: checks that metadata and blob files agree; exit 1 when they do not. */
 async function fsckCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { ...storeOptions, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'fsck');
   if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
   const { fsck } = await import('./gc/fsck.js');
   return withStores(io, values, async ({ config, metadata }) => {
@@ -338,8 +346,7 @@ async function token(args: string[], io: CliIo): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      io.stdout.write(USAGE);
-      return 0;
+      return printHelp(io, 'token');
     case 'create':
       return tokenCreate(rest, io);
     case 'list':
@@ -379,10 +386,7 @@ async function tokenCreate(args: string[], io: CliIo): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'token create');
   if (positionals.length > 0) throw new UsageError(`token create takes no arguments, got '${positionals[0]}'`);
   const name = values.name;
   if (name === undefined) throw new UsageError('token create needs --name NAME');
@@ -418,10 +422,7 @@ async function tokenList(args: string[], io: CliIo): Promise<number> {
     allowPositionals: false,
     strict: true,
   });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'token list');
   const records = await withTokens(io, values, (tokens) => tokens.list());
   if (values.json) {
     io.stdout.write(`${JSON.stringify(records.map(publicView), null, 2)}\n`);
@@ -433,10 +434,7 @@ async function tokenList(args: string[], io: CliIo): Promise<number> {
 
 async function tokenRevoke(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: storeOptions, allowPositionals: true, strict: true });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'token revoke');
   if (positionals.length !== 1) throw new UsageError('token revoke needs one ID or NAME');
   const idOrName = positionals[0]!;
   const revoked = await withTokens(io, values, (tokens) => tokens.revoke(idOrName));
@@ -464,33 +462,32 @@ function tokenTable(records: readonly ServiceTokenRecord[], now: number): string
   return table.map((row) => `${row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()}\n`).join('');
 }
 
-function verifyConfig(args: string[], io: CliIo): number {
+/** Checks each file as `serve --config FILE` would before starting: the same load, the same preflight. */
+async function verifyConfig(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: helpOption, allowPositionals: true, strict: true });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  if (positionals.length === 0) throw new UsageError('verify-config needs a FILE');
+  if (values.help) return printHelp(io, 'verify-config');
+  const files = positionals.length > 0 ? positionals : [io.env.WHARF_CONFIG].filter((f): f is string => Boolean(f));
+  if (files.length === 0) throw new UsageError('verify-config needs a FILE (or WHARF_CONFIG)');
+  const warn = warner(io);
   let failed = false;
-  for (const file of positionals) {
+  for (const file of files) {
+    let violations: readonly string[];
     try {
-      loadConfig({ file });
-      io.stdout.write(`${file}: ok\n`);
+      violations = await preflight(loadConfig({ file, env: io.env, warn }));
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      failed = true;
-      for (const v of err.violations) io.stderr.write(`${file}: ${v}\n`);
+      violations = err.violations;
     }
+    if (violations.length === 0) io.stdout.write(`${file}: ok\n`);
+    failed ||= violations.length > 0;
+    for (const v of violations) io.stderr.write(`${file}: ${v}\n`);
   }
   return failed ? 1 : 0;
 }
 
 function printSchema(args: string[], io: CliIo): number {
   const { values } = parseArgs({ args, options: helpOption, allowPositionals: false, strict: true });
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (values.help) return printHelp(io, 'print-schema');
   io.stdout.write(`${JSON.stringify(ConfigSchema, null, 2)}\n`);
   return 0;
 }

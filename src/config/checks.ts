@@ -1,30 +1,50 @@
-// Rules between keys that a JSON schema cannot express; each broken rule is one violation.
+// Rules between keys that a JSON schema cannot express; each broken rule is one violation. They run
+// on the configuration as loaded, even when the schema found problems elsewhere, so that one run
+// lists every mistake: each rule looks only at values of the right shape and leaves the others to
+// the schema's violations.
 import { readFileSync } from 'node:fs';
-import type { WharfConfig } from './schema.js';
 
-export function crossFieldViolations(config: WharfConfig): string[] {
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** The upstream entries that are mappings, with their index (a non-mapping entry is the schema's to report). */
+function upstreamsOf(config: unknown): Array<[number, Plain]> {
+  const list = isPlain(config) ? config.upstreams : undefined;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((u, i): Array<[number, Plain]> => (isPlain(u) ? [[i, u]] : []));
+}
+
+export function crossFieldViolations(config: unknown): string[] {
   const out: string[] = [];
-  const defaults = config.upstreams.filter((u) => u.default).map((u) => u.name);
+  const upstreams = upstreamsOf(config);
+  const defaults = upstreams.filter(([, u]) => u.default === true).map(([i, u]) => str(u.name) ?? `upstreams.${i}`);
   if (defaults.length > 1) out.push(`upstreams: at most one upstream may be the default; ${defaults.join(', ')} all say default: true`);
 
+  // Local namespaces, upstream registries and prefixes all name a first path component: each may
+  // route to one place only.
   const seen = new Map<string, string>();
-  const claim = (key: string, owner: string, where: string) => {
+  const claim = (key: unknown, owner: string, where: string) => {
+    if (typeof key !== 'string') return;
     const other = seen.get(key);
     if (other !== undefined) out.push(`${where}: "${key}" is already used by ${other}`);
     else seen.set(key, owner);
   };
-  for (const ns of config.local.namespaces) claim(ns, `local.namespaces`, 'local.namespaces');
+  const local = isPlain(config) && isPlain(config.local) ? config.local.namespaces : undefined;
+  if (Array.isArray(local)) local.forEach((ns, i) => claim(ns, 'local.namespaces', `local.namespaces.${i}`));
   const names = new Set<string>();
-  config.upstreams.forEach((u, i) => {
+  for (const [i, u] of upstreams) {
     const at = `upstreams.${i}`;
-    if (names.has(u.name)) out.push(`${at}.name: another upstream is already named "${u.name}"`);
-    names.add(u.name);
-    claim(u.registry, `upstream ${u.name}`, `${at}.registry`);
-    if (u.prefix !== undefined) claim(u.prefix, `upstream ${u.name}`, `${at}.prefix`);
-    const secrets = [u.password, u.passwordFile, u.passwordEnv].filter((v) => v !== undefined).length;
-    if (secrets > 1) out.push(`${at}: give only one of password, passwordFile, passwordEnv`);
-    if (secrets > 0 && u.username === undefined) out.push(`${at}.username: required when a password is given`);
-  });
+    const name = str(u.name);
+    if (name !== undefined && names.has(name)) out.push(`${at}.name: another upstream is already named "${name}"`);
+    if (name !== undefined) names.add(name);
+    const owner = `upstream ${name ?? at}`;
+    claim(u.registry, owner, `${at}.registry`);
+    claim(u.prefix, owner, `${at}.prefix`);
+    const secrets = ['password', 'passwordFile', 'passwordEnv'].filter((k) => u[k] !== undefined);
+    if (secrets.length > 1) out.push(`${at}: give only one of password, passwordFile, passwordEnv (found ${secrets.join(', ')})`);
+    if (secrets.length > 0 && u.username === undefined) out.push(`${at}.username: required when ${secrets[0]} is given`);
+  }
   return out;
 }
 
@@ -32,20 +52,22 @@ export function crossFieldViolations(config: WharfConfig): string[] {
  * Resolves passwordFile and passwordEnv into password, so nothing below config/ reads the
  * environment. Returns the violations (missing file or variable).
  */
-export function resolveSecrets(config: WharfConfig, env: NodeJS.ProcessEnv): string[] {
+export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
-  config.upstreams.forEach((u, i) => {
-    if (u.passwordFile !== undefined) {
+  for (const [i, u] of upstreamsOf(config)) {
+    const file = str(u.passwordFile);
+    const variable = str(u.passwordEnv);
+    if (file !== undefined) {
       try {
-        u.password = readFileSync(u.passwordFile, 'utf8').replace(/\r?\n$/, '');
+        u.password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
       } catch (err) {
-        out.push(`upstreams.${i}.passwordFile: cannot read ${u.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        out.push(`upstreams.${i}.passwordFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-    } else if (u.passwordEnv !== undefined) {
-      const value = env[u.passwordEnv];
-      if (value === undefined || value === '') out.push(`upstreams.${i}.passwordEnv: the environment variable ${u.passwordEnv} is not set`);
+    } else if (variable !== undefined) {
+      const value = env[variable];
+      if (value === undefined || value === '') out.push(`upstreams.${i}.passwordEnv: the environment variable ${variable} is not set`);
       else u.password = value;
     }
-  });
+  }
   return out;
 }

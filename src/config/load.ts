@@ -1,12 +1,18 @@
 // Configuration is assembled once, in layers, each overriding the one before:
 //   defaults (schema) < YAML file < WHARF_* environment < explicit overrides (command-line flags)
 // then validated as a whole. Every violation is collected so that one run shows every mistake,
-// unknown keys included, and the result is frozen: nothing downstream can change it.
+// unknown keys and the rules between keys included, and the result is frozen: nothing downstream
+// can change it. Defaults fill only what is absent: a value of the wrong shape is reported, never
+// replaced.
+//
+// WHARF_* variables that no key maps to are ignored with one warning: the environment is shared with
+// others (Kubernetes sets WHARF_PORT, WHARF_SERVICE_HOST, ... for a Service named wharf).
 //
 // The environment is passed in, never read here: only the entry point touches process.env.
 import { readFileSync } from 'node:fs';
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { applyDefaults } from './defaults.js';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListen } from './listen.js';
 import { crossFieldViolations, resolveSecrets } from './checks.js';
@@ -14,7 +20,7 @@ import { ConfigSchema, type WharfConfig } from './schema.js';
 
 export const ENV_PREFIX = 'WHARF_';
 
-/** WHARF_* variables that are not configuration keys, so not reported as unknown. */
+/** WHARF_* variables that are not configuration keys, so not warned about. */
 export const NON_CONFIG_ENV: ReadonlySet<string> = new Set([
   'WHARF_CONFIG', // the config file `wharf serve` reads when --config is not given
 ]);
@@ -26,6 +32,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Highest-precedence values, e.g. from command-line flags; undefined leaves are ignored. */
   overrides?: object;
+  /** Told about what is ignored but worth knowing (WHARF_* variables that are no key); default: nothing. */
+  warn?: (message: string) => void;
 }
 
 export class ConfigError extends Error {
@@ -76,16 +84,21 @@ export function collectEnvKeys(schema: TSchema, path: string[] = [], out = new M
 
 export const ENV_KEYS: ReadonlyMap<string, EnvKey> = collectEnvKeys(ConfigSchema);
 
-/** Environment values are strings: pick the first reading the schema accepts, else keep the string for the error. */
+/**
+ * Environment values are strings: pick the first reading the schema accepts, else keep the string
+ * for the error (or the JSON list or mapping it holds, so that the error names its shape).
+ */
 function coerce(raw: string, schema: TSchema): unknown {
   const candidates: unknown[] = [raw]; // then a number, then JSON (which reads true and false too)
   if (raw.trim() !== '' && Number.isFinite(Number(raw))) candidates.push(Number(raw));
+  let json: unknown;
   try {
-    candidates.push(JSON.parse(raw));
+    json = JSON.parse(raw);
+    candidates.push(json);
   } catch {
     // not JSON: the string itself is the only reading left
   }
-  return candidates.find((c) => Value.Check(schema, c)) ?? raw;
+  return candidates.find((c) => Value.Check(schema, c)) ?? (typeof json === 'object' && json !== null ? json : raw);
 }
 
 /** Where a value came from, by dotted path, for the violations: a WHARF_* name or the command line. */
@@ -155,7 +168,31 @@ function readYaml(file: string): { data: Plain; doc: Document; lines: LineCounte
   return { data, doc, lines };
 }
 
-const kindOf = (v: unknown): string => (Array.isArray(v) ? 'a list' : `a ${typeof v}`);
+const kindOf = (v: unknown): string => {
+  if (v === null) return 'nothing (null)';
+  if (Array.isArray(v)) return 'a list';
+  if (isPlain(v)) return 'a mapping';
+  return typeof v === 'number' && Number.isInteger(v) ? 'an integer' : `a ${typeof v}`;
+};
+
+/** Edit distance, for "did you mean": two names this close are more likely a typo than unrelated. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+function unknownVariablesWarning(names: string[]): string {
+  const named = names.map((name) => {
+    const near = [...ENV_KEYS.keys()].find((known) => distance(name, known) <= 2);
+    return near === undefined ? name : `${name} (did you mean ${near}?)`;
+  });
+  return `ignoring ${named.join(', ')}: no configuration key has ${names.length === 1 ? 'this name' : 'these names'} (wharf print-schema lists the keys; WHARF_<KEY_PATH> sets one)`;
+}
 
 function show(v: unknown): string {
   const s = JSON.stringify(v);
@@ -163,15 +200,50 @@ function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/** What a schema accepts, in words: `an integer >= 0`, `a string`, `a list`. */
+function accepted(schema: TSchema): string {
+  switch (schema[Kind]) {
+    case 'Integer':
+    case 'Number':
+      return `${schema[Kind] === 'Integer' ? 'an integer' : 'a number'}${typeof schema.minimum === 'number' ? ` >= ${schema.minimum}` : ''}`;
+    case 'String':
+      return 'a string';
+    case 'Boolean':
+      return 'true or false';
+    case 'Array':
+      return 'a list';
+    case 'Object':
+    case 'Record':
+      return 'a mapping';
+    case 'Literal':
+      return show(schema.const);
+    default:
+      return String(schema[Kind]).toLowerCase();
+  }
+}
+
 function describe(e: ValueError): string {
   switch (e.type) {
     case ValueErrorType.ObjectAdditionalProperties:
       return 'unknown key';
+    case ValueErrorType.ObjectRequiredProperty:
+      return 'required key missing';
     case ValueErrorType.StringPattern:
       return `invalid value ${show(e.value)}: ${e.schema.description ?? `must match ${e.schema.pattern}`}`;
-    case ValueErrorType.Union:
-      // The schema's unions are enums of literals: name the choices.
-      return `must be one of ${(e.schema.anyOf as TSchema[]).map((s) => String(s.const)).join(', ')}, got ${show(e.value)}`;
+    case ValueErrorType.Union: {
+      const members = e.schema.anyOf as TSchema[];
+      // An enum of literals: name the choices.
+      if (members.every((s) => s[Kind] === 'Literal')) return `must be one of ${members.map((s) => String(s.const)).join(', ')}, got ${show(e.value)}`;
+      const what = `expected ${members.map(accepted).join(' or ')}, got ${show(e.value)}`;
+      return typeof e.schema.description === 'string' ? `${what}: ${e.schema.description}` : what;
+    }
+    case ValueErrorType.Object:
+    case ValueErrorType.Array:
+    case ValueErrorType.Boolean:
+    case ValueErrorType.Integer:
+    case ValueErrorType.Number:
+    case ValueErrorType.String:
+      return `expected ${accepted(e.schema)}, got ${kindOf(e.value)}${e.value === null || isPlain(e.value) || Array.isArray(e.value) ? '' : ` ${show(e.value)}`}`;
     default:
       return `${e.message.charAt(0).toLowerCase()}${e.message.slice(1)}, got ${show(e.value)}`;
   }
@@ -191,34 +263,46 @@ export function loadConfig(opts: LoadOptions = {}): WharfConfig {
     Object.assign(merged, yaml.data);
   }
 
+  const unknownVariables: string[] = [];
   for (const [name, raw] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith(ENV_PREFIX) || raw === undefined || NON_CONFIG_ENV.has(name)) continue;
     const key = ENV_KEYS.get(name);
     if (!key) {
-      violations.push(`${name}: unknown environment variable (known: ${[...ENV_KEYS.keys()].join(', ')})`);
+      unknownVariables.push(name);
       continue;
     }
     setPath(merged, key.path, coerce(raw, key.schema));
     record(sources, key.path.join('.'), name);
   }
+  if (unknownVariables.length > 0) opts.warn?.(unknownVariablesWarning(unknownVariables.sort()));
 
   if (opts.overrides !== undefined) mergeInto(merged, opts.overrides as Plain, [], 'command line', sources);
 
-  const config = Value.Default(ConfigSchema, merged) as unknown;
+  const config = applyDefaults(ConfigSchema, merged);
 
-  // Where a bad value came from: the layer that set it (or a parent), else the line in the file.
+  // Where a bad value came from: the layer that set it (or a parent), else the line in the file
+  // (of the nearest enclosing key, for a key that is missing).
   const origin = (path: string): string => {
-    for (let p = path; ; p = p.slice(0, Math.max(p.lastIndexOf('.'), 0))) {
+    const parents = (p: string) => p.slice(0, Math.max(p.lastIndexOf('.'), 0));
+    for (let p = path; ; p = parents(p)) {
       const label = sources.get(p);
       if (label !== undefined) return ` (from ${label})`;
       if (p === '') break;
     }
-    const node = yaml?.doc.getIn(path.split('.'), true) as { range?: [number, number, number] } | undefined;
-    return yaml && node?.range ? ` (line ${yaml.lines.linePos(node.range[0]).line})` : '';
+    for (let p = path; yaml && p !== ''; p = parents(p)) {
+      const node = yaml.doc.getIn(p.split('.'), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return ` (line ${yaml.lines.linePos(node.range[0]).line})`;
+    }
+    return '';
   };
 
+  // One violation per key: TypeBox reports a missing key twice (required, then of the wrong type),
+  // and a value that breaks two constraints twice; the first says enough.
+  const reported = new Set<string>();
   for (const e of Value.Errors(ConfigSchema, config)) {
     const path = dotted(e.path);
+    if (reported.has(path)) continue;
+    reported.add(path);
     violations.push(`${path || '(root)'}: ${describe(e)}${origin(path)}`);
   }
 
@@ -231,8 +315,9 @@ export function loadConfig(opts: LoadOptions = {}): WharfConfig {
     }
   }
 
-  if (violations.length === 0) {
-    violations.push(...crossFieldViolations(config as WharfConfig), ...resolveSecrets(config as WharfConfig, opts.env ?? {}));
+  // The rules between keys run whatever the schema found, so one run lists both kinds of mistake.
+  for (const v of [...crossFieldViolations(config), ...resolveSecrets(config, opts.env ?? {})]) {
+    violations.push(`${v}${origin(v.slice(0, v.indexOf(':')))}`);
   }
   if (violations.length > 0) throw new ConfigError(violations, opts.file);
   return deepFreeze(config as WharfConfig);

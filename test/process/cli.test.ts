@@ -1,13 +1,15 @@
 // The CLI as users run it: a real process, real exit codes, real signals.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ensureBuilt } from '../helpers/build.js';
+import { KUBERNETES_SERVICE_ENV } from '../helpers/kubernetes.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const TSX_MAIN = ['--import', 'tsx', 'src/main.ts'];
@@ -102,11 +104,12 @@ t.test('verify-config: a valid file prints "FILE: ok" and exits 0', async (t) =>
 t.test('verify-config: an invalid file lists every violation and exits 1', async (t) => {
   const dir = t.testdir({ 'bad.yaml': 'listen: nowhere\nstorage:\n  pathh: /srv\nlog:\n  level: loud\n' });
   const file = join(dir, 'bad.yaml');
-  // WHARF_* variables are not applied by verify-config: this one would be a violation of its own.
+  // A WHARF_* variable that names no key is a warning, as in serve, not a violation.
   const r = await run(t, ['verify-config', file], { WHARF_NOT_A_KEY: '1' });
   t.equal(r.code, 1);
   const lines = r.stderr.trim().split('\n');
-  t.equal(lines.length, 3, r.stderr);
+  t.equal(lines.length, 4, r.stderr);
+  t.match(lines[0], /^wharf: warning: ignoring WHARF_NOT_A_KEY: /);
   t.match(r.stderr, `${file}: listen: invalid value "nowhere"`);
   t.match(r.stderr, `${file}: storage.pathh: unknown key (line 3)`);
   t.match(r.stderr, `${file}: log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" (line 5)`);
@@ -123,7 +126,7 @@ t.test('verify-config: a YAML syntax error is reported with its line', async (t)
 t.test('verify-config without a file is a usage error', async (t) => {
   const r = await run(t, ['verify-config']);
   t.equal(r.code, 2);
-  t.match(r.stderr, 'wharf: verify-config needs a FILE');
+  t.match(r.stderr, 'wharf: verify-config needs a FILE (or WHARF_CONFIG)');
 });
 
 t.test('print-schema prints the JSON schema', async (t) => {
@@ -155,8 +158,8 @@ t.test('an unknown flag prints a clear error and exits 2', async (t) => {
 t.test('serve refuses an invalid configuration, listing every violation', async (t) => {
   const r = await run(t, ['serve', '--listen', 'nowhere'], { WHARF_LOG_LEVEL: 'loud', WHARF_STORAGE_PATHH: '/x' });
   t.equal(r.code, 1);
-  t.match(r.stderr, 'wharf: invalid configuration (3 problems)');
-  t.match(r.stderr, 'WHARF_STORAGE_PATHH: unknown environment variable');
+  t.match(r.stderr, 'wharf: invalid configuration (2 problems)');
+  t.match(r.stderr, 'wharf: warning: ignoring WHARF_STORAGE_PATHH (did you mean WHARF_STORAGE_PATH?)');
   t.match(r.stderr, 'log.level: must be one of');
   t.match(r.stderr, 'listen: invalid value "nowhere"');
 });
@@ -252,4 +255,184 @@ t.test('bin/wharf.js runs the compiled CLI', async (t) => {
     const dir = t.testdir({ 'bad.yaml': 'listen: 5000\n' });
     t.equal((await run(t, ['verify-config', join(dir, 'bad.yaml')], {}, ['bin/wharf.js'])).code, 1);
   });
+});
+
+t.test('wharf --help lists every command; each command has --help; --version prints the version from package.json', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  const version = await run(t, ['--version']);
+  t.equal(version.code, 0);
+  t.equal(version.stdout, `wharf ${pkg.version}\n`);
+  const all = await run(t, ['--help']);
+  const commands: Array<[string[], RegExp]> = [
+    [['serve'], /^ {2}wharf serve \[--config FILE\]/m],
+    [['verify-config'], /^ {2}wharf verify-config \[FILE\.\.\.\]/m],
+    [['token', 'create'], /^ {2}wharf token create --name NAME/m],
+    [['token', 'list'], /^ {2}wharf token list /m],
+    [['token', 'revoke'], /^ {2}wharf token revoke ID\|NAME/m],
+    [['gc'], /^ {2}wharf gc \[--config FILE\] \[--data DIR\] \[--dry-run\] \[--json\]/m],
+    [['fsck'], /^ {2}wharf fsck /m],
+    [['print-schema'], /^ {2}wharf print-schema/m],
+    [['healthcheck'], /^Usage: wharf healthcheck /m],
+  ];
+  for (const [command, synopsis] of commands) {
+    t.match(all.stdout, new RegExp(`^  ${command.join(' ')}\\b`, 'm'), `wharf --help lists ${command.join(' ')}`);
+    const own = await run(t, [...command, '--help']);
+    t.equal(own.code, 0, `${command.join(' ')} --help`);
+    t.match(own.stdout, synopsis, `${command.join(' ')} --help shows its own usage`);
+  }
+  const token = await run(t, ['token', '--help']);
+  t.match(token.stdout, /wharf token create[\s\S]*wharf token list[\s\S]*wharf token revoke/);
+  t.notMatch(token.stdout, 'wharf serve');
+});
+
+t.test('fsck, gc and token on a path that holds no store say so, exit 1, and create nothing', async (t) => {
+  const base = tempDataDir(t);
+  const empty = join(base, 'empty');
+  mkdirSync(empty);
+  for (const data of [join(base, 'absent'), empty]) {
+    for (const args of [['fsck'], ['gc'], ['gc', '--dry-run'], ['token', 'list'], ['token', 'create', '--name', 'ci', '--scope', 'x:pull'], ['token', 'revoke', 'ci']]) {
+      const r = await run(t, [...args, '--data', data]);
+      t.equal(r.code, 1, `${args.join(' ')} on ${data}`);
+      t.match(r.stderr, `wharf: ${data} holds no Wharf store`);
+      t.equal(r.stdout, '');
+    }
+  }
+  t.notOk(existsSync(join(base, 'absent')), 'no directory was created');
+  t.strictSame(readdirSync(empty), [], 'nothing was created in the empty directory');
+});
+
+t.test('serve with a data directory it cannot create exits at once with a clear error', async (t) => {
+  const base = tempDataDir(t);
+  writeFileSync(join(base, 'file'), 'not a directory');
+  const r = await run(t, ['serve', '--listen', '127.0.0.1:0', '--data', join(base, 'file', 'data')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `storage.path: cannot create the data directory ${join(base, 'file', 'data')}: ${join(base, 'file')} is not a directory`);
+  t.notMatch(r.stdout, 'listening');
+  const onFile = await run(t, ['serve', '--listen', '127.0.0.1:0', '--data', join(base, 'file')]);
+  t.equal(onFile.code, 1);
+  t.match(onFile.stderr, `storage.path: the data directory ${join(base, 'file')} is not a directory`);
+});
+
+t.test('verify-config checks what serve checks, with the real environment and files; serve creates nothing until they pass', async (t) => {
+  const base = tempDataDir(t);
+  const data = join(base, 'data');
+  writeFileSync(join(base, 'htpasswd.bad'), 'bob:plaintext\n');
+  writeFileSync(join(base, 'key.bad'), 'not a key\n');
+  const upstream = (extra: string) =>
+    `upstreams:\n  - name: priv\n    url: https://registry.invalid\n    registry: registry.invalid\n    username: ci\n${extra}`;
+  const cases: Array<{ what: string; yaml: string; env?: Record<string, string>; problem: string }> = [
+    { what: 'passwordEnv not set', yaml: upstream('    passwordEnv: PRIV_PASSWORD\n'), problem: 'upstreams.0.passwordEnv: the environment variable PRIV_PASSWORD is not set' },
+    { what: 'passwordFile missing', yaml: upstream(`    passwordFile: ${join(base, 'nope')}\n`), problem: `upstreams.0.passwordFile: cannot read ${join(base, 'nope')}: ENOENT` },
+    { what: 'htpasswd missing', yaml: `auth:\n  htpasswd: ${join(base, 'nope')}\n`, problem: 'auth.htpasswd: ' },
+    { what: 'htpasswd not bcrypt', yaml: `auth:\n  htpasswd: ${join(base, 'htpasswd.bad')}\n`, problem: `auth.htpasswd: ${join(base, 'htpasswd.bad')}:1: user "bob": the password is not a bcrypt hash` },
+    { what: 'token key unreadable', yaml: `auth:\n  token:\n    key: ${join(base, 'key.bad')}\n`, problem: `auth.token.key: token signing key ${join(base, 'key.bad')} is not a readable` },
+    { what: 'trust keys missing', yaml: `auth:\n  token:\n    trust:\n      issuer: corp\n      keys: ${join(base, 'nope')}\n`, problem: 'auth.token.trust.keys: cannot read token verification keys' },
+    { what: 'a WHARF_* value', yaml: '', env: { WHARF_GC_INTERVAL: 'often' }, problem: 'gc.interval: invalid value "often"' },
+  ];
+  for (const c of cases) {
+    const file = join(base, 'wharf.yaml');
+    writeFileSync(file, `storage:\n  path: ${data}\n${c.yaml}`);
+    const verified = await run(t, ['verify-config', file], c.env);
+    t.equal(verified.code, 1, `verify-config: ${c.what}`);
+    t.match(verified.stderr, `${file}: ${c.problem}`, `verify-config: ${c.what}`);
+    const served = await run(t, ['serve', '--config', file, '--listen', '127.0.0.1:0'], c.env);
+    t.equal(served.code, 1, `serve: ${c.what}`);
+    t.match(served.stderr, `  ${c.problem}`, `serve: ${c.what}`);
+    t.notOk(existsSync(data), `serve created nothing: ${c.what}`);
+  }
+
+  // Set, the variable makes both pass, and serve starts.
+  const file = join(base, 'wharf.yaml');
+  writeFileSync(file, `storage:\n  path: ${data}\n${upstream('    passwordEnv: PRIV_PASSWORD\n')}auth: {}\n`);
+  const ok = await run(t, ['verify-config', file], { PRIV_PASSWORD: 'secret' });
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(ok.stdout, `${file}: ok\n`);
+  t.notOk(existsSync(data), 'verify-config created nothing either');
+  const p = start(t, ['serve', '--config', file, '--listen', '127.0.0.1:0'], { PRIV_PASSWORD: 'secret', WHARF_LOG_LEVEL: 'silent' });
+  await p.waitForStdout(/^listening on /m);
+  t.ok(existsSync(join(data, 'metadata.db')), 'the store is created once the checks pass');
+  p.child.kill('SIGTERM');
+  t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+});
+
+t.test('serve starts with the variables Kubernetes injects for a Service named wharf, with one warning naming them', async (t) => {
+  const data = tempDataDir(t);
+  const kubernetes = KUBERNETES_SERVICE_ENV;
+  const p = start(t, ['serve', '--data', data], { ...kubernetes, WHARF_LISTEN: '127.0.0.1:0', WHARF_LOG_LEVEL: 'silent' });
+  await p.waitForStdout(/^listening on /m);
+  const warnings = p.out.stderr.split('\n').filter((l) => l.startsWith('wharf: warning:'));
+  t.equal(warnings.length, 1, p.out.stderr);
+  for (const name of Object.keys(kubernetes)) t.match(warnings[0], name);
+  p.child.kill('SIGTERM');
+  t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+});
+
+t.test('serve prints one line saying how names are routed', async (t) => {
+  const data = tempDataDir(t);
+  const dir = t.testdir({
+    'wharf.yaml': [
+      'local:',
+      '  namespaces: [team, ci]',
+      'upstreams:',
+      '  - {name: docker, url: "https://registry-1.docker.io/", registry: docker.io, prefix: hub, default: true}',
+      '  - {name: ghcr, url: "https://ghcr.io", registry: ghcr.io}',
+      '',
+    ].join('\n'),
+  });
+  const p = start(t, ['serve', '--config', join(dir, 'wharf.yaml'), '--data', data, '--listen', '127.0.0.1:0'], { WHARF_LOG_LEVEL: 'silent' });
+  await p.waitForStdout(/^listening on /m);
+  const lines = p.out.stdout.split('\n').filter((l) => l.startsWith('routing: '));
+  t.strictSame(lines, [
+    'routing: local: team/*, ci/*; ' +
+      'upstream docker (https://registry-1.docker.io): docker.io/*, hub/*, ?ns=docker.io; ' +
+      'upstream ghcr (https://ghcr.io): ghcr.io/*, ?ns=ghcr.io; ' +
+      'other names: upstream docker (default)',
+  ]);
+  p.child.kill('SIGTERM');
+  t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+});
+
+/** Whether something accepts connections on `port` of 127.0.0.1. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+t.test('npm start passes SIGTERM to the server: the node process exits and its port closes', async (t) => {
+  t.before(() => ensureBuilt((m) => t.comment(m)));
+  const data = tempDataDir(t);
+  const dir = t.testdir({ 'wharf.yaml': `listen: 127.0.0.1:0\nstorage:\n  path: ${data}\nlog:\n  level: silent\n` });
+  const npm = spawn('npm', ['start', '--silent'], { cwd: root, env: cleanEnv({ WHARF_CONFIG: join(dir, 'wharf.yaml') }), stdio: 'pipe' });
+  let stdout = '';
+  npm.stdout.setEncoding('utf8');
+  const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+  });
+  const port = await within(
+    new Promise<number>((resolve) =>
+      npm.stdout.on('data', (s: string) => {
+        stdout += s;
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
+        if (m) resolve(Number(m[1]));
+      }),
+    ),
+    60_000,
+    'npm start: listening',
+  );
+  t.ok(await listening(port), 'the server accepts connections');
+  // The server writes to the pipe npm was given: it reaches its end only when every process holding
+  // it has exited, the server included (with npm's child a shell, the server lived on).
+  const pipeClosed = new Promise<void>((resolve) => npm.stdout.on('close', () => resolve()));
+  npm.kill('SIGTERM');
+  await within(exited, 15_000, 'npm exits after SIGTERM');
+  await within(pipeClosed, 15_000, 'the server exits after npm');
+  t.notOk(await listening(port), 'the port is closed');
+  t.match(stdout, /SIGTERM received: closing/, 'the server itself received SIGTERM and closed');
 });

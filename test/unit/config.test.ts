@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { Type } from '@sinclair/typebox';
 import { parseDocument } from 'yaml';
+import { KUBERNETES_SERVICE_ENV } from '../helpers/kubernetes.js';
 import { parseListen } from '../../src/config/listen.js';
 import { parseSize } from '../../src/config/size.js';
+import { withDefaults } from '../../src/config/defaults.js';
 import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -131,7 +133,7 @@ t.test('overrides left undefined (flags not given) change nothing', async (t) =>
   t.strictSame(loadConfig({ overrides: { listen: undefined, storage: { path: undefined } } }), DEFAULTS);
   const dir = t.testdir({ 'wharf.yaml': 'storage: elsewhere\n' });
   const err = configError(() => loadConfig({ file: join(dir, 'wharf.yaml'), overrides: { storage: { path: undefined } } }));
-  t.strictSame(err.violations, ['storage: expected object, got "elsewhere" (line 1)']);
+  t.strictSame(err.violations, ['storage: expected a mapping, got a string "elsewhere" (line 1)']);
 });
 
 t.test('environment values are coerced to the schema type, or reported with the variable name', async (t) => {
@@ -139,16 +141,24 @@ t.test('environment values are coerced to the schema type, or reported with the 
   const err = configError(() => loadConfig({ env: { WHARF_SHUTDOWN_TIMEOUT_MS: 'soon', WHARF_LOG_LEVEL: 'loud' } }));
   t.strictSame(err.violations, [
     'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" (from WHARF_LOG_LEVEL)',
-    'shutdownTimeoutMs: expected integer, got "soon" (from WHARF_SHUTDOWN_TIMEOUT_MS)',
+    'shutdownTimeoutMs: expected an integer >= 0, got a string "soon" (from WHARF_SHUTDOWN_TIMEOUT_MS)',
   ]);
 });
 
-t.test('an unknown WHARF_* variable is a violation; allow-listed ones are not', async (t) => {
+t.test('WHARF_* variables that no key maps to (Kubernetes service variables) are ignored with one warning naming them', async (t) => {
   t.ok(NON_CONFIG_ENV.has('WHARF_CONFIG'));
-  t.strictSame(loadConfig({ env: { WHARF_CONFIG: '/etc/wharf.yaml' } }), DEFAULTS);
-  const err = configError(() => loadConfig({ env: { WHARF_STORAGE_PATHH: '/x', WHARF_LISTEN: ':5001' } }));
-  t.equal(err.violations.length, 1);
-  t.match(err.violations[0], /^WHARF_STORAGE_PATHH: unknown environment variable \(known: WHARF_LISTEN, /);
+  const warnings: string[] = [];
+  const warn = (m: string) => warnings.push(m);
+  t.strictSame(loadConfig({ env: { WHARF_CONFIG: '/etc/wharf.yaml' }, warn }), DEFAULTS);
+  t.strictSame(warnings, [], 'WHARF_CONFIG is not warned about');
+
+  const kubernetes = KUBERNETES_SERVICE_ENV;
+  const config = loadConfig({ env: { ...kubernetes, WHARF_LISTEN: ':5001', WHARF_STORAGE_PATHH: '/x' }, warn });
+  t.equal(config.listen, ':5001', 'the keys that do map still apply');
+  t.equal(warnings.length, 1, 'one warning');
+  for (const name of Object.keys(kubernetes)) t.match(warnings[0], name);
+  t.match(warnings[0], 'WHARF_STORAGE_PATHH (did you mean WHARF_STORAGE_PATH?)');
+  t.ok(warnings[0]!.length < 400, `the warning does not list every known name: ${warnings[0]}`);
 });
 
 t.test('every violation in a file is listed, with its path and line', async (t) => {
@@ -176,7 +186,7 @@ t.test('every violation in a file is listed, with its path and line', async (t) 
     /^storage\.path: expected string length greater or equal to 1, got "" \(line 4\)$/,
     /^log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" \(line 6\)$/,
     /^uploads\.chunkMinLength: expected integer to be greater or equal to 0, got -1 \(line 8\)$/,
-    /^shutdownTimeoutMs: expected integer, got "30s" \(line 9\)$/,
+    /^shutdownTimeoutMs: expected an integer >= 0, got a string "30s" \(line 9\)$/,
     /^mirrors: unknown key \(line 10\)$/,
   ];
   for (const re of expected) t.ok(err.violations.some((v) => re.test(v)), `a violation matches ${re}`);
@@ -198,7 +208,7 @@ t.test('an unknown key in the overrides is reported too', async (t) => {
 
 t.test('a later layer that replaces a whole section takes the blame for it', async (t) => {
   const err = configError(() => loadConfig({ env: { WHARF_STORAGE_PATH: '/srv' }, overrides: { storage: 'elsewhere' } }));
-  t.strictSame(err.violations, ['storage: expected object, got "elsewhere" (from command line)']);
+  t.strictSame(err.violations, ['storage: expected a mapping, got a string "elsewhere" (from command line)']);
 });
 
 t.test('a long bad value is shortened in the violation', async (t) => {
@@ -306,4 +316,71 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }
+});
+
+t.test('a value of the wrong shape is an error, never replaced by the default', async (t) => {
+  const dir = t.testdir({
+    'mapping.yaml': 'upstreams:\n  docker:\n    url: https://registry-1.docker.io\n    registry: docker.io\nlocal: {namespaces: {a: 1}}\n',
+    'scalars.yaml': 'storage: []\nlog: warn\ngc: 5\nauth:\n  token: []\n  users: {bob: x}\n',
+  });
+  t.strictSame(configError(() => loadConfig({ file: join(dir, 'mapping.yaml') })).violations, [
+    'upstreams: expected a list, got a mapping (line 2)',
+    'local.namespaces: expected a list, got a mapping (line 5)',
+  ]);
+  t.strictSame(configError(() => loadConfig({ file: join(dir, 'scalars.yaml') })).violations, [
+    'storage: expected a mapping, got a list (line 1)',
+    'log: expected a mapping, got a string "warn" (line 2)',
+    'gc: expected a mapping, got an integer 5 (line 3)',
+    'auth.users: expected a list, got a mapping (line 6)',
+    'auth.token: expected a mapping, got a list (line 5)',
+  ]);
+  // The same from the environment and from a partial object given to withDefaults.
+  t.match(configError(() => loadConfig({ env: { WHARF_UPSTREAMS: '{"docker":{}}' } })).violations, [/^upstreams: expected a list, got a mapping \(from WHARF_UPSTREAMS\)$/]);
+  t.strictSame(withDefaults({ upstreams: { a: 1 } }).upstreams, { a: 1 }, 'withDefaults leaves it for validation to see');
+});
+
+t.test('cross-field rules are reported together with schema errors, each once, saying what is allowed', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': [
+      'upstreams:', // 1
+      '  - name: a', // 2
+      '    url: https://a.example', // 3
+      '    registry: a.example', // 4
+      '    default: true', // 5
+      '    password: secret', // 6: no username
+      '  - name: b', // 7
+      '    url: https://b.example', // 8
+      '    registry: b.example', // 9
+      '    prefix: a.example', // 10: clashes with a's registry
+      '    default: true', // 11: a second default
+      '  - url: https://c.example', // 12: name and registry missing
+      'cache:', // 13
+      '  maxSize: true', // 14: neither bytes nor a size
+      'log:', // 15
+      '  level: loud', // 16
+      '',
+    ].join('\n'),
+  });
+  const err = configError(() => loadConfig({ file: join(dir, 'bad.yaml') }));
+  t.strictSame(err.violations, [
+    'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" (line 16)',
+    'upstreams.2.name: required key missing (line 12)',
+    'upstreams.2.registry: required key missing (line 12)',
+    'cache.maxSize: expected an integer >= 0 or a string, got true: ' +
+      'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit (line 14)',
+    'upstreams: at most one upstream may be the default; a, b all say default: true (line 2)',
+    'upstreams.0.username: required when password is given (line 2)',
+    'upstreams.1.prefix: "a.example" is already used by upstream a (line 10)',
+  ]);
+  t.notMatch(err.message, 'undefined');
+});
+
+t.test('passwordEnv is read from the environment given, and a missing one is reported with the rest', async (t) => {
+  const upstream = { name: 'a', url: 'https://a.example', registry: 'a.example', username: 'u', passwordEnv: 'A_PASSWORD' };
+  const config = loadConfig({ overrides: { upstreams: [upstream] }, env: { A_PASSWORD: 'hunter2' } });
+  t.equal(config.upstreams[0]?.password, 'hunter2');
+  t.strictSame(configError(() => loadConfig({ overrides: { upstreams: [upstream], log: { level: 'x' } }, env: {} })).violations, [
+    'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "x" (from command line)',
+    'upstreams.0.passwordEnv: the environment variable A_PASSWORD is not set (from command line)',
+  ]);
 });

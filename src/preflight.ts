@@ -1,0 +1,79 @@
+// What `serve` needs of the world before it creates anything: the data directory can be created and
+// written, and the files the configuration names (auth.htpasswd, the token keys) load. `serve` and
+// `verify-config` run these same checks, so a configuration that passes verify-config starts, and
+// one that fails says why, all at once; `serve` creates nothing (data directory, metadata.db, key
+// file) until they pass. Each failure is one violation, prefixed by the key it is about.
+import { constants, type Stats } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { WharfConfig } from './config/schema.js';
+import { loadOrCreateSigningKey, loadVerificationKeys } from './auth/jwt.js';
+import { UserDirectory } from './auth/users.js';
+
+export async function preflight(config: WharfConfig): Promise<string[]> {
+  const out: string[] = [];
+  const check = async (key: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      out.push(`${key}: ${(err as Error).message}`);
+    }
+  };
+
+  await check('storage.path', () => writableDirectory(config.storage.path, 'the data directory'));
+  const auth = config.auth;
+  if (auth !== undefined) {
+    // The same loader serve uses: the file is read and every line checked, inline users too.
+    await check(auth.htpasswd === undefined ? 'auth.users' : 'auth.htpasswd', () =>
+      UserDirectory.open({ htpasswd: auth.htpasswd, users: auth.users, groups: auth.groups }),
+    );
+    const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
+    await check('auth.token.key', async () => {
+      // An existing key is loaded as serve loads it (algorithm checked); a missing one is generated
+      // on the first start, so its directory must be creatable.
+      if ((await statOrUndefined(keyFile)) !== undefined) await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
+      else await writableDirectory(dirname(keyFile), `the directory of the token signing key ${keyFile}`);
+    });
+    const trust = auth.token.trust;
+    if (trust !== undefined) await check('auth.token.trust.keys', async () => loadVerificationKeys(trust.keys));
+  }
+  return out;
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // ENOTDIR: a component of the path is a file; the caller explains.
+    if (code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Throws unless `path` is a writable directory, or can be created as one: its nearest existing
+ * ancestor is a directory we may write to.
+ */
+export async function writableDirectory(path: string, what: string): Promise<void> {
+  const absolute = resolve(path);
+  for (let p = absolute; ; p = dirname(p)) {
+    const st = await statOrUndefined(p);
+    if (st !== undefined) {
+      if (!st.isDirectory()) {
+        throw new Error(
+          p === absolute ? `${what} ${path} is not a directory` : `cannot create ${what} ${path}: ${p} is not a directory`,
+        );
+      }
+      try {
+        await access(p, constants.W_OK | constants.X_OK);
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code === 'EROFS' ? 'is on a read-only file system' : 'is not writable';
+        throw new Error(p === absolute ? `${what} ${path} ${why}` : `cannot create ${what} ${path}: ${p} ${why}`);
+      }
+      return;
+    }
+    if (dirname(p) === p) throw new Error(`cannot create ${what} ${path}: no existing parent directory`);
+  }
+}
