@@ -123,6 +123,8 @@ export interface MetadataStore {
   getBlob(digest: string): Promise<BlobRecord | undefined>;
   linkBlob(repo: string, digest: string): Promise<void>;
   isBlobLinked(repo: string, digest: string): Promise<boolean>;
+  /** Repositories the blob is linked in, in name order, at most `limit`. */
+  blobRepositories(digest: string, limit: number): Promise<string[]>;
   /** Returns false when the blob was not linked in that repository. */
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
 

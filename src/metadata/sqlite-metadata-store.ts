@@ -194,6 +194,7 @@ export class SqliteMetadataStore implements MetadataStore {
         'SELECT 1 AS one FROM repo_blobs WHERE repo = ? AND digest = ?',
       ),
       unlinkBlob: db.prepare<[string, string]>('DELETE FROM repo_blobs WHERE repo = ? AND digest = ?'),
+      blobRepos: db.prepare<[string, number], { repo: string }>('SELECT repo FROM repo_blobs WHERE digest = ? ORDER BY repo LIMIT ?'),
 
       // A re-put makes the row fresh (the collector spares what was touched within its grace) and
       // a local push of a cached manifest makes it local (never evicted by the cache rules).
@@ -387,6 +388,10 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async isBlobLinked(repo: string, digest: string): Promise<boolean> {
     return this.#s.isLinked.get(repo, digest) !== undefined;
+  }
+
+  async blobRepositories(digest: string, limit: number): Promise<string[]> {
+    return this.#s.blobRepos.all(digest, limit).map((r) => r.repo);
   }
 
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {

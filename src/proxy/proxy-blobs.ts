@@ -1,11 +1,14 @@
-// Blobs of upstream-routed repositories. A blob already stored here is served (and linked into this
-// cache repository if it came through another); a miss joins the single fill for its digest and
-// streams the bytes as they arrive. HEAD on a miss asks the upstream without downloading.
+// Blobs of upstream-routed repositories. A blob is served from storage only when the BlobLedger allows
+// it under this repository: linked here, or stored for another repository and confirmed by this
+// repository's upstream (a HEAD with Wharf's credentials for it), then linked without a second
+// download. A miss joins the single fill for its digest and streams the bytes as they arrive; a
+// client of another repository follows a running fill only once its own upstream has confirmed the
+// digest. HEAD on a miss asks the upstream without downloading.
 import { RegistryError } from '../registry/errors.js';
 import { parseRange } from '../registry/range.js';
 import type { BlobRead, BlobService } from '../registry/blob-service.js';
+import type { BlobLedger } from '../registry/blob-ledger.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { MaybeStale } from '../registry/repository.js';
 import { FillTable, type Fill, type FillSource } from './blob-fill.js';
 import type { ProxyTarget } from './proxy-manifests.js';
@@ -17,30 +20,27 @@ export interface FillEvents {
 
 export class ProxyBlobs {
   readonly fills: FillTable;
+  /** The repositories each running fill may serve: the one it fetches for, and those confirmed since. */
+  private readonly confirmed = new WeakMap<Fill, Set<string>>();
 
   constructor(
     private readonly blobs: BlobService,
-    private readonly store: BlobStore,
-    private readonly metadata: MetadataStore,
+    private readonly ledger: BlobLedger,
+    store: BlobStore,
     private readonly events: FillEvents = {},
   ) {
     this.fills = new FillTable(store);
   }
 
   async read(t: ProxyTarget, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead & MaybeStale> {
-    if (await this.metadata.isBlobLinked(t.repo, digest)) {
-      if (await this.store.stat(digest)) return this.blobs.read(t.repo, digest, opts);
-    } else if (await this.metadata.refreshBlob(digest)) {
-      // Stored through another repository. The row is made fresh before the file is relied on, so a
-      // collector does not remove it now; without a row (swept, or an orphan file) the fill runs.
-      if (await this.store.stat(digest)) {
-        await this.metadata.linkBlob(t.repo, digest);
-        return this.blobs.read(t.repo, digest, opts);
-      }
-    }
+    const stored = await this.ledger.access(t.repo, digest, async () => {
+      await this.headUpstream(t, digest);
+    });
+    if (stored) return this.blobs.serve(digest, stored.size, opts);
     const running = this.fills.get(digest);
-    if (!running && opts.head) return this.headUpstream(t, digest, opts.rangeHeader);
+    if (opts.head && !(running && this.confirmed.get(running)?.has(t.repo))) return this.headUpstream(t, digest, opts.rangeHeader);
     const fill = running ?? (await this.startFill(t, digest));
+    await this.follow(t, fill);
     let size: number;
     try {
       size = await fill.sized();
@@ -50,6 +50,21 @@ export class ProxyBlobs {
     const range = parseRange(opts.rangeHeader, size);
     if (opts.head) return { digest, size, range };
     return { digest, size, range, body: fill.stream(range) };
+  }
+
+  /**
+   * Lets `t.repo` read a running fill: at once when the fill fetches for it, otherwise after its
+   * upstream confirms the digest; the blob is linked there too once the fill commits.
+   */
+  private async follow(t: ProxyTarget, fill: Fill): Promise<void> {
+    const repos = this.confirmed.get(fill);
+    if (repos?.has(t.repo)) return;
+    await this.headUpstream(t, fill.digest);
+    if (repos) repos.add(t.repo);
+    else this.confirmed.set(fill, new Set([t.repo]));
+    void fill.done.then(async () => {
+      if (fill.state === 'committed') await this.ledger.adopt(t.repo, fill.digest);
+    }).catch((err: unknown) => this.events.onFill?.('failed', { upstream: t.upstream.name, digest: fill.digest, error: `link in ${t.repo}: ${(err as Error).message}` }));
   }
 
   private async startFill(t: ProxyTarget, digest: string): Promise<Fill> {
@@ -75,17 +90,17 @@ export class ProxyBlobs {
     };
     const { fill, coalesced } = await this.fills.join(digest, fetcher, {
       ...(t.minRate ? { minRate: t.minRate } : {}),
-      onCommit: async (d, size) => {
-        await this.metadata.putBlob(d, size, { local: false });
-        await this.metadata.linkBlob(t.repo, d);
-      },
+      onCommit: (d, size) => this.ledger.commit(d, size, { local: false, repo: t.repo }),
       onEvent: (event, detail) => this.events.onFill?.(event, { upstream: t.upstream.name, ...detail }),
     });
+    // The fill's own GET asks the upstream about this repository: its readers need no other check.
+    if (!coalesced) this.confirmed.set(fill, new Set([t.repo]));
     this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: t.upstream.name, digest });
     return fill;
   }
 
-  private async headUpstream(t: ProxyTarget, digest: string, rangeHeader: string | undefined): Promise<BlobRead> {
+  /** What this repository's upstream says of the digest (size), without downloading; throws when it refuses. */
+  private async headUpstream(t: ProxyTarget, digest: string, rangeHeader?: string): Promise<BlobRead> {
     try {
       const res = await t.client.request({ method: 'HEAD', path: `/v2/${t.remote}/blobs/${digest}`, repository: t.remote });
       expectStatus(res, [200]);

@@ -3,6 +3,7 @@
 import Keyv from 'keyv';
 import type { RepositoryReader } from '../registry/repository.js';
 import type { BlobService } from '../registry/blob-service.js';
+import type { BlobLedger } from '../registry/blob-ledger.js';
 import type { DiscoveryService } from '../registry/discovery-service.js';
 import type { ManifestService } from '../registry/manifest-service.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -16,7 +17,7 @@ import { ProxyManifests } from './proxy-manifests.js';
 import type { UpstreamFetcher } from './upstream-fetcher.js';
 
 export interface PullThroughDeps {
-  services: { blobs: BlobService; manifests: ManifestService; discovery: DiscoveryService };
+  services: { blobs: BlobService; ledger: BlobLedger; manifests: ManifestService; discovery: DiscoveryService };
   metadata: MetadataStore;
   blobStore: BlobStore;
   upstreams: ReadonlyArray<{ config: UpstreamConfig; client: UpstreamFetcher }>;
@@ -34,7 +35,7 @@ export class PullThrough {
   constructor(deps: PullThroughDeps) {
     const cache = deps.cache ?? new Keyv<unknown>();
     this.manifests = new ProxyManifests(deps.services.manifests, deps.metadata, cache as Keyv<string>);
-    this.blobs = new ProxyBlobs(deps.services.blobs, deps.blobStore, deps.metadata, deps.events);
+    this.blobs = new ProxyBlobs(deps.services.blobs, deps.services.ledger, deps.blobStore, deps.events);
     this.listings = new ProxyListings(deps.services.discovery, cache);
     for (const { config, client } of deps.upstreams) {
       this.targets.set(config.name, {

@@ -1,11 +1,11 @@
 // Reading and deleting blobs within a repository. A blob is visible under a repository only when
-// linked there (by a push or a mount), whatever the blob store holds.
+// linked there (by a push or a mount), whatever the blob store holds: the BlobLedger decides.
 import type { Readable } from 'node:stream';
 import { RegistryError } from './errors.js';
 import { parseRange } from './range.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
+import type { BlobLedger } from './blob-ledger.js';
 
 export interface BlobRead {
   digest: string;
@@ -17,20 +17,19 @@ export interface BlobRead {
 
 export class BlobService {
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly ledger: BlobLedger,
     private readonly blobs: BlobStore,
     private readonly tracker?: AccessTracker,
   ) {}
 
-  async stat(repo: string, digest: string): Promise<{ size: number }> {
-    const linked = await this.metadata.isBlobLinked(repo, digest);
-    const stat = linked ? await this.blobs.stat(digest) : undefined;
-    if (!stat) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { detail: { digest } });
-    return stat;
+  async read(repo: string, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead> {
+    const stat = await this.ledger.access(repo, digest);
+    if (!stat) throw unknownBlob(repo, digest);
+    return this.serve(digest, stat.size, opts);
   }
 
-  async read(repo: string, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead> {
-    const { size } = await this.stat(repo, digest);
+  /** The stored bytes of a blob the ledger has allowed under the repository being read. */
+  async serve(digest: string, size: number, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead> {
     const range = parseRange(opts.rangeHeader, size);
     this.tracker?.touchBlob(digest);
     if (opts.head) return { digest, size, range };
@@ -40,8 +39,10 @@ export class BlobService {
 
   /** Unlinks the blob from the repository; the bytes go when the collector finds nothing holds them. */
   async delete(repo: string, digest: string): Promise<void> {
-    if (!(await this.metadata.unlinkBlob(repo, digest))) {
-      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { detail: { digest } });
-    }
+    if (!(await this.ledger.unlink(repo, digest))) throw unknownBlob(repo, digest);
   }
+}
+
+export function unknownBlob(repo: string, digest: string): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { detail: { digest } });
 }

@@ -9,6 +9,7 @@ import { assertTag, isValidTag, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
+import type { BlobLedger } from './blob-ledger.js';
 
 export interface StoredManifest {
   digest: string;
@@ -36,6 +37,7 @@ export class ManifestService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly ledger: BlobLedger,
     private readonly tracker?: AccessTracker,
     private readonly limits: ParseOptions = {},
   ) {}
@@ -110,7 +112,7 @@ export class ManifestService {
       verify: opts.local ? ('references' as const) : ('self' as const),
     };
     for (let attempt = 1; ; attempt++) {
-      await this.blobs.ingest(Readable.from([body]), { digest, size: body.length }, (r) => this.metadata.putBlob(digest, r.size, opts));
+      await this.blobs.ingest(Readable.from([body]), { digest, size: body.length }, (r) => this.ledger.commit(digest, r.size, opts));
       try {
         await this.metadata.putManifest(input);
         break;

@@ -1,6 +1,7 @@
 // The facade the HTTP routes call. Holds the services of the domain over one MetadataStore and one
 // BlobStore, routes each repository name to local storage or to the pull-through cache, and keeps
 // upstream-routed names read-only.
+import { BlobLedger } from './blob-ledger.js';
 import { BlobService } from './blob-service.js';
 import { DiscoveryService } from './discovery-service.js';
 import { ManifestService } from './manifest-service.js';
@@ -33,6 +34,7 @@ export interface RegistryOptions {
 }
 
 export class RegistryService {
+  readonly ledger: BlobLedger;
   readonly blobs: BlobService;
   readonly uploads: UploadService;
   readonly manifests: ManifestService;
@@ -46,9 +48,10 @@ export class RegistryService {
     readonly blobStore: BlobStore,
     readonly options: RegistryOptions,
   ) {
-    this.blobs = new BlobService(metadata, blobStore, options.accessTracker);
-    this.uploads = new UploadService(metadata, blobStore);
-    this.manifests = new ManifestService(metadata, blobStore, options.accessTracker, { maxDescriptors: options.maxDescriptors });
+    this.ledger = new BlobLedger(metadata, blobStore);
+    this.blobs = new BlobService(this.ledger, blobStore, options.accessTracker);
+    this.uploads = new UploadService(metadata, blobStore, this.ledger);
+    this.manifests = new ManifestService(metadata, blobStore, this.ledger, options.accessTracker, { maxDescriptors: options.maxDescriptors });
     const upstreams = options.upstreams ?? [];
     this.router = new Router(
       upstreams.map((u) => u.config),

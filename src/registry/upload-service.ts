@@ -11,6 +11,7 @@ import { KeyedLock } from './keyed-lock.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
 import { isSessionId } from '../storage/paths.js';
+import type { BlobLedger, MayPull } from './blob-ledger.js';
 
 export interface UploadState {
   id: string;
@@ -37,6 +38,7 @@ export class UploadService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly ledger: BlobLedger,
   ) {}
 
   async start(repo: string): Promise<UploadState> {
@@ -55,16 +57,12 @@ export class UploadService {
     return result.digest;
   }
 
-  /** Cross-repository mount: true when the blob is linked in `from` and is now linked in `repo`. */
-  async mount(repo: string, digest: string, from: string): Promise<boolean> {
-    if (!(await this.metadata.isBlobLinked(from, digest))) return false;
-    // The row is made fresh before the file is relied on: a collector that has not deleted it by
-    // now will not (grace), and one that has leaves no row to refresh — the client uploads instead.
-    if (!(await this.metadata.refreshBlob(digest))) return false;
-    const stat = await this.blobs.stat(digest);
-    if (!stat) return false;
-    await this.metadata.linkBlob(repo, digest);
-    return true;
+  /**
+   * Cross-repository mount: true when the blob is linked in `from` (without `from`: in a repository
+   * `mayPull` accepts) and is now linked in `repo`.
+   */
+  mount(repo: string, digest: string, from: string | undefined, mayPull: MayPull): Promise<boolean> {
+    return this.ledger.mount(repo, digest, from, mayPull);
   }
 
   async status(repo: string, id: string): Promise<UploadState> {
@@ -143,9 +141,8 @@ export class UploadService {
     });
   }
 
-  private async link(repo: string, digest: string, size: number): Promise<void> {
-    await this.metadata.putBlob(digest, size, { local: true });
-    await this.metadata.linkBlob(repo, digest);
+  private link(repo: string, digest: string, size: number): Promise<void> {
+    return this.ledger.commit(digest, size, { local: true, repo });
   }
 
   private async find(repo: string, id: string): Promise<UploadRecord> {

@@ -196,6 +196,18 @@ export function metadataStoreContract(
       t.ok(await store.getBlob(dg(1)), 'unlinking keeps the blob record (the collector decides)');
     });
 
+    t.test('blobRepositories lists the repositories a blob is linked in, in name order, up to a limit', async (t) => {
+      const store = await fresh(t);
+      t.strictSame(await store.blobRepositories(dg(1), 10), [], 'linked nowhere');
+      await store.putBlob(dg(1), 10, { local: true });
+      for (const repo of ['c/x', 'a/x', 'b/x']) await store.linkBlob(repo, dg(1));
+      await store.linkBlob('d/x', dg(2));
+      t.strictSame(await store.blobRepositories(dg(1), 10), ['a/x', 'b/x', 'c/x']);
+      t.strictSame(await store.blobRepositories(dg(1), 2), ['a/x', 'b/x'], 'at most limit');
+      await store.unlinkBlob('a/x', dg(1));
+      t.strictSame(await store.blobRepositories(dg(1), 10), ['b/x', 'c/x'], 'an unlinked repository is not listed');
+    });
+
     t.test('putManifest / getManifest round-trip every field', async (t) => {
       const store = await fresh(t);
       t.equal(await store.getManifest('r', dg(1)), undefined);

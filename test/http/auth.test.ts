@@ -301,6 +301,28 @@ t.test('a cross-repository mount needs pull on the source', async (t) => {
   t.equal(ok.status, 201, 'alice may pull the source: mounted');
 });
 
+t.test('mount without from takes a blob only from a repository the caller may pull', async (t) => {
+  const s = await startWharf(t, authConfig(t));
+  const alice = basic('alice', 'alice-pw');
+  const bob = basic('bob', 'bob-pw');
+  const img = await pushImage(s.app, 'local/secret', alice);
+  // bob may push team/** but may not pull local/secret: the blob stays there.
+  const refused = await inject(s.app, 'POST', `/v2/team/app/blobs/uploads/?mount=${img.layer}`, { headers: { authorization: bob } });
+  t.equal(refused.status, 202, `no source bob may pull: an ordinary session (${refused.text})`);
+  assertError(t, await inject(s.app, 'GET', `/v2/team/app/blobs/${img.layer}`, { headers: { authorization: bob } }), 404, 'BLOB_UNKNOWN', 'nothing linked');
+  // The same blob also in a repository bob may pull: mounted from there.
+  const mounted = await inject(s.app, 'POST', `/v2/team/web/blobs/uploads/?mount=${img.layer}&from=local/secret`, { headers: { authorization: alice } });
+  t.equal(mounted.status, 201, 'alice mounts it into team/web');
+  const ok = await inject(s.app, 'POST', `/v2/team/app/blobs/uploads/?mount=${img.layer}`, { headers: { authorization: bob } });
+  t.equal(ok.status, 201, 'bob may pull team/web: mounted');
+  t.equal((await inject(s.app, 'GET', `/v2/team/app/blobs/${img.layer}`, { headers: { authorization: bob } })).status, 200);
+  // A Bearer token counts only the repositories its access claim names.
+  const scoped = await token(s.app, 'service=wharf&scope=repository:team/other:push,pull', bob);
+  const tok = (scoped.json() as { token: string }).token;
+  const viaToken = await inject(s.app, 'POST', `/v2/team/other/blobs/uploads/?mount=${img.layer}`, { headers: { authorization: bearer(tok) } });
+  t.equal(viaToken.status, 202, 'the token names no repository holding the blob: a session');
+});
+
 t.test('service tokens: created by an admin, scoped, usable as the Basic password, revoked at once', async (t) => {
   const s = await startWharf(t, authConfig(t));
   const alice = basic('alice', 'alice-pw');

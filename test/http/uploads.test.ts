@@ -428,13 +428,30 @@ t.test('mount from an unknown repository answers 202 with a session', async (t) 
   t.match(sessionOf(res).uuid, UUID);
 });
 
-t.test('mount without from answers 202 with a session, even when the blob exists elsewhere', async (t) => {
+t.test('mount without from (auth off) mounts a blob linked in any repository: 201, and it is served', async (t) => {
   const { app } = await startWharf(t);
-  const digest = await pushBlob(app, 'source', 'stored blob');
+  const bytes = Buffer.from('stored blob');
+  const digest = await pushBlob(app, 'source', bytes);
+  const res = await inject(app, 'POST', `/v2/target/blobs/uploads/?mount=${digest}`);
+  t.equal(res.status, 201);
+  t.equal(res.header('location'), `/v2/target/blobs/${digest}`);
+  t.equal(res.header('docker-content-digest'), digest);
+  const get = await inject(app, 'GET', `/v2/target/blobs/${digest}`);
+  t.equal(get.status, 200);
+  t.same(get.body, bytes);
+});
+
+t.test('mount without from of a blob linked nowhere answers 202 with a session and links nothing', async (t) => {
+  const { app } = await startWharf(t);
+  const bytes = Buffer.from('pushed, then deleted');
+  const digest = await pushBlob(app, 'source', bytes);
+  t.equal((await inject(app, 'DELETE', `/v2/source/blobs/${digest}`)).status, 202, 'unlinked: the bytes stay until the collector runs');
   const res = await inject(app, 'POST', `/v2/target/blobs/uploads/?mount=${digest}`);
   t.equal(res.status, 202);
   t.match(sessionOf(res).uuid, UUID);
   assertError(t, await inject(app, 'GET', `/v2/target/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
+  const never = await inject(app, 'POST', `/v2/target/blobs/uploads/?mount=${digestOf('never pushed anywhere')}`);
+  t.equal(never.status, 202, 'never pushed: a session');
 });
 
 t.test('mount with a malformed digest or from name answers 400', async (t) => {

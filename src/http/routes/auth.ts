@@ -11,6 +11,7 @@ import { RegistryError } from '../../registry/errors.js';
 import type { RegistryService } from '../../registry/registry-service.js';
 import { queryValue, queryValues, readBody } from '../request-helpers.js';
 import type { V2Route } from '../v2-path.js';
+import type { MayPull } from '../../registry/blob-ledger.js';
 
 /** Where clients fetch tokens: `<publicUrl>/auth/token`, or built from the request's Host. */
 export function realmOf(request: FastifyRequest, publicUrl: string | undefined): string {
@@ -24,14 +25,18 @@ export function realmOf(request: FastifyRequest, publicUrl: string | undefined):
 
 const actionOf = (method: string): Action => (method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push');
 
-/** What a /v2 route may see of the catalogue (canonical names): undefined = everything. */
+/** What a /v2 route may see: undefined = everything. */
 export interface V2Access {
+  /** Catalogue entries shown (canonical names). */
   visible?: (canonical: string) => Promise<boolean>;
+  /** Sources (stored names) a mount without `from` may take a blob from. */
+  mayPull?: MayPull;
 }
 
 /**
  * Checks a /v2 request against the caller's rights; throws 401/403/429 as RegistryErrors. Upload
- * status (GET on a session) is a push; a cross-repository mount also needs pull on `from`.
+ * status (GET on a session) is a push; a cross-repository mount also needs pull on `from`, and one
+ * without `from` takes the blob only from a repository the caller may pull (the same check).
  */
 export async function guardV2(
   access: AccessControl,
@@ -60,9 +65,11 @@ export async function guardV2(
   const action = route.kind === 'upload' ? 'push' : actionOf(request.method);
   const scopeActions: Action[] = action === 'pull' ? ['pull'] : ['pull', action];
   await access.require(caller, target, action, realm, scopeActions);
-  if (route.kind === 'uploads' && request.method === 'POST') {
+  if (route.kind === 'uploads' && request.method === 'POST' && queryValue(request, 'mount') !== undefined) {
     const from = queryValue(request, 'from');
-    if (queryValue(request, 'mount') !== undefined && from !== undefined) await access.require(caller, registry.route(from, ns), 'pull', realm);
+    if (from !== undefined) await access.require(caller, registry.route(from, ns), 'pull', realm);
+    // The same check as `from`, on each stored repository that holds the blob (as the catalogue names it).
+    else return { mayPull: async (repo) => (await access.allowed(caller, registry.route(registry.router.canonicalOf(repo)))).includes('pull') };
   }
   return {};
 }

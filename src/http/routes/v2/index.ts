@@ -32,7 +32,7 @@ const HANDLERS: Record<V2Route['kind'], Partial<Record<string, Handler>>> = {
     HEAD: (q, r, s, p) => getBlob(q, r, s, ...nameDigest(p)),
     DELETE: (q, r, s, p) => deleteBlob(q, r, s, ...nameDigest(p)),
   },
-  uploads: { POST: (q, r, s, p) => startUpload(q, r, s, (p as { name: string }).name) },
+  uploads: { POST: (q, r, s, p, a) => startUpload(q, r, s, (p as { name: string }).name, a.mayPull) },
   upload: {
     GET: (q, r, s, p) => uploadStatus(q, r, s, ...nameId(p)),
     PATCH: (q, r, s, p) => patchUpload(q, r, s, ...nameId(p)),

@@ -6,6 +6,7 @@ import { parseDigest } from '../../../registry/digest.js';
 import { assertName } from '../../../registry/reference.js';
 import { rangeHeaders, type ChunkRange, type UploadState } from '../../../registry/upload-service.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
+import type { MayPull } from '../../../registry/blob-ledger.js';
 import { CHUNK_MIN_LENGTH, CONTENT_DIGEST, UPLOAD_UUID } from '../../oci-headers.js';
 import { contentLength, hasBody, queryValue } from '../../request-helpers.js';
 
@@ -19,7 +20,10 @@ function created(reply: FastifyReply, name: string, digest: string): FastifyRepl
   return reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header(CONTENT_DIGEST, digest).send();
 }
 
-export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string) {
+/** Without auth every repository may be pulled. */
+const anyone: MayPull = async () => true;
+
+export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, mayPull: MayPull = anyone) {
   const ns = queryValue(request, 'ns');
   const repo = registry.writable(name, ns);
   const mount = queryValue(request, 'mount');
@@ -27,10 +31,10 @@ export async function startUpload(request: FastifyRequest, reply: FastifyReply, 
   const digest = queryValue(request, 'digest');
   if (mount !== undefined) {
     const { digest: mounted } = parseDigest(mount);
-    // Without `from`, or when `from` does not hold the blob, the spec asks for an ordinary session.
-    if (from !== undefined && (await registry.uploads.mount(repo, mounted, registry.route(assertName(from), ns).repo))) {
-      return created(reply, name, mounted);
-    }
+    // Without `from` the blob is taken from any repository the caller may pull; when no source
+    // holds it, the spec asks for an ordinary session.
+    const source = from === undefined ? undefined : registry.route(assertName(from), ns).repo;
+    if (await registry.uploads.mount(repo, mounted, source, mayPull)) return created(reply, name, mounted);
   } else if (digest !== undefined) {
     parseDigest(digest);
     const stored = await registry.uploads.monolithic(repo, digest, request.raw, contentLength(request));

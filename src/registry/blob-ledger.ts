@@ -1,0 +1,87 @@
+// The one rule of blob access, in one place: a blob (layer, config or manifest bytes) is served under
+// a repository only when it is linked there. Links are made by
+//   commit  bytes verified and stored for a repository (a push, a fill from that repository's upstream);
+//   adopt   a blob already stored is linked to another repository once something vouches for it there
+//           (the repository's upstream confirmed it holds the digest): no second download;
+//   mount   a blob linked in a source repository the caller may pull is linked to the target.
+// Uploads, fills, manifests and mounts call this module; none of them links on its own.
+import type { BlobStat, BlobStore } from '../storage/blob-store.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+
+/** Whether the caller may pull a repository (stored name); decided by the access-control layer. */
+export type MayPull = (repo: string) => Promise<boolean>;
+
+/** Repositories looked at when a mount names no source. */
+const MOUNT_CANDIDATES = 1000;
+
+export class BlobLedger {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly store: BlobStore,
+  ) {}
+
+  /** The blob's size when it is linked in `repo` and its bytes are here; undefined otherwise. */
+  async linked(repo: string, digest: string): Promise<BlobStat | undefined> {
+    if (!(await this.metadata.isBlobLinked(repo, digest))) return undefined;
+    return this.store.stat(digest);
+  }
+
+  /**
+   * What may be served of `digest` under `repo`: the linked blob; or, when the bytes are stored for
+   * other repositories and `confirm` is given, the same bytes once `confirm` resolves (it throws to
+   * refuse), then linked (adopted). undefined when nothing may be served from storage: not stored, or
+   * not linked and nobody to confirm (the caller fetches it, or answers BLOB_UNKNOWN).
+   */
+  async access(repo: string, digest: string, confirm?: () => Promise<void>): Promise<BlobStat | undefined> {
+    const stat = await this.linked(repo, digest);
+    if (stat || !confirm || !(await this.stored(digest))) return stat;
+    await confirm();
+    return (await this.adopt(repo, digest)) ? this.store.stat(digest) : undefined;
+  }
+
+  /**
+   * Records verified bytes now in place (a fresh row) and links them in `repo`, when given. Called by
+   * the blob store's register step, so a blob is never recorded without its bytes.
+   */
+  async commit(digest: string, size: number, opts: { local: boolean; repo?: string }): Promise<void> {
+    await this.metadata.putBlob(digest, size, { local: opts.local });
+    if (opts.repo !== undefined) await this.metadata.linkBlob(opts.repo, digest);
+  }
+
+  /**
+   * Links a stored blob in `repo` after the caller has established that `repo` may have it. false
+   * when the bytes are no longer stored (swept): the caller writes them again.
+   */
+  async adopt(repo: string, digest: string): Promise<boolean> {
+    // The row is made fresh before the file is relied on: a collector that has not deleted it by now
+    // will not (grace), and one that has leaves no row to refresh.
+    if (!(await this.stored(digest))) return false;
+    await this.metadata.linkBlob(repo, digest);
+    return true;
+  }
+
+  /**
+   * Cross-repository mount: links `digest` in `repo` when it is linked in `from` or, without `from`,
+   * in any repository `mayPull` accepts. false when no such source holds it (the client uploads).
+   */
+  async mount(repo: string, digest: string, from: string | undefined, mayPull: MayPull): Promise<boolean> {
+    if (await this.linked(repo, digest)) return true;
+    const sources = from !== undefined ? [from] : await this.metadata.blobRepositories(digest, MOUNT_CANDIDATES);
+    for (const source of sources) {
+      if (source === repo || !(await this.metadata.isBlobLinked(source, digest))) continue;
+      if (from === undefined && !(await mayPull(source))) continue;
+      return this.adopt(repo, digest);
+    }
+    return false;
+  }
+
+  /** Unlinks the blob from `repo`; the bytes go when the collector finds nothing holds them. */
+  unlink(repo: string, digest: string): Promise<boolean> {
+    return this.metadata.unlinkBlob(repo, digest);
+  }
+
+  /** Whether the bytes are here and recorded (the row made fresh so the collector spares them). */
+  private async stored(digest: string): Promise<boolean> {
+    return (await this.metadata.refreshBlob(digest)) && (await this.store.stat(digest)) !== undefined;
+  }
+}
