@@ -38,7 +38,7 @@ t.test('a blob pulled for one upstream repository is not served under another wi
   }
   t.equal(await reg.countRequests({ method: 'HEAD', pathIncludes: `/v2/library/b/blobs/${blob.digest}` }), 3, 'the upstream was asked about library/b, once per request');
   t.equal(await reg.countRequests({ method: 'GET', pathIncludes: `/blobs/${blob.digest}` }), 1, 'and nothing downloaded again');
-  t.notOk((await catalog(wharf)).includes('docker.io/library/b'), 'nothing linked, no repository left behind');
+  t.strictSame(await catalog(wharf), ['library/a'], 'nothing linked, no repository left behind');
 });
 
 t.test('an upstream-confirmed blob is linked without a second download', async (t) => {
@@ -61,7 +61,7 @@ t.test('an upstream-confirmed blob is linked without a second download', async (
   t.equal(again.status, 206);
   t.ok(again.body.equals(res.body.subarray(1, 5)));
   t.equal((await headsC()) - before, 1, 'linked: not asked again');
-  t.ok((await catalog(wharf)).includes('docker.io/library/c'), 'library/c is now in the catalogue');
+  t.ok((await catalog(wharf)).includes('library/c'), 'library/c is now in the catalogue');
 });
 
 t.test('an unreachable upstream does not let an unlinked blob be served', async (t) => {
@@ -77,7 +77,7 @@ t.test('an unreachable upstream does not let an unlinked blob be served', async 
   t.equal(ociError(t, res).code, 'UNAVAILABLE');
   t.equal((await req(`${wharf.url}/v2/d/blobs/${blob.digest}`, { method: 'HEAD' })).status, 503, 'HEAD too');
   t.equal((await req(`${wharf.url}/v2/a/blobs/${blob.digest}`)).status, 200, 'still served where it is linked');
-  t.notOk((await catalog(wharf)).includes('docker.io/library/d'), 'nothing linked');
+  t.strictSame(await catalog(wharf), ['library/a'], 'nothing linked');
 });
 
 t.test('a private upstream image pulled with credentials is not served anonymously under a public upstream name', async (t) => {
@@ -123,7 +123,7 @@ t.test('a blob GET on an unknown upstream name leaves no repository in the catal
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/manifests/latest`)).status, 404);
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/manifests/${digest}`)).status, 404);
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/tags/list`)).status, 404);
-  t.strictSame(await catalog(wharf), ['docker.io/library/a'], 'only the repository something was pulled for');
+  t.strictSame(await catalog(wharf), ['library/a'], 'only the repository something was pulled for');
 });
 
 t.test('a client of another repository follows a running fill only once its own upstream confirms', async (t) => {
@@ -166,9 +166,9 @@ t.test('a client of another repository follows a running fill only once its own 
 
   // After the commit team/other is linked (no more HEADs) and team/denied is not.
   const deadline = Date.now() + 5000;
-  while (!(await catalog(w)).includes('faults.test/team/other') && Date.now() < deadline) await sleep(20);
-  t.ok((await catalog(w)).includes('faults.test/team/other'), 'team/other linked once the fill committed');
+  while (!(await catalog(w)).includes('team/other') && Date.now() < deadline) await sleep(20);
+  t.ok((await catalog(w)).includes('team/other'), 'team/other linked once the fill committed');
   t.equal((await req(`${w.url}/v2/team/other/blobs/${layer.digest}`)).status, 200);
   t.equal(up.count('HEAD', `/team/other/blobs/${layer.digest}`), 1, 'served as linked: not asked again');
-  t.notOk((await catalog(w)).includes('faults.test/team/denied'), 'team/denied was not linked');
+  t.strictSame(await catalog(w), ['team/app', 'team/other'], 'team/denied was not linked');
 });
