@@ -3,7 +3,8 @@
 //   - skopeo: login into a temporary auth file, push and inspect with it; a wrong password; a
 //     pull-only user; a service token used as the Basic password, inside and outside its scopes;
 //   - podman (rootful, isolated store as in mirror-clients.test.ts): login, push, pull, a bad login;
-//   - anonymous pull through the mirror with the built-in rules, refused without them.
+//   - anonymous pull through the mirror with the built-in rules, refused without them;
+//   - a namespace per user (`users/{user}/**`), and the token flow on a mirror name spelled with its registry.
 // Each client leaves a trace in Wharf's request log (recorded per server), so the tests also check
 // that the auth path was really taken: a token fetched, a 401 or 403 answered.
 //
@@ -434,4 +435,55 @@ t.test('anonymous pull through the mirror: allowed by the built-in rules, refuse
     await run(['copy', '--quiet', '--src-tls-verify=false', '--src-creds', creds, image, `oci:${out}:latest`]);
     assertPulled(t, out);
   });
+});
+
+t.test('skopeo: every user pushes into their own namespace ({user}); the token flow works on canonical names', async (t) => {
+  requireBinary('skopeo');
+  const root = tempDir('wharf-auth-users-');
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const upstream = await startDockerRegistry(t);
+  const pushed = await pushTestImage(upstream, 'library/testimg', 'latest', { seed: 'auth-clients/users' });
+  const s = await startWharf(t, {
+    upstreams: [{ name: 'hub', url: upstream.url, registry: 'docker.io', default: true }],
+    local: { namespaces: ['users'] },
+    auth: {
+      users: [
+        { name: 'alice', password: hash(ALICE_PW), groups: [] },
+        { name: 'reader', password: hash(READER_PW), groups: [] },
+      ],
+      policies: [{ repositories: ['users/{user}/**'], subjects: ['authenticated'], actions: ['*'] }],
+    },
+  });
+  const seen = recordRequests(s);
+  const host = new URL(s.url).host;
+  const skopeo = makeSkopeo(join(root, 'client'));
+  const run = (args: string[]) => skopeo(args, { timeoutMs: CLIENT_TIMEOUT_MS });
+  const layout = writeTestLayout(join(root, 'layout'), 'wharf-e2e-auth-users');
+  const src = `oci:${layout.dir}:${layout.imageTag}`;
+  const aliceCreds = `alice:${ALICE_PW}`;
+  const readerCreds = `reader:${READER_PW}`;
+
+  await run(['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', aliceCreds, src, `docker://${host}/users/alice/app:v1`]);
+  t.equal((await manifestOf(s.url, 'users/alice/app', 'v1', basic('alice', ALICE_PW))).status, 200, 'alice pushed into users/alice');
+  const intoAlice = await expectFailure(
+    t, "reader's push into users/alice",
+    run(['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', readerCreds, src, `docker://${host}/users/alice/other:v1`]),
+  );
+  t.match(intoAlice.stderr, /users\/alice\/other: (403|denied)/, 'refused (403)', { stderr: intoAlice.stderr });
+  const readAlice = await expectFailure(t, "reader's pull of users/alice/app", run(['inspect', '--tls-verify=false', '--creds', readerCreds, `docker://${host}/users/alice/app:v1`]));
+  t.match(readAlice.stderr, /denied|403|unauthorized/, 'refused', { stderr: readAlice.stderr });
+  await run(['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', readerCreds, src, `docker://${host}/users/reader/app:v1`]);
+  t.equal((await manifestOf(s.url, 'users/reader/app', 'v1', basic('reader', READER_PW))).status, 200, 'reader pushed into users/reader');
+
+  // The mirror under its registry-host spelling: skopeo asks for a token scoped to the name it sends,
+  // Wharf grants it under the canonical library/testimg, and that token opens the repository.
+  const mark = seen.length;
+  const info = JSON.parse((await run(['inspect', '--tls-verify=false', `docker://${host}/docker.io/library/testimg:latest`])).stdout.toString('utf8')) as { Digest: string };
+  t.equal(info.Digest, pushed.manifestDigest, 'anonymous inspect through docker.io/library/testimg');
+  const mine = seen.slice(mark);
+  t.ok(mine.some((r) => r.url.startsWith('/auth/token?') && r.status === 200), 'an anonymous token was issued', { seen: show(mine) });
+  t.ok(
+    mine.some((r) => r.url === '/v2/docker.io/library/testimg/manifests/latest' && r.auth === 'Bearer' && r.status === 200),
+    'the manifest was served to that token', { seen: show(mine) },
+  );
 });
