@@ -18,6 +18,8 @@ import { GarbageCollector, GcBusyError } from './gc/collector.js';
 import { gcOptionsFrom } from './config/gc-options.js';
 import { parseDuration } from './config/duration.js';
 import { registerGcRoutes } from './http/routes/gc.js';
+import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
+import { trustedProxies } from './http/trusted-proxies.js';
 
 export interface AppDeps {
   metadata?: MetadataStore;
@@ -27,6 +29,7 @@ export interface AppDeps {
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
   const metadata = deps.metadata ?? SqliteMetadataStore.open(metadataPath(config.storage.path));
+  const isTrustedProxy = trustedProxies(config.http.trustProxy);
   const app = Fastify({
     logger: { level: config.log.level },
     exposeHeadRoutes: false,
@@ -35,6 +38,8 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     routerOptions: { maxParamLength: 2048 },
     // Uploads can take long; the connection is not cut while bytes are flowing.
     requestTimeout: 0,
+    // X-Forwarded-For counts only from the configured proxies (request.ip is then the client).
+    trustProxy: config.http.trustProxy.length > 0 ? (address: string) => isTrustedProxy(address) : false,
     return503OnClosing: true,
     frameworkErrors: (error, request, reply) => {
       // A malformed percent-encoding in the path: still an OCI error body.
@@ -43,6 +48,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
 
   const logger = app.log;
+  // Requests are not timed as a whole (uploads may take hours), but their bodies must keep arriving,
+  // and one address may hold only so many connections.
+  timeBodyIdle(app.server, parseDuration(config.http.bodyIdleTimeout), logger.child({ component: 'http' }));
+  capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
   const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
   const registry = new RegistryService(metadata, blobs, {
     chunkMinLength: config.uploads.chunkMinLength,

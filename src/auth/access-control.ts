@@ -160,27 +160,33 @@ export class AccessControl {
     throw this.unauthorized(realm, `unsupported authorization scheme; use Basic or Bearer`);
   }
 
-  /** Checks a user name and password (or service token), counting failures against the limits. */
+  /**
+   * Checks a user name and password (or service token). The attempt is counted against the limits
+   * before the password is checked (concurrent guesses cannot all slip under the limit) and handed
+   * back when it succeeds.
+   */
   async login(user: string, password: string, address: string, realm: string): Promise<Identity> {
-    const blocked = this.limiter.blocked(user, address);
-    if (blocked) {
-      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins; try again in ${blocked.retryAfterSeconds} s`, {
-        headers: { 'retry-after': String(blocked.retryAfterSeconds) },
+    const isToken = looksLikeServiceToken(password);
+    // Service tokens are checked by a hash lookup, not bcrypt: any name may be tried at a throttled address.
+    const attempt = this.limiter.attempt(user, address, { knownUser: isToken || this.users.has(user) });
+    if (!attempt.ok) {
+      const who = attempt.reason === 'user' ? 'for this user name' : 'from this address';
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins ${who}; try again in ${attempt.retryAfterSeconds} s`, {
+        headers: { 'retry-after': String(attempt.retryAfterSeconds) },
       });
     }
     let identity: Identity | undefined;
-    if (looksLikeServiceToken(password)) {
+    if (isToken) {
       const token = await this.tokens.verify(user, password);
       if (token) identity = { kind: 'token', name: token.name, tokenId: token.id, scopes: token.scopes };
     } else {
       identity = await this.users.verify(user, password);
     }
     if (!identity) {
-      this.limiter.failed(user, address);
       this.log.warn({ user: user.slice(0, 128), address }, 'failed login');
       throw this.unauthorized(realm, 'invalid username or password');
     }
-    this.limiter.succeeded(user, address);
+    attempt.succeeded();
     return identity;
   }
 

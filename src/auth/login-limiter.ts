@@ -1,16 +1,25 @@
-// Slows down password guessing: after too many failed logins for one user name, or from one client
-// address, further attempts are refused (429 with Retry-After) until the window passes.
+// Slows down password guessing without locking out the people who know their password.
 //
-// Fixed windows, one per user name and one per address: a window opens at the first failure and
-// lasts `windowMs`; once it holds `perUser` (or `perAddress`) failures, attempts for that name (or
-// from that address) are refused until it closes. The next failure after that opens a new window.
-// Attempts refused while blocked are not counted, so a client that keeps knocking does not extend
-// its own block. A fixed window keeps one counter per key, whatever the limits are configured to.
+// Every attempt is counted *before* its password is checked, and handed back when the password turns
+// out right: the check (bcrypt) takes tens of milliseconds, and counting only after it would let any
+// number of concurrent attempts through a limit that each of them sees as not yet reached.
 //
-// Users and addresses are counted independently: a name blocked by failures from one address is
-// blocked from every address (that is what stops a spread-out guess at one password), and an
-// address blocked for spraying names is blocked for every name; but one blocked name never blocks
-// another name, and one blocked address never blocks another address.
+// Per user name: after `perUser` failures (attempts in flight included) within a window, attempts for
+// that name are refused (429 with Retry-After) from every address until the window closes. That is
+// what stops a guess at one password, however spread out over addresses.
+//
+// Per client address: after `perAddress` failures within a window, the address is *throttled*, not
+// blocked, because one address can be a whole office behind NAT (or a proxy: see trustProxy) and one
+// person spraying names there must not lock out everyone else. While an address is throttled:
+//   - a name that logged in successfully from it during the window goes ahead as usual;
+//   - a name that is not a user is refused without a password check (no bcrypt for made-up names);
+//   - any other user name gets one attempt per `windowMs / perUser` from that address.
+// So a user who presents valid credentials at a normal rate gets in, and an address that sprays names
+// gets at most one guess per real user name per interval, the rate at which the per-name limit lets
+// guesses through anyway, instead of one per request.
+//
+// Windows are fixed: one opens at the first failure and lasts `windowMs`; attempts refused while
+// blocked are not counted, so a client that keeps knocking does not extend its own block.
 //
 // IPv6 clients are counted per /64, the block a single host or site usually gets, because stepping
 // through addresses inside it costs an attacker nothing. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d)
@@ -25,13 +34,28 @@ import { LRUCache } from 'lru-cache';
 export interface LoginLimiterOptions {
   /** Failed logins allowed per user name within the window. */
   perUser: number;
-  /** Failed logins allowed per client address within the window. */
+  /** Failed logins allowed per client address within the window before it is throttled. */
   perAddress: number;
   windowMs: number;
-  /** Entries kept per table (user names, addresses); default 10000. */
+  /** Entries kept per table (user names, addresses, name+address pairs); default 10000. */
   maxEntries?: number;
   /** Clock, for tests; default Date.now. */
   now?: () => number;
+}
+
+/** An attempt that may go ahead: already counted as a failure until it is reported a success. */
+export interface LoginAttempt {
+  ok: true;
+  /** The password was right: the attempt is not a failure after all. */
+  succeeded(): void;
+}
+
+/** An attempt refused before its password is checked. */
+export interface LoginRefusal {
+  ok: false;
+  /** Integer >= 1. */
+  retryAfterSeconds: number;
+  reason: 'user' | 'address';
 }
 
 interface Window {
@@ -53,22 +77,30 @@ class FailureTable {
     this.#windows = new LRUCache<string, Window>({ max: maxEntries, ttl: windowMs, ttlResolution: 0, perf: { now } });
   }
 
-  /** Milliseconds until `key` may try again, or 0. */
-  blockedFor(key: string): number {
+  /** Milliseconds until `key` is under its limit again, or 0. */
+  overFor(key: string): number {
     const w = this.#windows.get(key);
     if (w === undefined) return 0;
     const left = w.endsAt - this.now();
     return w.failures >= this.limit && left > 0 ? left : 0;
   }
 
-  failed(key: string): void {
+  /** Counts one failure; returns the window it was counted in. */
+  count(key: string): Window {
     const now = this.now();
-    const w = this.#windows.get(key);
+    let w = this.#windows.get(key);
     if (w === undefined || w.endsAt <= now) {
-      this.#windows.set(key, { failures: 1, endsAt: now + this.windowMs });
+      w = { failures: 1, endsAt: now + this.windowMs };
+      this.#windows.set(key, w);
     } else {
       w.failures++;
     }
+    return w;
+  }
+
+  /** Takes back a failure counted in `w`, unless that window has since been replaced. */
+  uncount(key: string, w: Window): void {
+    if (this.#windows.get(key) === w && w.failures > 0) w.failures--;
   }
 
   clear(key: string): void {
@@ -79,40 +111,73 @@ class FailureTable {
 export class LoginLimiter {
   readonly #users: FailureTable;
   readonly #addresses: FailureTable;
+  /** address+name pairs that logged in successfully → until when they pass a throttled address. */
+  readonly #vouched: LRUCache<string, number>;
+  /** address+name pairs → when they were last let through a throttled address. */
+  readonly #paced: LRUCache<string, number>;
+  readonly #paceMs: number;
+  readonly #windowMs: number;
+  readonly #now: () => number;
 
   constructor(opts: LoginLimiterOptions) {
     if (!(opts.windowMs > 0)) throw new RangeError(`login limiter: windowMs must be > 0, got ${opts.windowMs}`);
     if (!(opts.perUser >= 1) || !(opts.perAddress >= 1)) {
       throw new RangeError(`login limiter: perUser and perAddress must be >= 1, got ${opts.perUser} and ${opts.perAddress}`);
     }
-    const now = opts.now ?? Date.now;
+    const now = (this.#now = opts.now ?? Date.now);
     const max = opts.maxEntries ?? 10_000;
+    this.#windowMs = opts.windowMs;
+    this.#paceMs = Math.max(1, Math.floor(opts.windowMs / opts.perUser));
     this.#users = new FailureTable(opts.perUser, opts.windowMs, max, now);
     this.#addresses = new FailureTable(opts.perAddress, opts.windowMs, max, now);
+    this.#vouched = new LRUCache<string, number>({ max, ttl: opts.windowMs, ttlResolution: 0, perf: { now } });
+    this.#paced = new LRUCache<string, number>({ max, ttl: this.#paceMs, ttlResolution: 0, perf: { now } });
   }
 
   /**
-   * Before checking a password: undefined = go ahead; otherwise how many seconds (integer >= 1)
-   * until this user name (when given) and this address may both try again.
+   * Before checking a password: either a refusal (how long to wait), or an attempt that is counted
+   * from now on and must be reported with succeeded() if the password is right. `knownUser` says
+   * whether `user` names an account (only real names get through a throttled address).
    */
-  blocked(user: string | undefined, address: string): { retryAfterSeconds: number } | undefined {
-    const ms = Math.max(user === undefined ? 0 : this.#users.blockedFor(user), this.#addresses.blockedFor(addressKey(address)));
-    return ms > 0 ? { retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) } : undefined;
+  attempt(user: string, address: string, opts: { knownUser: boolean }): LoginAttempt | LoginRefusal {
+    const userMs = this.#users.overFor(user);
+    if (userMs > 0) return refusal(userMs, 'user');
+    const addr = addressKey(address);
+    const pair = `${addr}\0${user}`;
+    const addressMs = this.#addresses.overFor(addr);
+    if (addressMs > 0 && !this.#isVouched(pair)) {
+      if (!opts.knownUser) return refusal(addressMs, 'address');
+      const last = this.#paced.get(pair);
+      const now = this.#now();
+      if (last !== undefined && now - last < this.#paceMs) return refusal(last + this.#paceMs - now, 'address');
+      this.#paced.set(pair, now);
+    }
+    this.#users.count(user);
+    const addressWindow = this.#addresses.count(addr);
+    let settled = false;
+    return {
+      ok: true,
+      succeeded: () => {
+        if (settled) return;
+        settled = true;
+        // A success clears the name's failures, and hands back this attempt's count on the address
+        // (not the address's other failures: one valid account must not reset an address that is
+        // trying many names).
+        this.#users.clear(user);
+        this.#addresses.uncount(addr, addressWindow);
+        this.#vouched.set(pair, this.#now() + this.#windowMs);
+      },
+    };
   }
 
-  /** Records a failed attempt against the user name (when given) and the address. */
-  failed(user: string | undefined, address: string): void {
-    if (user !== undefined) this.#users.failed(user);
-    this.#addresses.failed(addressKey(address));
+  #isVouched(pair: string): boolean {
+    const until = this.#vouched.get(pair);
+    return until !== undefined && until > this.#now();
   }
+}
 
-  /**
-   * A successful login clears the user's failures (not the address's: one valid account must not
-   * reset the count of an address that is trying many names).
-   */
-  succeeded(user: string, _address: string): void {
-    this.#users.clear(user);
-  }
+function refusal(ms: number, reason: LoginRefusal['reason']): LoginRefusal {
+  return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)), reason };
 }
 
 /** The key an address is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 by /64. */

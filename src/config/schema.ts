@@ -116,7 +116,7 @@ export const AuthSchema = Type.Object(
     failedLogins: Type.Object(
       {
         perUser: Type.Integer({ minimum: 1, default: 10, description: 'failed logins allowed per user name within the window' }),
-        perAddress: Type.Integer({ minimum: 1, default: 30, description: 'failed logins allowed per client address within the window' }),
+        perAddress: Type.Integer({ minimum: 1, default: 30, description: 'failed logins per client address within the window before it is throttled (made-up names refused, each real user one attempt per window/perUser)' }),
         window: Duration('5m', 'the window; further attempts get 429 with Retry-After until it passes'),
       },
       { additionalProperties: false, default: {} },
@@ -159,6 +159,25 @@ export const ConfigSchema = Type.Object(
           description: 'OCI-Chunk-Min-Length announced to clients for chunked uploads (0 = no minimum)',
         }),
         maxAge: Duration('24h', 'upload sessions not updated for longer are removed with their bytes by the collector'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    http: Type.Object(
+      {
+        bodyIdleTimeout: Duration(
+          '60s',
+          'longest pause in a request body: a client that stops sending bytes of a body (a stalled PATCH, a token request with a Content-Length it never fills) is cut after this long; uploads that keep making progress are never cut; 0s = no limit',
+        ),
+        maxConnectionsPerAddress: Type.Integer({
+          minimum: 0,
+          default: 128,
+          description: 'open connections allowed from one client address (IPv6 per /64); more are answered 429 and closed. Trusted proxies (trustProxy) are not capped. 0 = no cap',
+        }),
+        trustProxy: Type.Array(Type.String({ pattern: '^([0-9A-Fa-f:.]+(/[0-9]{1,3})?|loopback|linklocal|uniquelocal)$' }), {
+          default: [],
+          description:
+            'addresses or CIDRs of reverse proxies in front of Wharf: a request from one is attributed to the client named in X-Forwarded-For (failed-login limits count that client). Empty: X-Forwarded-For is ignored',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

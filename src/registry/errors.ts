@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   INVALID_REQUEST: { status: 400, description: 'malformed request (token endpoint, management API)' },
   PAGINATION_NUMBER_INVALID: { status: 400, description: 'invalid number of results requested' },
   RANGE_INVALID: { status: 416, description: 'requested range not satisfiable' },
+  REQUEST_TIMEOUT: { status: 408, description: 'the request body stopped arriving' },
   NOT_FOUND: { status: 404, description: 'no such endpoint' },
   UNAVAILABLE: { status: 503, description: 'service unavailable' },
   STORAGE_FULL: { status: 507, description: 'the registry storage is full' },

@@ -17,6 +17,7 @@ const DEFAULTS = {
   storage: { path: './data' },
   log: { level: 'info' },
   uploads: { chunkMinLength: 0, maxAge: '24h' },
+  http: { bodyIdleTimeout: '60s', maxConnectionsPerAddress: 128, trustProxy: [] },
   manifests: { maxDescriptors: 10000 },
   upstreams: [],
   local: { namespaces: [] },
@@ -70,6 +71,9 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
       WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
+      WHARF_HTTP_BODY_IDLE_TIMEOUT: 'http.bodyIdleTimeout',
+      WHARF_HTTP_MAX_CONNECTIONS_PER_ADDRESS: 'http.maxConnectionsPerAddress',
+      WHARF_HTTP_TRUST_PROXY: 'http.trustProxy',
       WHARF_MANIFESTS_MAX_DESCRIPTORS: 'manifests.maxDescriptors',
       WHARF_UPSTREAMS: 'upstreams',
       WHARF_LOCAL_NAMESPACES: 'local.namespaces',
@@ -120,6 +124,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     storage: { path: '/from/env' }, // env over file; undefined override ignored
     log: { level: 'trace' }, // override over env over file
     uploads: { chunkMinLength: 2048, maxAge: '24h' }, // env, coerced to the schema's integer
+    http: DEFAULTS.http,
     manifests: DEFAULTS.manifests,
     upstreams: [], // default
     local: { namespaces: [] }, // default

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { addressKey, LoginLimiter } from '../../src/auth/login-limiter.js';
+import { addressKey, LoginLimiter, type LoginAttempt, type LoginRefusal } from '../../src/auth/login-limiter.js';
 
 function setup(perUser = 3, perAddress = 5, windowMs = 60_000) {
   const clock = { ms: 1_000_000 };
@@ -7,93 +7,102 @@ function setup(perUser = 3, perAddress = 5, windowMs = 60_000) {
   return { clock, limiter };
 }
 
-function fail(limiter: LoginLimiter, times: number, user: string | undefined, address: string) {
-  for (let i = 0; i < times; i++) limiter.failed(user, address);
+/** `times` attempts with a wrong password; each must have been let through. */
+function fail(t: Tap, limiter: LoginLimiter, times: number, user: string, address: string, knownUser = true) {
+  for (let i = 0; i < times; i++) t.ok(limiter.attempt(user, address, { knownUser }).ok, `${user} from ${address} may try (${i + 1})`);
 }
 
-t.test('a user name is blocked after perUser failures until the window closes', async (t) => {
+/** The refusal of an attempt (undefined, and the attempt counted as a failure, when it may go ahead). */
+function refused(limiter: LoginLimiter, user: string, address: string, knownUser = true): Omit<LoginRefusal, 'ok'> | undefined {
+  const a = limiter.attempt(user, address, { knownUser });
+  return a.ok ? undefined : { retryAfterSeconds: a.retryAfterSeconds, reason: a.reason };
+}
+
+type Tap = Pick<typeof t, 'ok'>;
+
+t.test('a user name is refused after perUser failures until the window closes', async (t) => {
   const { clock, limiter } = setup(3, 100, 60_000);
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  t.equal(limiter.blocked('alice', '10.0.0.1'), undefined, 'below the limit');
-  limiter.failed('alice', '10.0.0.1');
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 60 });
-  t.same(limiter.blocked('alice', '10.0.0.2'), { retryAfterSeconds: 60 }, 'the name is blocked from every address');
+  fail(t, limiter, 2, 'alice', '10.0.0.1');
+  fail(t, limiter, 1, 'alice', '10.0.0.1');
+  t.same(refused(limiter, 'alice', '10.0.0.1'), { retryAfterSeconds: 60, reason: 'user' });
+  t.same(refused(limiter, 'alice', '10.0.0.2'), { retryAfterSeconds: 60, reason: 'user' }, 'the name is refused from every address');
   clock.ms += 20_500;
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 40 }, 'rounded up');
+  t.same(refused(limiter, 'alice', '10.0.0.1'), { retryAfterSeconds: 40, reason: 'user' }, 'rounded up');
   clock.ms += 39_000;
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 1 }, 'never below 1 while blocked');
+  t.same(refused(limiter, 'alice', '10.0.0.1'), { retryAfterSeconds: 1, reason: 'user' }, 'never below 1 while refused');
   clock.ms += 500;
-  t.equal(limiter.blocked('alice', '10.0.0.1'), undefined, 'the window has passed');
-  limiter.failed('alice', '10.0.0.1');
-  t.equal(limiter.blocked('alice', '10.0.0.1'), undefined, 'a new window starts from zero');
+  t.equal(refused(limiter, 'alice', '10.0.0.1'), undefined, 'the window has passed; a new one starts with this attempt');
+  fail(t, limiter, 1, 'alice', '10.0.0.1');
+  t.equal(refused(limiter, 'alice', '10.0.0.1'), undefined, 'three in the new window: the third may still go ahead');
+  t.ok(refused(limiter, 'alice', '10.0.0.1'), 'the fourth may not');
 });
 
-t.test('the window opens at the first failure', async (t) => {
-  const { clock, limiter } = setup(3, 100, 60_000);
-  limiter.failed('alice', '10.0.0.1');
-  clock.ms += 50_000;
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 10 });
-  clock.ms += 10_000;
-  t.equal(limiter.blocked('alice', '10.0.0.1'), undefined);
+t.test('attempts are counted before the password is checked: 40 concurrent wrong passwords against a limit of 10 try 10', async (t) => {
+  const { limiter } = setup(10, 1000);
+  // 40 attempts begun before any password check has finished (none is settled yet).
+  const attempts = Array.from({ length: 40 }, () => limiter.attempt('bob', '10.0.0.1', { knownUser: true }));
+  t.equal(attempts.filter((a) => a.ok).length, 10, 'ten go ahead to the password check');
+  t.equal(attempts.filter((a) => !a.ok).length, 30, 'thirty are refused before it');
 });
 
-t.test('an address is blocked after perAddress failures, whatever the names', async (t) => {
-  const { clock, limiter } = setup(3, 5, 30_000);
-  for (const name of ['a', 'b', 'c', 'd']) limiter.failed(name, '192.0.2.7');
-  t.equal(limiter.blocked('e', '192.0.2.7'), undefined);
-  limiter.failed(undefined, '192.0.2.7');
-  t.same(limiter.blocked('e', '192.0.2.7'), { retryAfterSeconds: 30 }, 'a failure without a name counts against the address');
-  t.same(limiter.blocked(undefined, '192.0.2.7'), { retryAfterSeconds: 30 });
-  t.equal(limiter.blocked('e', '192.0.2.8'), undefined, 'the same name from another address may go ahead');
-  t.equal(limiter.blocked('a', '192.0.2.8'), undefined, 'one failure per name is below perUser');
-  clock.ms += 30_000;
-  t.equal(limiter.blocked('e', '192.0.2.7'), undefined);
-});
-
-t.test('a blocked name does not block other names, from another address', async (t) => {
-  const { limiter } = setup(2, 100);
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  t.ok(limiter.blocked('alice', '10.0.0.9'));
-  t.equal(limiter.blocked('bob', '10.0.0.9'), undefined);
-  t.equal(limiter.blocked('bob', '10.0.0.1'), undefined, 'nor from the same address while it is under its own limit');
-});
-
-t.test('Retry-After is the later of the name and the address blocks', async (t) => {
-  const { clock, limiter } = setup(2, 4, 60_000);
-  fail(limiter, 2, undefined, '10.0.0.1');
-  clock.ms += 30_000;
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 60 }, 'name block ends after the address block');
-  clock.ms += 31_000;
-  t.same(limiter.blocked('alice', '10.0.0.2'), { retryAfterSeconds: 29 });
-  t.equal(limiter.blocked('bob', '10.0.0.1'), undefined, 'the address window has closed');
-});
-
-t.test('failures recorded while blocked do not extend the block', async (t) => {
-  const { clock, limiter } = setup(2, 100, 10_000);
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  clock.ms += 5_000;
-  fail(limiter, 3, 'alice', '10.0.0.1');
-  t.same(limiter.blocked('alice', '10.0.0.1'), { retryAfterSeconds: 5 });
-  clock.ms += 5_000;
-  t.equal(limiter.blocked('alice', '10.0.0.1'), undefined);
-});
-
-t.test('succeeded() clears the name, not the address', async (t) => {
+t.test('a success hands its attempt back and clears the name, not the address', async (t) => {
   const { limiter } = setup(3, 4);
-  fail(limiter, 2, 'alice', '10.0.0.1');
-  limiter.succeeded('alice', '10.0.0.1');
-  limiter.failed('alice', '10.0.0.1');
-  fail(limiter, 1, 'alice', '10.0.0.2');
-  t.equal(limiter.blocked('alice', '10.0.0.3'), undefined, 'the count restarted after the success');
-  limiter.failed('alice', '10.0.0.3');
-  t.ok(limiter.blocked('alice', '10.0.0.3'), 'three failures since the success');
+  fail(t, limiter, 2, 'alice', '10.0.0.1');
+  (limiter.attempt('alice', '10.0.0.1', { knownUser: true }) as LoginAttempt).succeeded();
+  fail(t, limiter, 2, 'alice', '10.0.0.2');
+  t.equal(refused(limiter, 'alice', '10.0.0.3'), undefined, 'the count restarted after the success');
+  t.ok(refused(limiter, 'alice', '10.0.0.3'), 'three failures since the success');
 
-  limiter.succeeded('alice', '10.0.0.1');
-  fail(limiter, 1, 'bob', '10.0.0.1');
-  t.ok(limiter.blocked('carol', '10.0.0.1'), 'the address kept its four failures');
-  t.equal(limiter.blocked('alice', '10.0.0.2'), undefined);
+  // 10.0.0.1: alice's two failures stay, the success was handed back; two more make four.
+  fail(t, limiter, 2, 'carol', '10.0.0.1');
+  t.same(refused(limiter, 'mallory', '10.0.0.1', false), { retryAfterSeconds: 60, reason: 'address' }, 'the address kept its failures');
+});
+
+t.test('an address over perAddress is throttled, not blocked: made-up names are refused, a user with the right password gets in', async (t) => {
+  const { limiter } = setup(10, 30, 300_000);
+  for (let i = 0; i < 30; i++) fail(t, limiter, 1, `made-up-${i}`, '192.0.2.7', false);
+  t.same(refused(limiter, 'made-up-99', '192.0.2.7', false), { retryAfterSeconds: 300, reason: 'address' }, 'no password check for a name that is not a user');
+  const bob = limiter.attempt('bob', '192.0.2.7', { knownUser: true });
+  t.ok(bob.ok, 'bob may try');
+  if (bob.ok) bob.succeeded();
+  for (let i = 0; i < 5; i++) {
+    const again = limiter.attempt('bob', '192.0.2.7', { knownUser: true });
+    t.ok(again.ok, `bob, having logged in from this address, logs in again at once (${i + 1})`);
+    if (again.ok) again.succeeded();
+  }
+  t.equal(refused(limiter, 'made-up-0', '192.0.2.8', false), undefined, 'another address is not affected');
+});
+
+t.test('at a throttled address each real user name gets one attempt per windowMs / perUser', async (t) => {
+  const { clock, limiter } = setup(3, 2, 60_000);
+  fail(t, limiter, 2, 'ghost', '192.0.2.7', false);
+  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'the first attempt goes ahead (and fails)');
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 20, reason: 'address' }, 'the next waits 60 s / 3');
+  t.equal(refused(limiter, 'bob', '192.0.2.7'), undefined, 'another real name has its own pace');
+  clock.ms += 20_000;
+  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'after the pace, alice may try again');
+  clock.ms += 20_000;
+  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'and again: her third failure');
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 20, reason: 'user' }, 'the per-name limit still holds');
+  clock.ms += 20_000;
+  t.equal(refused(limiter, 'ghost', '192.0.2.7', false), undefined, 'the address window has closed');
+});
+
+t.test('attempts refused while blocked are not counted and do not extend the block', async (t) => {
+  const { clock, limiter } = setup(2, 100, 10_000);
+  fail(t, limiter, 2, 'alice', '10.0.0.1');
+  clock.ms += 5_000;
+  for (let i = 0; i < 3; i++) t.ok(refused(limiter, 'alice', '10.0.0.1'));
+  clock.ms += 5_000;
+  t.equal(refused(limiter, 'alice', '10.0.0.1'), undefined);
+});
+
+t.test('a refused name does not refuse other names, from any address', async (t) => {
+  const { limiter } = setup(2, 100);
+  fail(t, limiter, 2, 'alice', '10.0.0.1');
+  t.ok(refused(limiter, 'alice', '10.0.0.9'));
+  t.equal(refused(limiter, 'bob', '10.0.0.9'), undefined);
+  t.equal(refused(limiter, 'bob', '10.0.0.1'), undefined, 'nor from the same address while it is under its own limit');
 });
 
 t.test('IPv6 addresses count per /64; IPv4-mapped ones as IPv4', async (t) => {
@@ -109,19 +118,18 @@ t.test('IPv6 addresses count per /64; IPv4-mapped ones as IPv4', async (t) => {
   t.equal(addressKey('unix-socket'), 'unix-socket', 'anything else is its own key');
 
   const { limiter } = setup(100, 2);
-  limiter.failed('a', '2001:db8:1:2::1');
-  limiter.failed('b', '2001:db8:1:2::2');
-  t.ok(limiter.blocked('c', '2001:db8:1:2::3'), 'same /64');
-  t.equal(limiter.blocked('c', '2001:db8:1:3::1'), undefined, 'another /64');
+  fail(t, limiter, 1, 'a', '2001:db8:1:2::1', false);
+  fail(t, limiter, 1, 'b', '2001:db8:1:2::2', false);
+  t.ok(refused(limiter, 'c', '2001:db8:1:2::3', false), 'same /64');
+  t.equal(refused(limiter, 'c', '2001:db8:1:3::1', false), undefined, 'another /64');
 });
 
 t.test('memory is bounded: the least recently used entries go first', async (t) => {
   const clock = { ms: 0 };
   const limiter = new LoginLimiter({ perUser: 1, perAddress: 1000, windowMs: 60_000, maxEntries: 3, now: () => clock.ms });
-  limiter.failed('a', '10.0.0.1');
-  for (const name of ['b', 'c', 'd']) limiter.failed(name, '10.0.0.1');
-  t.equal(limiter.blocked('a', '10.0.0.1'), undefined, 'evicted');
-  t.ok(limiter.blocked('d', '10.0.0.1'));
+  for (const name of ['a', 'b', 'c', 'd']) fail(t, limiter, 1, name, '10.0.0.1');
+  t.equal(refused(limiter, 'a', '10.0.0.1'), undefined, 'evicted');
+  t.ok(refused(limiter, 'd', '10.0.0.1'));
 });
 
 t.test('options are checked', async (t) => {
