@@ -34,7 +34,8 @@ export class BlobLedger {
    */
   async access(repo: string, digest: string, confirm?: () => Promise<void>): Promise<BlobStat | undefined> {
     const stat = await this.linked(repo, digest);
-    if (stat || !confirm || !(await this.stored(digest))) return stat;
+    // Looked at without refreshing the row: a refused request does not keep a blob from the collector.
+    if (stat || !confirm || !(await this.metadata.getBlob(digest)) || !(await this.store.stat(digest))) return stat;
     await confirm();
     return (await this.adopt(repo, digest)) ? this.store.stat(digest) : undefined;
   }

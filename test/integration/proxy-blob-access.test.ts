@@ -37,6 +37,14 @@ t.test('a blob pulled for one upstream repository is not served under another wi
     }
   }
   t.equal(await reg.countRequests({ method: 'HEAD', pathIncludes: `/v2/library/b/blobs/${blob.digest}` }), 3, 'the upstream was asked about library/b, once per request');
+
+  // The manifest too: by digest it is served only where the upstream has it, as a manifest or as a blob.
+  t.equal((await req(`${wharf.url}/v2/a/manifests/${image.manifestDigest}`)).status, 200, 'manifest pulled for library/a');
+  const byDigest = await req(`${wharf.url}/v2/b/manifests/${image.manifestDigest}`);
+  t.equal(byDigest.status, 404, 'manifest by digest under library/b');
+  t.equal(ociError(t, byDigest).code, 'MANIFEST_UNKNOWN');
+  t.equal((await req(`${wharf.url}/v2/b/manifests/${image.manifestDigest}`, { method: 'HEAD' })).status, 404, 'HEAD too');
+  t.equal((await req(`${wharf.url}/v2/b/blobs/${image.manifestDigest}`)).status, 404, 'its bytes as a blob under library/b');
   t.equal(await reg.countRequests({ method: 'GET', pathIncludes: `/blobs/${blob.digest}` }), 1, 'and nothing downloaded again');
   t.strictSame(await catalog(wharf), ['library/a'], 'nothing linked, no repository left behind');
 });

@@ -1,0 +1,57 @@
+// The BlobLedger (src/registry/blob-ledger.ts) on its own, over a real SQLite store and blob store:
+// the one place that decides whether a blob is served under a repository.
+import t, { type Test } from 'tap';
+import { Readable } from 'node:stream';
+import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { BlobLedger } from '../../src/registry/blob-ledger.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { tempDir } from '../helpers/server.js';
+
+const BYTES = Buffer.from('ledger test blob');
+const DIGEST = `sha256:${createHash('sha256').update(BYTES).digest('hex')}`;
+
+async function setup(t: Test) {
+  const root = tempDir('wharf-ledger-');
+  const metadata = SqliteMetadataStore.open(':memory:');
+  t.teardown(async () => {
+    await metadata.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const store = await FsBlobStore.open(root);
+  const ledger = new BlobLedger(metadata, store);
+  await store.ingest(Readable.from([BYTES]), { digest: DIGEST }, (r) => ledger.commit(r.digest, r.size, { local: true, repo: 'team/source' }));
+  return { metadata, ledger };
+}
+
+t.test('a blob is served under a repository only when linked there', async (t) => {
+  const { ledger } = await setup(t);
+  t.same(await ledger.access('team/source', DIGEST), { size: BYTES.length }, 'linked where it was committed');
+  t.equal(await ledger.access('team/other', DIGEST), undefined, 'stored, but not linked and nobody to vouch for it');
+});
+
+t.test('a stored blob is adopted only after the confirmation; a refusal links nothing', async (t) => {
+  const { metadata, ledger } = await setup(t);
+  await t.rejects(ledger.access('cache/other', DIGEST, async () => {
+    throw new Error('refused');
+  }), /refused/);
+  t.equal(await metadata.isBlobLinked('cache/other', DIGEST), false, 'not linked');
+  t.strictSame(await metadata.listRepositories(), ['team/source'], 'no repository row left behind');
+  let asked = 0;
+  t.same(await ledger.access('cache/other', DIGEST, async () => void asked++), { size: BYTES.length }, 'confirmed: served');
+  t.equal(await metadata.isBlobLinked('cache/other', DIGEST), true, 'and linked');
+  await ledger.access('cache/other', DIGEST, async () => void asked++);
+  t.equal(asked, 1, 'a linked blob is not confirmed again');
+});
+
+t.test('mount without from takes the blob only from a repository mayPull accepts', async (t) => {
+  const { ledger, metadata } = await setup(t);
+  t.equal(await ledger.mount('team/target', DIGEST, undefined, async () => false), false, 'no source may be pulled');
+  t.equal(await metadata.isBlobLinked('team/target', DIGEST), false);
+  const asked: string[] = [];
+  t.equal(await ledger.mount('team/target', DIGEST, undefined, async (repo) => (asked.push(repo), true)), true);
+  t.strictSame(asked, ['team/source'], 'the access check saw the source');
+  t.equal(await metadata.isBlobLinked('team/target', DIGEST), true);
+  t.equal(await ledger.mount('team/third', DIGEST, 'team/nosuch', async () => true), false, 'a named source that does not hold it');
+});
