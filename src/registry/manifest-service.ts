@@ -70,23 +70,13 @@ export class ManifestService {
         r.kind === 'blob' ? await this.metadata.isBlobLinked(repo, r.digest) : (await this.metadata.getManifest(repo, r.digest)) !== undefined;
       if (!present) missing.push(r.digest);
     }
-    if (missing.length > 0) {
-      // Named in full up to a point: a manifest of 10,000 unknown layers must not answer megabytes.
-      const listed = missing.slice(0, MISSING_LISTED);
-      const more = missing.length > listed.length ? ` and ${missing.length - listed.length} more` : '';
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'content' : `${missing.length} items`} not in repository ${repo}: ${listed.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}; push ${missing.length === 1 ? 'it' : 'them'} first`, {
-        detail: { missing: listed, ...(more ? { count: missing.length } : {}) },
-      });
-    }
+    if (missing.length > 0) throw missingContent(repo, missing, 'not in', 'first');
     try {
       await this.store(repo, digest, body, parsed, tags, { local: true });
     } catch (err) {
       // The collector removed referenced content between the check above and the store.
       if (!(err instanceof MissingContentError)) throw err;
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references content no longer in repository ${repo}: ${err.missing.join(', ')}; push it again`, {
-        detail: { missing: err.missing },
-        cause: err,
-      });
+      throw missingContent(repo, err.missing, 'no longer in', 'again', err);
     }
     return { digest, subject: parsed.subject, tags };
   }
@@ -167,6 +157,19 @@ export class ManifestService {
     this.hot.set(digest, body);
     return body;
   }
+}
+
+/**
+ * MANIFEST_BLOB_UNKNOWN for references missing from `repo`, named in full only up to a point: a
+ * manifest of 10,000 unknown layers must not answer megabytes.
+ */
+function missingContent(repo: string, missing: string[], where: string, when: string, cause?: unknown): RegistryError {
+  const named = missing.slice(0, 10).join(', ') + (missing.length > 10 ? ` and ${missing.length - 10} more` : '');
+  const what = missing.length === 1 ? 'content' : `${missing.length} items`;
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${what} ${where} repository ${repo}: ${named}; push ${missing.length === 1 ? 'it' : 'them'} ${when}`, {
+    detail: { missing: missing.slice(0, MISSING_LISTED), ...(missing.length > MISSING_LISTED ? { count: missing.length } : {}) },
+    cause,
+  });
 }
 
 function unknown(repo: string, reference: string): RegistryError {
