@@ -1,6 +1,7 @@
 // buildApp(config) → a ready Fastify instance: the stores, the registry services, and the HTTP layer.
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
 import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { metadataPath } from './storage/paths.js';
@@ -20,10 +21,13 @@ import { parseDuration } from './config/duration.js';
 import { registerGcRoutes } from './http/routes/gc.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
+import { RequestLogController, registerRequestLog } from './http/request-log.js';
 
 export interface AppDeps {
   metadata?: MetadataStore;
   blobs?: FsBlobStore;
+  /** Where the log goes (default stdout): tests read it. */
+  logStream?: DestinationStream;
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -31,10 +35,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const metadata = deps.metadata ?? SqliteMetadataStore.open(metadataPath(config.storage.path));
   const isTrustedProxy = trustedProxies(config.http.trustProxy);
   const app = Fastify({
-    logger: { level: config.log.level },
+    logger: deps.logStream ? { level: config.log.level, stream: deps.logStream } : { level: config.log.level },
     exposeHeadRoutes: false,
-    // One line per request from the onResponse hook below instead of fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One line per request, however it ended (src/http/request-log.ts), instead of fastify's two.
+    logController: new RequestLogController(),
     routerOptions: { maxParamLength: 2048 },
     // Uploads can take long; the connection is not cut while bytes are flowing.
     requestTimeout: 0,
@@ -58,7 +62,15 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     maxDescriptors: config.manifests.maxDescriptors,
     localNamespaces: config.local.namespaces,
     upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
-    events: { onFill: (event, detail) => logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`) },
+    events: {
+      onFill: (event, detail) => {
+        // A failed fill cut its clients: say which upstream and blob, and why.
+        if (event === 'failed') {
+          const { error, ...rest } = detail;
+          logger.warn({ component: 'fill', event, ...rest, reason: error }, `blob fill failed: ${String(error)}`);
+        } else logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`);
+      },
+    },
     // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
     accessTracker: new AccessTracker(metadata, {
       intervalMs: 5000,
@@ -75,12 +87,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      { method: request.method, url: redactUrl(request.url).slice(0, 300), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      'request',
-    );
-  });
+  registerRequestLog(app, redactUrl);
 
   registerErrorHandler(app);
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));

@@ -8,6 +8,7 @@ import { buildApp } from '../../src/app.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import type { WharfConfig } from '../../src/config/schema.js';
 import type { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import type { LogCapture } from './log-capture.js';
 
 export interface TestServer {
   url: string;
@@ -28,11 +29,20 @@ export function tempDir(prefix = 'wharf-test-'): string {
 export async function startWharf(
   t: Teardownable,
   overrides: Record<string, unknown> = {},
-  opts: { dataDir?: string; keepData?: boolean; blobs?: (dataDir: string) => Promise<FsBlobStore> } = {},
+  opts: {
+    dataDir?: string;
+    keepData?: boolean;
+    blobs?: (dataDir: string) => Promise<FsBlobStore>;
+    /** Receives the server's log (at info unless overrides set log.level). */
+    logs?: LogCapture;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
-  const config = withDefaults({ log: { level: 'silent' }, ...overrides, storage: { path: dataDir } });
-  const app = await buildApp(config, opts.blobs ? { blobs: await opts.blobs(dataDir) } : {});
+  const config = withDefaults({ log: { level: opts.logs ? 'info' : 'silent' }, ...overrides, storage: { path: dataDir } });
+  const app = await buildApp(config, {
+    ...(opts.blobs ? { blobs: await opts.blobs(dataDir) } : {}),
+    ...(opts.logs ? { logStream: opts.logs.stream } : {}),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   let closed = false;

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { fullDiskStore, type FullDisk } from '../helpers/full-disk.js';
+import { LEVEL, LogCapture } from '../helpers/log-capture.js';
 import { bulkBytes } from '../helpers/oci-layout.js';
 import { ociError, req, sha } from '../helpers/proxy-http.js';
 import { startWharf } from '../helpers/server.js';
@@ -24,12 +25,13 @@ async function setup(t: Test) {
   );
   const up = await startFaultUpstream(t, { manifests: [{ repo: 'library/app', tag: 'v1', mediaType: OCI_MANIFEST, ...contentEntry(body) }], blobs: [layer, config] });
   let disk!: FullDisk;
+  const logs = new LogCapture();
   const w = await startWharf(
     t,
     { local: { namespaces: ['local'] }, upstreams: [{ name: 'faulty', url: up.url, registry: 'faults.test', default: true }] },
-    { blobs: async (dir) => (disk = await fullDiskStore(dir)).store },
+    { blobs: async (dir) => (disk = await fullDiskStore(dir)).store, logs },
   );
-  return { w, up, disk, layer };
+  return { w, up, disk, layer, logs };
 }
 
 async function pushMonolithic(url: string, repo: string, bytes: Buffer) {
@@ -41,7 +43,7 @@ async function pushMonolithic(url: string, repo: string, bytes: Buffer) {
 }
 
 t.test('a push on a full disk answers 507 STORAGE_FULL naming the cause, and stored content is still served', async (t) => {
-  const { w, disk } = await setup(t);
+  const { w, disk, logs } = await setup(t);
   const before = bulkBytes('stored-before', 100_000);
   t.equal((await pushMonolithic(w.url, 'local/app', before)).status, 201, 'a push while there is room');
 
@@ -51,6 +53,10 @@ t.test('a push on a full disk answers 507 STORAGE_FULL naming the cause, and sto
   const err = ociError(t, monolithic);
   t.equal(err.code, 'STORAGE_FULL');
   t.match(err.message, /storage is full \(ENOSPC\)/, 'the message names the cause');
+  const warned = await logs.waitFor((l) => l.msg === 'request' && l.status === 507);
+  t.match(warned, { level: LEVEL.warn, method: 'POST', error: { code: 'STORAGE_FULL', message: /ENOSPC/ } }, 'logged at warn');
+  t.equal(logs.lines.filter((l) => l.level >= LEVEL.warn && /ENOSPC/.test(JSON.stringify(l))).length, 1, 'once');
+  t.same(logs.lines.filter((l) => l.level >= LEVEL.error), [], 'not as an internal error with a stack');
 
   const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });
   t.equal(started.status, 202);

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { RegistryError, isRegistryError, type ErrorCode } from '../../registry/errors.js';
 import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
 import { storageFullError } from '../../storage/storage-errors.js';
+import { clientGone, noteError } from '../request-log.js';
 
 export function errorBody(code: ErrorCode, message: string, detail: unknown = null) {
   return { errors: [{ code, message, detail }] };
@@ -29,12 +30,19 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Reg
   reply.header(API_VERSION_HEADER, API_VERSION);
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
   reply.code(err.status).type('application/json');
+  noteError(request, err.code, err.message);
   if (request.method === 'HEAD') return reply.send();
   return reply.send(errorBody(err.code, err.message, err.detail));
 }
 
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (clientGone(request, reply)) {
+      // The client left (an upload it stopped sending, a download it dropped): its request's line
+      // says so; there is nobody to answer and nothing to fix.
+      request.log.debug({ err: error }, 'client went away');
+      return reply.hijack();
+    }
     const err = isRegistryError(error) ? error : (storageFullError(error) ?? fromFramework(error));
     if (err) {
       // A full disk is the operator's to fix, not a fault in the code: the request's own line

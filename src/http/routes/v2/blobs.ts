@@ -6,6 +6,7 @@ import { parseDigest } from '../../../registry/digest.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';
+import { clientGone, noteCut } from '../../request-log.js';
 
 export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
   const { digest } = parseDigest(digestParam);
@@ -31,7 +32,8 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
       await body.writeTo(raw);
       raw.end();
     } catch (err) {
-      request.log.debug({ err }, 'blob response cut');
+      // Either the client left, or the fill failed and its clients are cut (never sent a short blob).
+      if (!clientGone(request, reply)) noteCut(request, (err as Error).message);
       raw.destroy();
     }
     return reply;
