@@ -264,9 +264,12 @@ export class Fill {
     };
     const rate = this.opts.minRate;
     let lastCheck = 0;
+    let bodyEnded = false;
     const rateTimer =
       rate && rate.bytesPerSecond > 0 && rate.windowMs > 0
         ? setInterval(() => {
+            // The body is in: what is left (hashing, the disk, the commit) is not the upstream's to hurry.
+            if (bodyEnded) return;
             const got = this.accepted - lastCheck;
             lastCheck = this.accepted;
             const least = (rate.bytesPerSecond * rate.windowMs) / 1000;
@@ -287,6 +290,7 @@ export class Fill {
         let source: FillSource;
         try {
           if (stopped) throw stopped;
+          bodyEnded = false;
           source = await fetcher(this.accepted);
           body = source.body;
           if (stopped) {
@@ -330,6 +334,7 @@ export class Fill {
             // A disk slower than the upstream: wait for it rather than hold ever more in memory.
             while (this.accepted - this.written > MAX_UNWRITTEN && writing && !stopped) await writing;
           }
+          bodyEnded = true;
           if (stopped) throw stopped;
           await settled();
         } catch (err) {

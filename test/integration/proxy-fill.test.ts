@@ -432,3 +432,23 @@ t.test('an upstream at or above the minimum rate is not cut', async (t) => {
   t.equal(fill.state, 'committed', fill.error?.message ?? 'committed');
   t.same(commits, [[digest, content.length]]);
 });
+
+t.test('a slow disk after the last byte arrived does not count against the upstream\'s minimum rate', async (t) => {
+  const { store } = await newStore(t);
+  const content = bulkBytes('slow-disk', 20_000);
+  const digest = sha256(content);
+  const temp = await store.temp();
+  // Every write takes 200 ms: four 50 ms windows with no new upstream bytes while the disk catches up.
+  const slow = {
+    ...temp,
+    openWriter: async () => {
+      const w = await temp.openWriter();
+      return { write: async (b: Buffer[], at: number) => (await sleep(200), w.write(b, at)), close: () => w.close() };
+    },
+  };
+  const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 50 } });
+  const fill = new Fill(digest, slow, async () => ({ start: 0, total: content.length, body: chunks(content, 10_000) }), opts);
+  await fill.done;
+  t.equal(fill.state, 'committed', fill.error?.message ?? 'committed');
+  t.same(commits, [[digest, content.length]]);
+});
