@@ -20,6 +20,11 @@ export class BlobLedger {
     private readonly store: BlobStore,
   ) {}
 
+  /** Whether `repo` holds the blob by a link (what a pushed manifest may reference). */
+  isLinked(repo: string, digest: string): Promise<boolean> {
+    return this.metadata.isBlobLinked(repo, digest);
+  }
+
   /** The blob's size when it is linked in `repo` and its bytes are here; undefined otherwise. */
   async linked(repo: string, digest: string): Promise<BlobStat | undefined> {
     if (!(await this.metadata.isBlobLinked(repo, digest))) return undefined;

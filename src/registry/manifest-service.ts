@@ -67,7 +67,7 @@ export class ManifestService {
     const missing: string[] = [];
     for (const r of parsed.references) {
       const present =
-        r.kind === 'blob' ? await this.metadata.isBlobLinked(repo, r.digest) : (await this.metadata.getManifest(repo, r.digest)) !== undefined;
+        r.kind === 'blob' ? await this.ledger.isLinked(repo, r.digest) : (await this.metadata.getManifest(repo, r.digest)) !== undefined;
       if (!present) missing.push(r.digest);
     }
     if (missing.length > 0) throw missingContent(repo, missing, 'not in', 'first');
