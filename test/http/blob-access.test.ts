@@ -2,6 +2,7 @@
 // is served only under the repositories it was pushed or mounted to, and a request that fails or is
 // refused leaves no repository behind. Upstream-routed names: test/integration/proxy-blob-access.test.ts.
 import t from 'tap';
+import bcrypt from 'bcryptjs';
 import { startWharf } from '../helpers/server.js';
 import { assertError, assertHeadError, digestOf, imageManifest, inject, OCI_MANIFEST, pushBlob, pushManifest } from '../helpers/http.js';
 
@@ -69,4 +70,32 @@ t.test('a blob GET on an unknown name leaves no repository in the catalogue, nor
     t.ok(res.status >= 400 || res.status === 202 || url.includes('/referrers/'), `${method} ${url}: ${res.status}`);
   }
   t.strictSame(await catalog(app), ['team/real'], 'only the repository something was committed to');
+});
+
+t.test('a push refused by a policy leaves no repository in the catalogue', async (t) => {
+  const basic = (user: string) => `Basic ${Buffer.from(`${user}:${user}-pw`).toString('base64')}`;
+  const { app } = await startWharf(t, {
+    local: { namespaces: ['team'] },
+    auth: {
+      users: [
+        { name: 'alice', password: bcrypt.hashSync('alice-pw', 4) },
+        { name: 'bob', password: bcrypt.hashSync('bob-pw', 4) },
+      ],
+      defaultPolicies: false,
+      policies: [
+        { repositories: ['**'], subjects: ['alice'], actions: ['*'] },
+        { repositories: ['team/**'], subjects: ['bob'], actions: ['pull'] },
+      ],
+    },
+  });
+  const bob = { authorization: basic('bob') };
+  const digest = digestOf('bob may not push this');
+  const refused = [
+    await inject(app, 'POST', `/v2/team/bob/blobs/uploads/?digest=${digest}`, { headers: { ...bob, 'content-type': 'application/octet-stream' }, body: 'bob may not push this' }),
+    await inject(app, 'POST', '/v2/team/bob/blobs/uploads/', { headers: bob }),
+    await inject(app, 'PUT', '/v2/team/bob/manifests/v1', { headers: { ...bob, 'content-type': OCI_MANIFEST }, body: '{}' }),
+  ];
+  for (const res of refused) assertError(t, res, 403, 'DENIED');
+  const list = await inject(app, 'GET', '/v2/_catalog', { headers: { authorization: basic('alice') } });
+  t.strictSame((list.json() as { repositories: string[] }).repositories, [], 'nothing in the catalogue');
 });

@@ -131,6 +131,10 @@ t.test('a blob GET on an unknown upstream name leaves no repository in the catal
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/manifests/latest`)).status, 404);
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/manifests/${digest}`)).status, 404);
   t.equal((await req(`${wharf.url}/v2/nosuch/repo/tags/list`)).status, 404);
+  // Pushes to an upstream-routed name are refused, and leave nothing either.
+  t.equal((await req(`${wharf.url}/v2/nosuch/push/blobs/uploads/?digest=${digest}`, { method: 'POST', body: 'made up' })).status, 403);
+  t.equal((await req(`${wharf.url}/v2/nosuch/push/blobs/uploads/?mount=${stored}&from=library/a`, { method: 'POST' })).status, 403);
+  t.equal((await req(`${wharf.url}/v2/nosuch/push/manifests/v1`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })).status, 403);
   t.strictSame(await catalog(wharf), ['library/a'], 'only the repository something was pulled for');
 });
 
