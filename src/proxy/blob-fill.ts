@@ -52,7 +52,7 @@ const MEMORY_WINDOW = 4 * 1024 * 1024;
 /** Most bytes taken from the upstream and not yet written: reading waits for a slower disk. */
 const MAX_UNWRITTEN = 2 * MEMORY_WINDOW;
 
-/** A reason to end a fill for good, not to resume it: the storage failed, or the upstream is too slow. */
+/** A reason to end a fill for good, not to resume it: the upstream is too slow. */
 export class FillStopped extends Error {
   constructor(message: string, opts?: { cause?: unknown }) {
     super(message, opts);
@@ -249,7 +249,8 @@ export class Fill {
           queued = [];
           stop(
             storageFullError(err, `blob ${this.digest}`) ??
-              new FillStopped(`writing blob ${this.digest} failed: ${(err as Error).message}`, { cause: err }),
+              // Our disk failing is not the upstream's fault: no 503 blaming it.
+              new RegistryError('INTERNAL_ERROR', `writing blob ${this.digest} failed: ${(err as Error).message}`, { cause: err }),
           );
         },
       );

@@ -452,3 +452,25 @@ t.test('a slow disk after the last byte arrived does not count against the upstr
   t.equal(fill.state, 'committed', fill.error?.message ?? 'committed');
   t.same(commits, [[digest, content.length]]);
 });
+
+t.test('a write that fails for another reason (EIO) ends the fill at once as our fault, not the upstream\'s', async (t) => {
+  const { store, root } = await newStore(t);
+  const content = bulkBytes('eio', SIZE);
+  const temp = await store.temp();
+  const broken = {
+    ...temp,
+    openWriter: async () => {
+      const w = await temp.openWriter();
+      return { write: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })), close: () => w.close() };
+    },
+  };
+  let calls = 0;
+  const { opts, commits } = options();
+  const fill = new Fill(sha256(content), broken, async () => (calls++, { start: 0, total: SIZE, body: chunks(content, 1000) }), opts);
+  await fill.done;
+  t.equal(fill.state, 'failed');
+  t.match(fill.error, { code: 'INTERNAL_ERROR', message: /writing blob .* failed: EIO/ });
+  t.equal(calls, 1, 'not resumed: the upstream did nothing wrong');
+  t.same(commits, []);
+  t.same(fillFiles(root), []);
+});
