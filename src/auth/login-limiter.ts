@@ -13,10 +13,11 @@
 // person spraying names there must not lock out everyone else. While an address is throttled:
 //   - a name that logged in successfully from it during the window goes ahead as usual;
 //   - a name that is not a user is refused without a password check (no bcrypt for made-up names);
-//   - any other user name gets one attempt per `windowMs / perUser` from that address.
-// So a user who presents valid credentials at a normal rate gets in, and an address that sprays names
-// gets at most one guess per real user name per interval, the rate at which the per-name limit lets
-// guesses through anyway, instead of one per request.
+//   - any other user name gets a few attempts at once (`min(3, perUser)`: a typo and a retry), then one
+//     per `windowMs / perUser` from that address.
+// So a user who presents valid credentials at a normal rate gets in (also after mistyping once), and an
+// address that sprays names gets at most a few guesses per real user name and then one per interval, the
+// rate at which the per-name limit lets guesses through anyway, instead of one per request.
 //
 // Windows are fixed: one opens at the first failure and lasts `windowMs`; attempts refused while
 // blocked are not counted, so a client that keeps knocking does not extend its own block.
@@ -56,6 +57,15 @@ export interface LoginRefusal {
   /** Integer >= 1. */
   retryAfterSeconds: number;
   reason: 'user' | 'address';
+}
+
+/** Attempts a real user name gets at once through a throttled address: a typo and its retry. */
+const PACED_BURST = 3;
+
+interface Bucket {
+  tokens: number;
+  /** When the last whole refill was counted (ms, on the limiter's clock). */
+  at: number;
 }
 
 interface Window {
@@ -113,9 +123,10 @@ export class LoginLimiter {
   readonly #addresses: FailureTable;
   /** address+name pairs that logged in successfully → until when they pass a throttled address. */
   readonly #vouched: LRUCache<string, number>;
-  /** address+name pairs → when they were last let through a throttled address. */
-  readonly #paced: LRUCache<string, number>;
+  /** address+name pairs → attempts left through a throttled address (a bucket refilled one per pace). */
+  readonly #paced: LRUCache<string, Bucket>;
   readonly #paceMs: number;
+  readonly #burst: number;
   readonly #windowMs: number;
   readonly #now: () => number;
 
@@ -131,7 +142,9 @@ export class LoginLimiter {
     this.#users = new FailureTable(opts.perUser, opts.windowMs, max, now);
     this.#addresses = new FailureTable(opts.perAddress, opts.windowMs, max, now);
     this.#vouched = new LRUCache<string, number>({ max, ttl: opts.windowMs, ttlResolution: 0, perf: { now } });
-    this.#paced = new LRUCache<string, number>({ max, ttl: this.#paceMs, ttlResolution: 0, perf: { now } });
+    this.#burst = Math.min(PACED_BURST, opts.perUser);
+    // A bucket is full again after burst × pace; forgetting it then changes nothing.
+    this.#paced = new LRUCache<string, Bucket>({ max, ttl: this.#paceMs * this.#burst, ttlResolution: 0, perf: { now } });
   }
 
   /**
@@ -147,10 +160,8 @@ export class LoginLimiter {
     const addressMs = this.#addresses.overFor(addr);
     if (addressMs > 0 && !this.#isVouched(pair)) {
       if (!opts.knownUser) return refusal(addressMs, 'address');
-      const last = this.#paced.get(pair);
-      const now = this.#now();
-      if (last !== undefined && now - last < this.#paceMs) return refusal(last + this.#paceMs - now, 'address');
-      this.#paced.set(pair, now);
+      const waitMs = this.#takePaced(pair);
+      if (waitMs > 0) return refusal(waitMs, 'address');
     }
     this.#users.count(user);
     const addressWindow = this.#addresses.count(addr);
@@ -168,6 +179,22 @@ export class LoginLimiter {
         this.#vouched.set(pair, this.#now() + this.#windowMs);
       },
     };
+  }
+
+  /** Takes one attempt from the pair's bucket: 0 when taken, else milliseconds until one is there. */
+  #takePaced(pair: string): number {
+    const now = this.#now();
+    const b = this.#paced.get(pair) ?? { tokens: this.#burst, at: now };
+    const refilled = Math.floor((now - b.at) / this.#paceMs);
+    if (refilled > 0) {
+      b.tokens = Math.min(this.#burst, b.tokens + refilled);
+      b.at = b.tokens === this.#burst ? now : b.at + refilled * this.#paceMs;
+    }
+    if (b.tokens < 1) return b.at + this.#paceMs - now;
+    if (b.tokens === this.#burst) b.at = now;
+    b.tokens--;
+    this.#paced.set(pair, b);
+    return 0;
   }
 
   #isVouched(pair: string): boolean {

@@ -16,6 +16,7 @@ function config(failedLogins: Record<string, unknown>, extra: Record<string, unk
       users: [
         { name: 'alice', password: bcrypt.hashSync('alice-pw', 4) },
         { name: 'bob', password: bcrypt.hashSync('bob-pw', 4) },
+        { name: 'carol', password: bcrypt.hashSync('carol-pw', 4) },
       ],
       failedLogins: { window: '5m', ...failedLogins },
     },
@@ -51,8 +52,10 @@ t.test('30 failures under made-up names from one address do not lock out bob wit
   assertError(t, refused, 429, 'TOOMANYREQUESTS', 'the address is throttled: no more made-up names');
   t.match(refused.header('retry-after'), /^\d+$/);
   for (let i = 0; i < 3; i++) t.equal((await login(app, 'bob', 'bob-pw')).status, 200, `bob logs in (${i + 1})`);
-  t.equal((await login(app, 'alice', 'wrong')).status, 401, 'alice gets one attempt');
-  assertError(t, await login(app, 'alice', 'alice-pw'), 429, 'TOOMANYREQUESTS', 'and then waits her pace at a throttled address');
+  t.equal((await login(app, 'alice', 'wrong')).status, 401, 'alice mistypes her password');
+  t.equal((await login(app, 'alice', 'alice-pw')).status, 200, 'and gets in with the right one at once');
+  for (let i = 0; i < 3; i++) t.equal((await login(app, 'carol', `guess-${i}`)).status, 401, `a guess at carol (${i + 1})`);
+  assertError(t, await login(app, 'carol', 'carol-pw'), 429, 'TOOMANYREQUESTS', 'three guesses at one name, then it waits its pace at a throttled address');
 });
 
 t.test('X-Forwarded-For is ignored by default: every client behind it is the one address', async (t) => {

@@ -73,18 +73,28 @@ t.test('an address over perAddress is throttled, not blocked: made-up names are 
   t.equal(refused(limiter, 'made-up-0', '192.0.2.8', false), undefined, 'another address is not affected');
 });
 
-t.test('at a throttled address each real user name gets one attempt per windowMs / perUser', async (t) => {
+t.test('at a throttled address each real user name gets a typo and a retry at once, then one attempt per windowMs / perUser', async (t) => {
+  const { clock, limiter } = setup(10, 2, 60_000);
+  fail(t, limiter, 2, 'ghost', '192.0.2.7', false);
+  for (let i = 1; i <= 3; i++) t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, `attempt ${i} goes ahead (and fails)`);
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 6, reason: 'address' }, 'the fourth waits 60 s / 10');
+  t.equal(refused(limiter, 'bob', '192.0.2.7'), undefined, 'another real name has its own allowance');
+  clock.ms += 5_999;
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 1, reason: 'address' }, 'not before the pace is up');
+  clock.ms += 1;
+  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'after the pace, alice may try again');
+  t.ok(refused(limiter, 'alice', '192.0.2.7'), 'but only once per pace');
+  clock.ms += 3 * 6_000;
+  for (let i = 1; i <= 3; i++) t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, `refilled after three paces: attempt ${i}`);
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 6, reason: 'address' }, 'never more than three at once');
+});
+
+t.test('at a throttled address the per-name limit still holds', async (t) => {
   const { clock, limiter } = setup(3, 2, 60_000);
   fail(t, limiter, 2, 'ghost', '192.0.2.7', false);
-  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'the first attempt goes ahead (and fails)');
-  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 20, reason: 'address' }, 'the next waits 60 s / 3');
-  t.equal(refused(limiter, 'bob', '192.0.2.7'), undefined, 'another real name has its own pace');
-  clock.ms += 20_000;
-  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'after the pace, alice may try again');
-  clock.ms += 20_000;
-  t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, 'and again: her third failure');
-  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 20, reason: 'user' }, 'the per-name limit still holds');
-  clock.ms += 20_000;
+  for (let i = 1; i <= 3; i++) t.equal(refused(limiter, 'alice', '192.0.2.7'), undefined, `attempt ${i}`);
+  t.same(refused(limiter, 'alice', '192.0.2.7'), { retryAfterSeconds: 60, reason: 'user' }, 'three failures: the name waits out its window');
+  clock.ms += 60_000;
   t.equal(refused(limiter, 'ghost', '192.0.2.7', false), undefined, 'the address window has closed');
 });
 
