@@ -17,7 +17,8 @@ import { routingSummary } from './config/routing-summary.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
 import { healthcheck } from './healthcheck.js';
 import { commandUsage, USAGE, version } from './cli-help.js';
-import { preflight } from './preflight.js';
+import { globContext, preflight } from './preflight.js';
+import { globChecker } from './auth/repository-globs.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
 import type { FsBlobStore } from './storage/fs-blob-store.js';
@@ -361,7 +362,10 @@ async function token(args: string[], io: CliIo): Promise<number> {
 
 /** Runs `fn` with the service tokens of the configured data directory. */
 function withTokens<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (tokens: ServiceTokens) => Promise<T>): Promise<T> {
-  return withMetadata(io, flags, (_config, metadata) => fn(new ServiceTokens(metadata)));
+  return withMetadata(io, flags, (config, metadata) => {
+    // Scopes are checked against the configuration's routing, as the management API checks them.
+    return fn(new ServiceTokens(metadata, Date.now, globChecker(globContext(config))));
+  });
 }
 
 /** Command-line arguments are checked before the store is opened, and are usage errors (status 2). */

@@ -1,5 +1,6 @@
 // What `serve` needs of the world before it creates anything: the data directory can be created and
-// written, and the files the configuration names (auth.htpasswd, the token keys) load. `serve` and
+// written, the files the configuration names (auth.htpasswd, the token keys) load, and every policy
+// glob names canonical repositories (auth/repository-globs.ts). `serve` and
 // `verify-config` run these same checks, so a configuration that passes verify-config starts, and
 // one that fails says why, all at once; `serve` creates nothing (data directory, metadata.db, key
 // file) until they pass. Each failure is one violation, prefixed by the key it is about.
@@ -9,6 +10,14 @@ import { dirname, join, resolve } from 'node:path';
 import type { WharfConfig } from './config/schema.js';
 import { loadOrCreateSigningKey, loadVerificationKeys } from './auth/jwt.js';
 import { UserDirectory } from './auth/users.js';
+import { repositoryGlobProblem, type GlobContext } from './auth/repository-globs.js';
+import { Router } from './registry/router.js';
+
+/** The configuration's routing, as repository globs are judged against it (policies, token scopes). */
+export function globContext(config: WharfConfig): GlobContext {
+  const router = new Router(config.upstreams, config.local.namespaces);
+  return { route: (name, ns) => router.route(name, ns), upstreams: config.upstreams };
+}
 
 export async function preflight(config: WharfConfig): Promise<string[]> {
   const out: string[] = [];
@@ -23,6 +32,15 @@ export async function preflight(config: WharfConfig): Promise<string[]> {
   await check('storage.path', () => writableDirectory(config.storage.path, 'the data directory'));
   const auth = config.auth;
   if (auth !== undefined) {
+    // A rule that names no canonical repository covers nothing, and the built-in rules then open
+    // what it meant to restrict.
+    const globs = globContext(config);
+    auth.policies.forEach((rule, i) =>
+      rule.repositories.forEach((glob, j) => {
+        const problem = repositoryGlobProblem(glob, globs);
+        if (problem !== undefined) out.push(`auth.policies[${i}].repositories[${j}]: ${problem}`);
+      }),
+    );
     // The same loader serve uses: the file is read and every line checked, inline users too.
     await check(auth.htpasswd === undefined ? 'auth.users' : 'auth.htpasswd', () =>
       UserDirectory.open({ htpasswd: auth.htpasswd, users: auth.users, groups: auth.groups }),

@@ -21,6 +21,7 @@ import { loadOrCreateSigningKey, loadVerificationKeys, signJwt, verificationKeyO
 import { LoginLimiter } from './login-limiter.js';
 import { Policy, type RepositoryFacts, type RepositoryZone } from './policy.js';
 import { ServiceTokens, looksLikeServiceToken } from './service-tokens.js';
+import { globChecker } from './repository-globs.js';
 import { ANONYMOUS, expandActions, subjectOf, type Action, type Identity } from './types.js';
 import { UserDirectory } from './users.js';
 
@@ -121,7 +122,7 @@ export class AccessControl {
     const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
     const signingKey = await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
     const trusted = auth.token.trust ? { issuer: auth.token.trust.issuer, keys: loadVerificationKeys(auth.token.trust.keys) } : undefined;
-    return new AccessControl(auth, users, metadata, route, new ServiceTokens(metadata, now), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
+    return new AccessControl(auth, users, metadata, route, new ServiceTokens(metadata, now, globChecker({ route, upstreams: config.upstreams })), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
   }
 
   get service(): string {

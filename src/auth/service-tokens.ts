@@ -111,19 +111,31 @@ function newId(): string {
 const isUsable = (rec: ServiceTokenRecord, now: number): boolean =>
   rec.revokedAt === null && (rec.expiresAt === null || now < rec.expiresAt);
 
+/** Why a repository glob can match no canonical name (auth/repository-globs.ts), or undefined. */
+export type GlobCheck = (glob: string) => string | undefined;
+
 export class ServiceTokens {
   readonly #store: MetadataStore;
   readonly #now: () => number;
+  readonly #checkGlob: GlobCheck;
 
-  constructor(store: MetadataStore, now: () => number = Date.now) {
+  /** `checkGlob` refuses scopes that name no canonical repository (the configuration's routing decides). */
+  constructor(store: MetadataStore, now: () => number = Date.now, checkGlob: GlobCheck = () => undefined) {
     this.#store = store;
     this.#now = now;
+    this.#checkGlob = checkGlob;
   }
 
   /** Creates a token and returns its string: the only time it exists outside the caller's hands. */
   async create(input: CreateServiceTokenInput): Promise<{ token: string; record: ServiceTokenRecord }> {
     validateTokenName(input.name);
     validateScopes(input.scopes);
+    input.scopes.forEach((scope, i) => {
+      for (const glob of scope.repositories) {
+        const problem = this.#checkGlob(glob);
+        if (problem !== undefined) throw new Error(`scope ${i + 1}: ${problem}`);
+      }
+    });
     const { expiresInMs } = input;
     if (expiresInMs !== undefined && !(Number.isSafeInteger(expiresInMs) && expiresInMs > 0)) {
       throw new Error(`invalid token lifetime ${expiresInMs}: a positive whole number of milliseconds`);

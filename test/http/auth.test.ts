@@ -356,6 +356,21 @@ t.test('service tokens: created by an admin, scoped, usable as the Basic passwor
   assertError(t, await inject(s.app, 'DELETE', `/api/tokens/${id}`, { headers: { authorization: alice } }), 404, 'NOT_FOUND', 'revoking twice');
 });
 
+t.test('a service token whose scope can never match a canonical name is refused at creation (400), naming the spelling to write', async (t) => {
+  const priv = { name: 'priv', url: 'https://registry.corp.example:5000', registry: 'registry.corp.example:5000', prefix: 'corp', username: 'ci', password: 'secret' };
+  const s = await startWharf(t, { ...authConfig(t), upstreams: [priv] });
+  const json = (body: unknown) => ({ headers: { 'content-type': 'application/json', authorization: basic('alice', 'alice-pw') }, body: JSON.stringify(body) });
+  const dead = await inject(s.app, 'POST', '/api/tokens', json({ name: 'ci', scopes: [{ repositories: ['team/**'], actions: ['pull'] }, { repositories: ['corp/**'], actions: ['pull'] }] }));
+  assertError(t, dead, 400, 'INVALID_REQUEST', 'the prefix spelling');
+  t.match(dead.text, 'scope 2: \\"corp/**\\" names upstream priv by its prefix; policies and tokens match canonical names: write \\"registry.corp.example-5000/**\\"');
+  const colon = await inject(s.app, 'POST', '/api/tokens', json({ name: 'ci', scopes: [{ repositories: ['registry.corp.example:5000/**'], actions: ['pull'] }] }));
+  assertError(t, colon, 400, 'INVALID_REQUEST', 'the registry host with its colon');
+  t.match(colon.text, 'write \\"registry.corp.example-5000/**\\"');
+  t.same((await inject(s.app, 'GET', '/api/tokens', { headers: { authorization: basic('alice', 'alice-pw') } })).json(), { tokens: [] }, 'nothing stored');
+  const ok = await inject(s.app, 'POST', '/api/tokens', json({ name: 'ci', scopes: [{ repositories: ['registry.corp.example-5000/**'], actions: ['pull'] }] }));
+  t.equal(ok.status, 201, ok.text);
+});
+
 t.test('repeated failed logins are limited per user (429 + Retry-After) without locking out others', async (t) => {
   const s = await startWharf(t, authConfig(t));
   for (let i = 0; i < 3; i++) {

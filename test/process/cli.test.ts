@@ -439,3 +439,42 @@ t.test('npm start passes SIGTERM to the server: the node process exits and its p
   t.notOk(await listening(port), 'the port is closed');
   t.match(stdout, /SIGTERM received: closing/, 'the server itself received SIGTERM and closed');
 });
+
+t.test('verify-config and serve refuse a policy that names an upstream by its prefix or host, naming the canonical spelling', async (t) => {
+  const base = tempDataDir(t);
+  const data = join(base, 'data');
+  const file = join(base, 'wharf.yaml');
+  writeFileSync(
+    file,
+    [
+      `storage: {path: ${JSON.stringify(data)}}`,
+      'upstreams:',
+      '  - {name: hub, url: "https://registry-1.docker.io", registry: docker.io, default: true}',
+      '  - {name: priv, url: "https://registry.corp.example:5000", registry: "registry.corp.example:5000", prefix: corp, username: ci, password: secret}',
+      'auth:',
+      '  users: []',
+      '  policies:',
+      '    - {repositories: ["corp/**"], subjects: [alice], actions: [pull]}',
+      '    - {repositories: ["docker.io/library/**", "registry.corp.example:5000/**"], subjects: [alice], actions: [pull]}',
+      '',
+    ].join('\n'),
+  );
+  const problems = [
+    'auth.policies[0].repositories[0]: "corp/**" names upstream priv by its prefix; policies and tokens match canonical names: write "registry.corp.example-5000/**"',
+    'auth.policies[1].repositories[0]: "docker.io/library/**" names upstream hub by its registry host, but its images are named bare (it is the default upstream); policies and tokens match canonical names: write "library/**"',
+    'auth.policies[1].repositories[1]: "registry.corp.example:5000/**" names upstream priv by its registry host with ":" (names never contain ":"); policies and tokens match canonical names: write "registry.corp.example-5000/**"',
+  ];
+  const verified = await run(t, ['verify-config', file]);
+  t.equal(verified.code, 1, 'refused');
+  t.equal(verified.stderr, problems.map((p) => `${file}: ${p}\n`).join(''), 'every dead glob, each with its canonical spelling');
+  t.equal(verified.stdout, '');
+  const served = await run(t, ['serve', '--config', file, '--listen', '127.0.0.1:0']);
+  t.equal(served.code, 1, 'serve refuses the same configuration');
+  for (const p of problems) t.match(served.stderr, `  ${p}`);
+  t.notOk(existsSync(data), 'serve created nothing');
+
+  // Written canonically, the same rules pass.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"corp/**"', '"registry.corp.example-5000/**"').replace('"docker.io/library/**", "registry.corp.example:5000/**"', '"library/**"'));
+  const ok = await run(t, ['verify-config', file]);
+  t.equal(ok.code, 0, ok.stderr);
+});

@@ -1,7 +1,7 @@
 // `wharf token create|list|revoke` as operators run them: the compiled bin, real exit codes, the
 // metadata database of a data directory, and a `wharf serve` process holding the same directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -287,4 +287,25 @@ t.test('create, list and revoke while `wharf serve` holds the data directory', a
   await res.body?.cancel();
   server.child.kill('SIGTERM');
   t.equal(await within(server.exited, 15_000, 'serve exit'), 0, server.out.stderr);
+});
+
+t.test('token create refuses a scope that can never match a canonical name, naming the spelling to write', async (t) => {
+  const data = tempStore(t);
+  const config = join(data, 'wharf.yaml');
+  writeFileSync(
+    config,
+    'upstreams:\n  - {name: priv, url: "https://registry.corp.example:5000", registry: "registry.corp.example:5000", prefix: corp, username: ci, password: secret}\n',
+  );
+  const dead = await wharf(t, ['token', 'create', '--name', 'ci', '--scope', 'corp/**:pull', '--config', config, '--data', data]);
+  t.equal(dead.code, 1, 'refused');
+  t.equal(dead.stdout, '', 'no token printed');
+  t.match(dead.stderr, 'scope 1: "corp/**" names upstream priv by its prefix; policies and tokens match canonical names: write "registry.corp.example-5000/**"');
+  const upper = await wharf(t, ['token', 'create', '--name', 'ci', '--scope', 'team/**,Team/**:pull', '--config', config, '--data', data]);
+  t.equal(upper.code, 1, 'upper case refused');
+  t.match(upper.stderr, '"Team/**" can never match a repository name');
+  t.same(await listJson(t, data), [], 'nothing stored');
+
+  const ok = await wharf(t, ['token', 'create', '--name', 'ci', '--scope', 'registry.corp.example-5000/**:pull', '--config', config, '--data', data]);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout.trim(), TOKEN);
 });
