@@ -12,12 +12,12 @@ import {
 import type { TokenScope } from './auth/types.js';
 import { parseDuration } from './config/duration.js';
 import { formatHostPort, parseListen } from './config/listen.js';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
 import { routingSummary } from './config/routing-summary.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
 import { healthcheck } from './healthcheck.js';
 import { commandUsage, USAGE, version } from './cli-help.js';
-import { globContext, preflight } from './preflight.js';
+import { globContext, policyGlobViolations, preflight } from './preflight.js';
 import { globChecker } from './auth/repository-globs.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
@@ -127,7 +127,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     strict: true,
   });
   if (values.help) return printHelp(io, 'serve');
-  const config = loadCliConfig(io, values);
+  const config = loadCliConfig(io, values, policyGlobViolations);
   const { host, port } = parseListen(config.listen);
   // Everything verify-config checks, before anything is created.
   const problems = await preflight(config);
@@ -168,12 +168,14 @@ function warner(io: CliIo): (message: string) => void {
 }
 
 /** The configuration as every command that runs against a data directory sees it: file, WHARF_*, flags. */
-function loadCliConfig(io: CliIo, flags: { config?: string; listen?: string; data?: string }): WharfConfig {
+/** `checks`: verify-config's and serve's further rules (policyGlobViolations); other commands only load. */
+function loadCliConfig(io: CliIo, flags: { config?: string; listen?: string; data?: string }, checks?: LoadOptions['checks']): WharfConfig {
   return loadConfig({
     file: configFile(io, flags),
     env: io.env,
     overrides: { listen: flags.listen, storage: { path: flags.data } },
     warn: warner(io),
+    checks,
   });
 }
 
@@ -364,7 +366,7 @@ async function token(args: string[], io: CliIo): Promise<number> {
 function withTokens<T>(io: CliIo, flags: { config?: string; data?: string }, fn: (tokens: ServiceTokens) => Promise<T>): Promise<T> {
   return withMetadata(io, flags, (config, metadata) => {
     // Scopes are checked against the configuration's routing, as the management API checks them.
-    return fn(new ServiceTokens(metadata, Date.now, globChecker(globContext(config))));
+    return fn(new ServiceTokens(metadata, Date.now, globChecker(globContext(config.upstreams, config.local.namespaces))));
   });
 }
 
@@ -477,7 +479,7 @@ async function verifyConfig(args: string[], io: CliIo): Promise<number> {
   for (const file of files) {
     let violations: readonly string[];
     try {
-      violations = await preflight(loadConfig({ file, env: io.env, warn }));
+      violations = await preflight(loadConfig({ file, env: io.env, warn, checks: policyGlobViolations }));
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       violations = err.violations;

@@ -1,6 +1,5 @@
 // What `serve` needs of the world before it creates anything: the data directory can be created and
-// written, the files the configuration names (auth.htpasswd, the token keys) load, and every policy
-// glob names canonical repositories (auth/repository-globs.ts). `serve` and
+// written, and the files the configuration names (auth.htpasswd, the token keys) load. `serve` and
 // `verify-config` run these same checks, so a configuration that passes verify-config starts, and
 // one that fails says why, all at once; `serve` creates nothing (data directory, metadata.db, key
 // file) until they pass. Each failure is one violation, prefixed by the key it is about.
@@ -11,12 +10,47 @@ import type { WharfConfig } from './config/schema.js';
 import { loadOrCreateSigningKey, loadVerificationKeys } from './auth/jwt.js';
 import { UserDirectory } from './auth/users.js';
 import { repositoryGlobProblem, type GlobContext } from './auth/repository-globs.js';
-import { Router } from './registry/router.js';
+import { Router, type UpstreamRoute } from './registry/router.js';
 
 /** The configuration's routing, as repository globs are judged against it (policies, token scopes). */
-export function globContext(config: WharfConfig): GlobContext {
-  const router = new Router(config.upstreams, config.local.namespaces);
-  return { route: (name, ns) => router.route(name, ns), upstreams: config.upstreams };
+export function globContext(upstreams: readonly UpstreamRoute[], localNamespaces: readonly string[]): GlobContext {
+  const router = new Router(upstreams, localNamespaces);
+  return { route: (name, ns) => router.route(name, ns), upstreams };
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * Every policy glob that names no canonical repository (auth/repository-globs.ts): such a rule covers
+ * nothing, and the built-in rules then open what it meant to restrict. A check for loadConfig
+ * (`checks`), so it is listed with the schema's and the cross-field violations; it looks at the
+ * configuration as loaded and judges the globs only when the routing keys have their shape (the
+ * schema reports them otherwise).
+ */
+export function policyGlobViolations(config: unknown): string[] {
+  if (!isPlain(config) || (config.upstreams !== undefined && !Array.isArray(config.upstreams))) return [];
+  const upstreams = listOf(config.upstreams);
+  const routable = upstreams.every((u) => isPlain(u) && typeof u.name === 'string' && typeof u.registry === 'string' && (u.prefix === undefined || typeof u.prefix === 'string'));
+  const namespaces = isPlain(config.local) ? config.local.namespaces ?? [] : [];
+  if (!routable || !Array.isArray(namespaces) || !namespaces.every((n) => typeof n === 'string')) return [];
+  const routes = (upstreams as Plain[]).map((u): UpstreamRoute => ({
+    name: u.name as string,
+    registry: u.registry as string,
+    prefix: u.prefix as string | undefined,
+    default: u.default === true,
+    username: typeof u.username === 'string' ? u.username : undefined,
+  }));
+  const ctx = globContext(routes, namespaces as string[]);
+  const out: string[] = [];
+  listOf(isPlain(config.auth) ? config.auth.policies : undefined).forEach((rule, i) =>
+    listOf(isPlain(rule) ? rule.repositories : undefined).forEach((glob, j) => {
+      const problem = typeof glob === 'string' ? repositoryGlobProblem(glob, ctx) : undefined;
+      if (problem !== undefined) out.push(`auth.policies.${i}.repositories.${j}: ${problem}`);
+    }),
+  );
+  return out;
 }
 
 export async function preflight(config: WharfConfig): Promise<string[]> {
@@ -32,15 +66,6 @@ export async function preflight(config: WharfConfig): Promise<string[]> {
   await check('storage.path', () => writableDirectory(config.storage.path, 'the data directory'));
   const auth = config.auth;
   if (auth !== undefined) {
-    // A rule that names no canonical repository covers nothing, and the built-in rules then open
-    // what it meant to restrict.
-    const globs = globContext(config);
-    auth.policies.forEach((rule, i) =>
-      rule.repositories.forEach((glob, j) => {
-        const problem = repositoryGlobProblem(glob, globs);
-        if (problem !== undefined) out.push(`auth.policies[${i}].repositories[${j}]: ${problem}`);
-      }),
-    );
     // The same loader serve uses: the file is read and every line checked, inline users too.
     await check(auth.htpasswd === undefined ? 'auth.users' : 'auth.htpasswd', () =>
       UserDirectory.open({ htpasswd: auth.htpasswd, users: auth.users, groups: auth.groups }),

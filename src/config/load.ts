@@ -34,6 +34,12 @@ export interface LoadOptions {
   overrides?: object;
   /** Told about what is ignored but worth knowing (WHARF_* variables that are no key); default: nothing. */
   warn?: (message: string) => void;
+  /**
+   * Rules that need another layer's knowledge (the policy globs need the router), given by the caller
+   * so config/ imports nothing above it. Like the cross-field rules they see the configuration as
+   * loaded, whatever its shape, and return violations `key.path: message`.
+   */
+  checks?: (config: unknown) => string[];
 }
 
 export class ConfigError extends Error {
@@ -316,7 +322,7 @@ export function loadConfig(opts: LoadOptions = {}): WharfConfig {
   }
 
   // The rules between keys run whatever the schema found, so one run lists both kinds of mistake.
-  for (const v of [...crossFieldViolations(config), ...resolveSecrets(config, opts.env ?? {})]) {
+  for (const v of [...crossFieldViolations(config), ...resolveSecrets(config, opts.env ?? {}), ...(opts.checks?.(config) ?? [])]) {
     violations.push(`${v}${origin(v.slice(0, v.indexOf(':')))}`);
   }
   if (violations.length > 0) throw new ConfigError(violations, opts.file);

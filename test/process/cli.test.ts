@@ -460,9 +460,9 @@ t.test('verify-config and serve refuse a policy that names an upstream by its pr
     ].join('\n'),
   );
   const problems = [
-    'auth.policies[0].repositories[0]: "corp/**" names upstream priv by its prefix; policies and tokens match canonical names: write "registry.corp.example-5000/**"',
-    'auth.policies[1].repositories[0]: "docker.io/library/**" names upstream hub by its registry host, but its images are named bare (it is the default upstream); policies and tokens match canonical names: write "library/**"',
-    'auth.policies[1].repositories[1]: "registry.corp.example:5000/**" names upstream priv by its registry host with ":" (names never contain ":"); policies and tokens match canonical names: write "registry.corp.example-5000/**"',
+    'auth.policies.0.repositories.0: "corp/**" names upstream priv by its prefix; policies and tokens match canonical names: write "registry.corp.example-5000/**" (line 8)',
+    'auth.policies.1.repositories.0: "docker.io/library/**" names upstream hub by its registry host, but its images are named bare (it is the default upstream); policies and tokens match canonical names: write "library/**" (line 9)',
+    'auth.policies.1.repositories.1: "registry.corp.example:5000/**" names upstream priv by its registry host with ":" (names never contain ":"); policies and tokens match canonical names: write "registry.corp.example-5000/**" (line 9)',
   ];
   const verified = await run(t, ['verify-config', file]);
   t.equal(verified.code, 1, 'refused');

@@ -5,8 +5,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { repositoryGlobProblem } from '../../src/auth/repository-globs.js';
-import { loadConfig } from '../../src/config/load.js';
-import { globContext, preflight } from '../../src/preflight.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { globContext, policyGlobViolations } from '../../src/preflight.js';
 import { Router } from '../../src/registry/router.js';
 
 const hub = { name: 'hub', registry: 'docker.io', prefix: 'hub', default: true };
@@ -56,11 +56,12 @@ t.test('globs on canonical names pass', async (t) => {
   }
 });
 
-t.test('preflight lists every policy glob that names no canonical repository, by its key', async (t) => {
+t.test('loading with the policy-glob check lists every dead glob by its key, together with the other violations', async (t) => {
   const dir = t.testdir({
     'wharf.yaml': [
       'upstreams:',
       '  - {name: priv, url: "https://registry.corp.example:5000", registry: "registry.corp.example:5000", prefix: corp, username: u, password: p}',
+      'log: {level: loud}',
       'auth:',
       '  users: []',
       '  policies:',
@@ -68,14 +69,16 @@ t.test('preflight lists every policy glob that names no canonical repository, by
       '    - {repositories: ["docker.io/library/**", "registry.corp.example:5000/**"], subjects: [alice], actions: [pull]}',
     ].join('\n'),
   });
-  const config = loadConfig({ file: join(dir, 'wharf.yaml'), env: {}, overrides: { storage: { path: join(dir, 'data') } } });
-  const violations = await preflight(config);
-  t.match(violations, [
-    /^auth\.policies\[0\]\.repositories\[0\]: "corp\/\*\*" names upstream priv by its prefix.*write "registry\.corp\.example-5000\/\*\*"$/,
-    /^auth\.policies\[1\]\.repositories\[1\]: "registry\.corp\.example:5000\/\*\*" names upstream priv by its registry host/,
+  const load = () => loadConfig({ file: join(dir, 'wharf.yaml'), env: {}, checks: policyGlobViolations });
+  const err = t.throws(load) as unknown as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.match(err.violations, [
+    /^log\.level: /,
+    /^auth\.policies\.0\.repositories\.0: "corp\/\*\*" names upstream priv by its prefix.*write "registry\.corp\.example-5000\/\*\*" \(line 7\)$/,
+    /^auth\.policies\.1\.repositories\.1: "registry\.corp\.example:5000\/\*\*" names upstream priv by its registry host.* \(line 8\)$/,
   ]);
-  t.equal(violations.length, 2, 'docker.io/library/** is a local name here (no Docker Hub upstream)');
-  t.same(globContext(config).upstreams, config.upstreams);
+  t.equal(err.violations.length, 3, 'docker.io/library/** is a local name here (no Docker Hub upstream)');
+  t.same(policyGlobViolations({ upstreams: { priv: {} }, auth: { policies: [{ repositories: ['corp/**'] }] } }), [], 'routing keys of the wrong shape are the schema\'s to report');
 });
 
 t.test('the policies of every shipped configuration name canonical repositories', async (t) => {
@@ -83,7 +86,7 @@ t.test('the policies of every shipped configuration name canonical repositories'
   for (const dirName of ['examples', 'config']) {
     for (const f of readdirSync(join(root, dirName)).filter((n) => /\.ya?ml$/.test(n))) {
       const config = loadConfig({ file: join(root, dirName, f), env: { REGISTRY_PASSWORD: 'example' } });
-      const ctx = globContext(config);
+      const ctx = globContext(config.upstreams, config.local.namespaces);
       for (const rule of config.auth?.policies ?? []) {
         for (const glob of rule.repositories) t.equal(repositoryGlobProblem(glob, ctx), undefined, `${dirName}/${f}: ${glob}`);
       }
