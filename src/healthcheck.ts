@@ -11,7 +11,7 @@ export const HEALTHCHECK_USAGE = `Usage: wharf healthcheck [--config FILE] [--li
 
 Reads the configuration as 'wharf serve' does (FILE or $WHARF_CONFIG, then WHARF_*
 variables, then --listen) and asks GET /healthz at the address it listens on
-(127.0.0.1 or ::1 when it listens on every address). Prints the answer; exit
+(127.0.0.1 when it listens on every address, IPv4 or IPv6). Prints the answer; exit
 status 0 when it is 200, 1 otherwise (no answer within MS milliseconds, default 2000).
 `;
 
@@ -23,11 +23,14 @@ interface Io {
 /** Loads the configuration the way `serve` does; the CLI passes its own loader. */
 export type ConfigLoader = (flags: { config?: string; listen?: string }) => WharfConfig;
 
-/** The URL of /healthz for a `listen` value: a wildcard address is asked on loopback. */
+/**
+ * The URL of /healthz for a `listen` value: a wildcard address is asked on IPv4 loopback. `::` too:
+ * Node listens there dual-stack, and a container network without IPv6 has no ::1 to ask.
+ */
 export function healthzUrl(listen: string): string {
   const { host, port } = parseListen(listen);
   if (port === 0) throw new RangeError(`listen is ${listen}: port 0 picks a free port at start-up, so there is no port to check`);
-  const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return `http://${formatHostPort(target, port)}/healthz`;
 }
 

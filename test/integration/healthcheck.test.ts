@@ -29,8 +29,8 @@ function configFile(t: Test, text: string): string {
   return file;
 }
 
-async function listenOn(t: Test, server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+async function listenOn(t: Test, server: Server, host = '127.0.0.1'): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return (server.address() as AddressInfo).port;
 }
@@ -86,10 +86,17 @@ t.test('a server that never answers is unhealthy within --timeout', async (t) =>
   t.match(r.stderr, 'no answer within 200 ms');
 });
 
+t.test('a server listening on every address ([::]) is found by the healthcheck on IPv4 loopback', async (t) => {
+  const port = await listenOn(t, createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end()), '::');
+  const r = await cli(['--listen', `[::]:${port}`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, '127.0.0.1');
+});
+
 t.test('the address asked for each listen value', async (t) => {
   t.equal(healthzUrl('0.0.0.0:5000'), 'http://127.0.0.1:5000/healthz');
   t.equal(healthzUrl(':5000'), 'http://127.0.0.1:5000/healthz');
-  t.equal(healthzUrl('[::]:5000'), 'http://[::1]:5000/healthz');
+  t.equal(healthzUrl('[::]:5000'), 'http://127.0.0.1:5000/healthz', 'every address, dual-stack: asked on IPv4 loopback, which a container without IPv6 has');
   t.equal(healthzUrl('10.0.0.7:8080'), 'http://10.0.0.7:8080/healthz');
   t.equal(healthzUrl('[fd00::7]:8080'), 'http://[fd00::7]:8080/healthz');
   t.throws(() => healthzUrl('127.0.0.1:0'), /port 0 picks a free port/);
