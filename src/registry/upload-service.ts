@@ -11,6 +11,7 @@ import { KeyedLock } from './keyed-lock.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
 import { isSessionId } from '../storage/paths.js';
+import { storageFullError } from '../storage/storage-errors.js';
 import type { BlobLedger, MayPull } from './blob-ledger.js';
 
 export interface UploadState {
@@ -77,15 +78,7 @@ export class UploadService {
       if (range && range.start !== upload.offset) {
         throw outOfOrder(upload.offset, `chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
       }
-      const declared = range ? range.end - range.start + 1 : length;
-      const offset = await this.write(upload, body, declared);
-      if (declared !== undefined && offset - upload.offset !== declared) {
-        // The bytes past the recorded offset are discarded by the next append.
-        this.hashes.delete(id);
-        throw new RegistryError('SIZE_INVALID', `chunk declared ${declared} bytes but ${offset - upload.offset} arrived`, {
-          headers: rangeHeaders(upload.offset),
-        });
-      }
+      const offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
       await this.advance(upload, offset);
       return { id, repo, offset };
     });
@@ -104,14 +97,7 @@ export class UploadService {
         if (range && range.start !== upload.offset) {
           throw outOfOrder(upload.offset, `last chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
         }
-        const declared = range ? range.end - range.start + 1 : length;
-        offset = await this.write(upload, body, declared);
-        if (declared !== undefined && offset - upload.offset !== declared) {
-          this.hashes.delete(id);
-          throw new RegistryError('SIZE_INVALID', `last chunk declared ${declared} bytes but ${offset - upload.offset} arrived`, {
-            headers: rangeHeaders(upload.offset),
-          });
-        }
+        offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
         if (offset !== upload.offset) await this.advance(upload, offset);
       }
       const running = this.hashes.get(id);
@@ -155,11 +141,21 @@ export class UploadService {
     return upload;
   }
 
-  /** Writes a chunk at the recorded offset, feeding the running hash; returns the new size. */
+  /**
+   * Writes a chunk at the recorded offset, feeding a copy of the running hash; returns the new size.
+   * A chunk that fails (a full disk, a body shorter or longer than declared) leaves the file, the
+   * recorded offset and the running hash where they were: the session resumes at that offset, which
+   * the error's Range header tells the client.
+   */
   private async write(upload: UploadRecord, body: Readable, declared?: number): Promise<number> {
     const base = await this.runningHash(upload);
     const next = base.hash.copy();
-    const offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared);
+    let offset: number;
+    try {
+      offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared);
+    } catch (err) {
+      throw resumable(err, upload.offset);
+    }
     this.hashes.set(upload.id, { offset, hash: next });
     return offset;
   }
@@ -186,6 +182,21 @@ export class UploadService {
 
 export function rangeHeaders(offset: number): Record<string, string> {
   return { range: `0-${offset > 0 ? offset - 1 : 0}` };
+}
+
+/** A failed chunk's error, carrying the offset the session resumes at (a full disk as 507 STORAGE_FULL). */
+function resumable(err: unknown, offset: number): unknown {
+  const known =
+    err instanceof RegistryError
+      ? err
+      : storageFullError(err, `the chunk (the upload keeps its first ${offset} bytes and resumes there once space is freed)`);
+  if (!known) return err;
+  return new RegistryError(known.code, known.message, {
+    status: known.status,
+    detail: known.detail,
+    headers: { ...known.headers, ...rangeHeaders(offset) },
+    cause: known.cause ?? err,
+  });
 }
 
 function outOfOrder(offset: number, message: string): RegistryError {

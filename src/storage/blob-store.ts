@@ -53,11 +53,12 @@ export interface UploadArea {
   /** Size of the session's file, undefined when it does not exist. */
   size(id: string): Promise<number | undefined>;
   /**
-   * Appends `source` at `offset` (which must equal the file's size) and returns the new size.
-   * `onData` sees every byte written, in order (the running hash). Bytes beyond `maxBytes`
-   * abort the append with SIZE_INVALID.
+   * Appends `source` at `offset` and returns the new size. `onData` sees every byte taken, in
+   * order (the running hash). With `length`, more or fewer bytes fail with SIZE_INVALID. A failed
+   * append (that, a write error such as ENOSPC, a source error) leaves the file at `offset` bytes:
+   * the chunk's bytes are given back and the session resumes where it was.
    */
-  append(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, maxBytes?: number): Promise<number>;
+  append(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, length?: number): Promise<number>;
   /** Reads the session's bytes [0, end) — used to rebuild a running hash in another process. */
   read(id: string, end?: number): Readable;
   /**

@@ -27,7 +27,7 @@ class Meter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
     this.bytes += chunk.length;
     if (this.bytes > this.max) {
-      cb(new RegistryError('SIZE_INVALID', `content is longer than the declared ${this.max} bytes`));
+      cb(new RegistryError('SIZE_INVALID', `content is longer than the declared ${this.max} bytes`, { detail: { expected: this.max } }));
       return;
     }
     this.onChunk(chunk);
@@ -230,13 +230,26 @@ class FsUploadArea implements UploadArea {
     offset: number,
     source: Readable,
     onData?: (chunk: Buffer) => void,
-    maxBytes?: number,
+    length?: number,
   ): Promise<number> {
     const file = uploadPath(this.root, id);
-    // The metadata offset is the truth: bytes past it come from a chunk that failed half-way.
+    // The metadata offset is the truth: bytes past it may come from a chunk cut by a crash.
     await truncate(file, offset);
-    const meter = new Meter(onData ?? (() => {}), maxBytes);
-    await pipeline(source, meter, createWriteStream(file, { flags: 'r+', start: offset }));
+    const meter = new Meter(onData ?? (() => {}), length);
+    try {
+      await pipeline(source, meter, createWriteStream(file, { flags: 'r+', start: offset }));
+      if (length !== undefined && meter.bytes !== length) {
+        throw new RegistryError('SIZE_INVALID', `chunk declared ${length} bytes but ${meter.bytes} arrived`, {
+          detail: { expected: length, received: meter.bytes },
+        });
+      }
+    } catch (err) {
+      // A failed chunk (a full disk, a short or long body, a client gone) takes its bytes back at
+      // once: the space is free again and the session resumes at `offset`. Cutting a file needs no
+      // free space, so this works on a full disk too.
+      await truncate(file, offset).catch(() => undefined);
+      throw err;
+    }
     return offset + meter.bytes;
   }
 

@@ -2,6 +2,8 @@
 // every write past a budget fails with ENOSPC exactly as node:fs reports it (code, errno, syscall).
 // The budget covers the writers a full disk stops: a fill's temporary blob, an upload's appends and
 // an ingest (monolithic pushes, manifests). Reads are not affected.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TempBlob } from '../../src/storage/blob-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
@@ -41,7 +43,7 @@ export async function fullDiskStore(root: string): Promise<FullDisk> {
       { objectMode: false },
     );
   const uploads = Object.create(inner.uploads) as FsBlobStore['uploads'];
-  uploads.append = (id, offset, source, onData, maxBytes) => inner.uploads.append(id, offset, limited(source), onData, maxBytes);
+  uploads.append = (id, offset, source, onData, length) => inner.uploads.append(id, offset, limited(source), onData, length);
   const store = Object.create(inner) as FsBlobStore;
   Object.defineProperty(store, 'uploads', { value: uploads });
   store.ingest = (source, expected, register) => inner.ingest(limited(source), expected, register);
@@ -63,4 +65,14 @@ export async function fullDiskStore(root: string): Promise<FullDisk> {
   };
   disk.store = store;
   return disk;
+}
+
+/** Bytes held by the files under `dir` (recursively): what a full disk would get back. */
+export async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? await bytesUnder(path) : (await stat(path)).size;
+  }
+  return total;
 }

@@ -3,7 +3,9 @@
 // The disk is a real FsBlobStore whose writes fail with ENOSPC past a budget (test/helpers/full-disk.ts).
 import t, { type Test } from 'tap';
 import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
-import { fullDiskStore, type FullDisk } from '../helpers/full-disk.js';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bytesUnder, fullDiskStore, type FullDisk } from '../helpers/full-disk.js';
 import { LEVEL, LogCapture } from '../helpers/log-capture.js';
 import { bulkBytes } from '../helpers/oci-layout.js';
 import { ociError, req, sha } from '../helpers/proxy-http.js';
@@ -25,13 +27,20 @@ async function setup(t: Test) {
   );
   const up = await startFaultUpstream(t, { manifests: [{ repo: 'library/app', tag: 'v1', mediaType: OCI_MANIFEST, ...contentEntry(body) }], blobs: [layer, config] });
   let disk!: FullDisk;
+  let dataDir = '';
   const logs = new LogCapture();
   const w = await startWharf(
     t,
     { local: { namespaces: ['local'] }, upstreams: [{ name: 'faulty', url: up.url, registry: 'faults.test', default: true }] },
-    { blobs: async (dir) => (disk = await fullDiskStore(dir)).store, logs },
+    {
+      blobs: async (dir) => {
+        dataDir = dir;
+        return (disk = await fullDiskStore(dir)).store;
+      },
+      logs,
+    },
   );
-  return { w, up, disk, layer, logs };
+  return { w, up, disk, layer, logs, uploads: join(dataDir, 'uploads') };
 }
 
 async function pushMonolithic(url: string, repo: string, bytes: Buffer) {
@@ -98,4 +107,73 @@ t.test('a pull that must store content on a full disk: 507 for a manifest, the b
   const again = await req(url);
   t.equal(again.status, 200, 'space freed: the next request fills the blob');
   t.equal(sha(again.body), layer.digest);
+});
+
+const octets = { 'content-type': 'application/octet-stream' };
+
+t.test('a push that fills the disk takes its bytes back: the upload resumes from its last offset and the space is free', async (t) => {
+  const { w, disk, uploads } = await setup(t);
+  const blob = bulkBytes('resumed-layer', 300_000);
+  const first = blob.subarray(0, 100_000);
+  const rest = blob.subarray(100_000);
+  const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });
+  const session = new URL(started.headers.get('location')!, w.url).href;
+  const id = started.headers.get('docker-upload-uuid')!;
+  const chunk = (body: Buffer, start: number) => ({
+    method: 'PATCH',
+    headers: { ...octets, 'content-range': `${start}-${start + body.length - 1}` },
+    body,
+  });
+  t.equal((await req(session, chunk(first, 0))).status, 202, 'the first chunk while there is room');
+
+  disk.left = 150_000;
+  const patch = await req(session, chunk(rest, 100_000));
+  t.equal(patch.status, 507, `a chunk larger than the space left: ${patch.text}`);
+  t.equal(ociError(t, patch).code, 'STORAGE_FULL');
+  t.equal(patch.headers.get('range'), '0-99999', 'the answer says where the upload resumes');
+  t.ok(disk.refused > 0, 'the disk refused a write');
+  t.equal(await bytesUnder(uploads), 100_000, 'the chunk took its bytes back: only the first chunk is on disk');
+
+  disk.left = 150_000;
+  const last = await req(`${session}?digest=${sha(blob)}`, { ...chunk(rest, 100_000), method: 'PUT' });
+  t.equal(last.status, 507, `a last chunk (PUT) larger than the space left: ${last.text}`);
+  t.equal(last.headers.get('range'), '0-99999');
+  t.equal(await bytesUnder(uploads), 100_000, 'the last chunk took its bytes back too');
+
+  const status = await req(session);
+  t.equal(status.status, 204, 'the session is still valid');
+  t.equal(status.headers.get('range'), '0-99999', 'at its last offset');
+
+  disk.left = Number.POSITIVE_INFINITY;
+  t.equal((await req(session, chunk(rest, 100_000))).status, 202, 'space freed: the chunk is sent again');
+  const done = await req(`${session}?digest=${sha(blob)}`, { method: 'PUT' });
+  t.equal(done.status, 201, `the upload completes with the digest of its bytes: ${done.text}`);
+  const read = await req(`${w.url}/v2/local/app/blobs/${sha(blob)}`);
+  t.equal(sha(read.body), sha(blob));
+  t.notOk((await readdir(uploads)).includes(id), 'the session is over');
+});
+
+t.test('a monolithic push that fills the disk leaves no file behind', async (t) => {
+  const { w, disk, uploads } = await setup(t);
+  const blob = bulkBytes('monolithic-layer', 300_000);
+
+  disk.left = 200_000;
+  const post = await pushMonolithic(w.url, 'local/app', blob);
+  t.equal(post.status, 507, `POST ?digest=: ${post.text}`);
+  t.same(await readdir(uploads), [], 'no file in the upload area');
+
+  disk.left = 200_000;
+  const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });
+  const session = new URL(started.headers.get('location')!, w.url).href;
+  const put = await req(`${session}?digest=${sha(blob)}`, { method: 'PUT', headers: octets, body: blob });
+  t.equal(put.status, 507, `POST then PUT ?digest= with the whole blob: ${put.text}`);
+  t.equal(ociError(t, put).code, 'STORAGE_FULL');
+  t.equal(await bytesUnder(uploads), 0, 'none of its bytes are left on disk');
+
+  disk.left = Number.POSITIVE_INFINITY;
+  const again = await req(`${session}?digest=${sha(blob)}`, { method: 'PUT', headers: octets, body: blob });
+  t.equal(again.status, 201, `space freed: the same session takes the blob: ${again.text}`);
+  t.equal(again.headers.get('docker-content-digest'), sha(blob));
+  t.equal((await pushMonolithic(w.url, 'local/other', blob)).status, 201, 'and a monolithic POST works again');
+  t.same(await readdir(uploads), [], 'nothing left in the upload area');
 });
