@@ -5,6 +5,7 @@ import type { DestinationStream } from 'pino';
 import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { metadataPath } from './storage/paths.js';
+import { storageFullCode } from './storage/storage-errors.js';
 import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import { RegistryService } from './registry/registry-service.js';
@@ -74,7 +75,12 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
     accessTracker: new AccessTracker(metadata, {
       intervalMs: 5000,
-      onError: (err) => logger.warn({ err }, 'access times not recorded'),
+      // Called once per failed flush. A full disk is the operator's to fix: one short line, no stack.
+      onError: (err) => {
+        const reason = storageFullCode(err);
+        if (reason) logger.warn({ reason }, `access times not recorded: the registry's storage is full (${reason})`);
+        else logger.warn({ err }, 'access times not recorded');
+      },
     }),
   });
   const collector = new GarbageCollector(metadata, blobs, {

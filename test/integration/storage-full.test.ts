@@ -2,6 +2,10 @@
 // store content, clients of a fill that hits it are cut, and what is already stored is still served.
 // The disk is a real FsBlobStore whose writes fail with ENOSPC past a budget (test/helpers/full-disk.ts).
 import t, { type Test } from 'tap';
+import Database from 'better-sqlite3';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import type { MetadataStore } from '../../src/metadata/metadata-store.js';
+import { metadataPath } from '../../src/storage/paths.js';
 import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -176,4 +180,42 @@ t.test('a monolithic push that fills the disk leaves no file behind', async (t) 
   t.equal(again.headers.get('docker-content-digest'), sha(blob));
   t.equal((await pushMonolithic(w.url, 'local/other', blob)).status, 201, 'and a monolithic POST works again');
   t.same(await readdir(uploads), [], 'nothing left in the upload area');
+});
+
+t.test('a full metadata database costs one warn line per access-time flush, without a stack', async (t) => {
+  // The SQLite store as it answers on a full disk: every write of access times fails with SQLITE_FULL.
+  const state = { full: false, flushes: 0 };
+  const metadata = (dir: string): MetadataStore => {
+    const real = SqliteMetadataStore.open(metadataPath(dir));
+    return new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === 'touchAccess') {
+          return async (batch: Parameters<MetadataStore['touchAccess']>[0]) => {
+            if (!state.full) return target.touchAccess(batch);
+            state.flushes++;
+            throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  };
+  const logs = new LogCapture();
+  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata, logs });
+  const blob = bulkBytes('pulled-often', 10_000);
+  t.equal((await pushMonolithic(w.url, 'local/app', blob)).status, 201);
+
+  state.full = true;
+  const pulls = 20;
+  for (let i = 0; i < pulls; i++) t.equal((await req(`${w.url}/v2/local/app/blobs/${sha(blob)}`)).status, 200, 'reads go on');
+  await w.close(); // writes the pending access times
+  const warned = logs.lines.filter((l) => /access times/.test(l.msg));
+  t.ok(state.flushes >= 1, 'the access times were written and refused');
+  t.ok(state.flushes < pulls, 'in batches, not one write per pull');
+  t.equal(warned.length, state.flushes, 'one line per failed flush');
+  for (const line of warned) {
+    t.match(line, { level: LEVEL.warn, reason: 'SQLITE_FULL', msg: /storage is full \(SQLITE_FULL\)/ });
+    t.notOk('err' in line, 'no error object with a stack');
+  }
 });
