@@ -79,7 +79,6 @@ export class UploadService {
         throw outOfOrder(upload.offset, `chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
       }
       const offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
-      await this.advance(upload, offset);
       return { id, repo, offset };
     });
   }
@@ -98,7 +97,6 @@ export class UploadService {
           throw outOfOrder(upload.offset, `last chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
         }
         offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
-        if (offset !== upload.offset) await this.advance(upload, offset);
       }
       const running = this.hashes.get(id);
       const known = algorithm === 'sha256' && running && running.offset === offset ? `sha256:${running.hash.copy().digest('hex')}` : undefined;
@@ -142,7 +140,8 @@ export class UploadService {
   }
 
   /**
-   * Writes a chunk at the recorded offset, feeding a copy of the running hash; returns the new size.
+   * Writes a chunk at the recorded offset, feeding a copy of the running hash, and records the new
+   * offset; returns it.
    * A chunk that fails (a full disk, a body shorter or longer than declared) leaves the file, the
    * recorded offset and the running hash where they were: the session resumes at that offset, which
    * the error's Range header tells the client.
@@ -151,20 +150,25 @@ export class UploadService {
     const base = await this.runningHash(upload);
     const next = base.hash.copy();
     let offset: number;
+    let advanced: boolean;
     try {
       offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared);
+      try {
+        advanced = await this.metadata.advanceUpload(upload.id, upload.offset, offset);
+      } catch (err) {
+        // The new offset could not be recorded (a full database): the chunk's bytes go back too.
+        await this.blobs.uploads.truncate(upload.id, upload.offset).catch(() => undefined);
+        throw err;
+      }
     } catch (err) {
       throw resumable(err, upload.offset);
     }
-    this.hashes.set(upload.id, { offset, hash: next });
-    return offset;
-  }
-
-  private async advance(upload: UploadRecord, offset: number): Promise<void> {
-    if (!(await this.metadata.advanceUpload(upload.id, upload.offset, offset))) {
+    if (!advanced) {
       this.hashes.delete(upload.id);
       throw outOfOrder(upload.offset, 'another request advanced this upload at the same time; check its status and resume');
     }
+    this.hashes.set(upload.id, { offset, hash: next });
+    return offset;
   }
 
   private async runningHash(upload: UploadRecord): Promise<RunningHash> {

@@ -59,6 +59,8 @@ export interface UploadArea {
    * the chunk's bytes are given back and the session resumes where it was.
    */
   append(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, length?: number): Promise<number>;
+  /** Cuts the session's file to `size` bytes (a chunk whose offset could not be recorded gives its bytes back). */
+  truncate(id: string, size: number): Promise<void>;
   /** Reads the session's bytes [0, end) — used to rebuild a running hash in another process. */
   read(id: string, end?: number): Readable;
   /**

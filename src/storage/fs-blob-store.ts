@@ -253,6 +253,10 @@ class FsUploadArea implements UploadArea {
     return offset + meter.bytes;
   }
 
+  async truncate(id: string, size: number): Promise<void> {
+    await truncate(uploadPath(this.root, id), size);
+  }
+
   read(id: string, end?: number): Readable {
     const file = uploadPath(this.root, id);
     if (end === 0) return Readable.from([]);

@@ -113,6 +113,29 @@ t.test('a pull that must store content on a full disk: 507 for a manifest, the b
   t.equal(sha(again.body), layer.digest);
 });
 
+/** The SQLite store in the data directory, whose `method` fails with SQLITE_FULL (as on a full disk) while `full` is set. */
+function fullDatabase(method: 'touchAccess' | 'advanceUpload') {
+  const db = {
+    full: false,
+    refused: 0,
+    open: (dir: string): MetadataStore =>
+      new Proxy(SqliteMetadataStore.open(metadataPath(dir)), {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (typeof value !== 'function') return value;
+          const bound = (value as (...a: unknown[]) => unknown).bind(target);
+          if (prop !== method) return bound;
+          return (...args: unknown[]) => {
+            if (!db.full) return bound(...args);
+            db.refused++;
+            return Promise.reject(new Database.SqliteError('database or disk is full', 'SQLITE_FULL'));
+          };
+        },
+      }),
+  };
+  return db;
+}
+
 const octets = { 'content-type': 'application/octet-stream' };
 
 t.test('a push that fills the disk takes its bytes back: the upload resumes from its last offset and the space is free', async (t) => {
@@ -183,39 +206,47 @@ t.test('a monolithic push that fills the disk leaves no file behind', async (t) 
 });
 
 t.test('a full metadata database costs one warn line per access-time flush, without a stack', async (t) => {
-  // The SQLite store as it answers on a full disk: every write of access times fails with SQLITE_FULL.
-  const state = { full: false, flushes: 0 };
-  const metadata = (dir: string): MetadataStore => {
-    const real = SqliteMetadataStore.open(metadataPath(dir));
-    return new Proxy(real, {
-      get(target, prop, receiver) {
-        if (prop === 'touchAccess') {
-          return async (batch: Parameters<MetadataStore['touchAccess']>[0]) => {
-            if (!state.full) return target.touchAccess(batch);
-            state.flushes++;
-            throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
-          };
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  };
+  const db = fullDatabase('touchAccess');
   const logs = new LogCapture();
-  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata, logs });
+  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata: db.open, logs });
   const blob = bulkBytes('pulled-often', 10_000);
   t.equal((await pushMonolithic(w.url, 'local/app', blob)).status, 201);
 
-  state.full = true;
+  db.full = true;
   const pulls = 20;
   for (let i = 0; i < pulls; i++) t.equal((await req(`${w.url}/v2/local/app/blobs/${sha(blob)}`)).status, 200, 'reads go on');
   await w.close(); // writes the pending access times
   const warned = logs.lines.filter((l) => /access times/.test(l.msg));
-  t.ok(state.flushes >= 1, 'the access times were written and refused');
-  t.ok(state.flushes < pulls, 'in batches, not one write per pull');
-  t.equal(warned.length, state.flushes, 'one line per failed flush');
+  t.ok(db.refused >= 1, 'the access times were written and refused');
+  t.ok(db.refused < pulls, 'in batches, not one write per pull');
+  t.equal(warned.length, db.refused, 'one line per failed flush');
   for (const line of warned) {
     t.match(line, { level: LEVEL.warn, reason: 'SQLITE_FULL', msg: /storage is full \(SQLITE_FULL\)/ });
     t.notOk('err' in line, 'no error object with a stack');
   }
+});
+
+t.test('a chunk whose offset cannot be recorded (a full database) takes its bytes back too', async (t) => {
+  const db = fullDatabase('advanceUpload');
+  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata: db.open });
+  const uploads = join(w.dataDir, 'uploads');
+  const blob = bulkBytes('unrecorded-chunk', 200_000);
+  const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });
+  const session = new URL(started.headers.get('location')!, w.url).href;
+  const patch = (body: Buffer, start: number) =>
+    req(session, { method: 'PATCH', headers: { ...octets, 'content-range': `${start}-${start + body.length - 1}` }, body });
+  t.equal((await patch(blob.subarray(0, 50_000), 0)).status, 202);
+
+  db.full = true;
+  const refused = await patch(blob.subarray(50_000), 50_000);
+  t.equal(refused.status, 507, refused.text);
+  t.match(ociError(t, refused), { code: 'STORAGE_FULL', message: /SQLITE_FULL/ });
+  t.equal(refused.headers.get('range'), '0-49999');
+  t.equal(db.refused, 1);
+  t.equal(await bytesUnder(uploads), 50_000, 'the chunk is not left on disk');
+
+  db.full = false;
+  t.equal((await patch(blob.subarray(50_000), 50_000)).status, 202, 'the chunk again, once there is room');
+  const done = await req(`${session}?digest=${sha(blob)}`, { method: 'PUT' });
+  t.equal(done.status, 201, done.text);
 });
