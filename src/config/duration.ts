@@ -1,8 +1,15 @@
 // Durations in configuration: an integer and a unit (500ms, 30s, 5m, 2h, 1d).
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
+/** The schema's pattern for a duration; the loader names strings of this pattern "a duration". */
+export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h|d)$';
+/** What a duration looks like, for messages: "expected a duration such as ...". */
+export const A_DURATION = 'a duration such as 500ms, 30s, 5m, 2h or 1d';
+
+const DURATION = new RegExp(DURATION_PATTERN);
+
 export function parseDuration(value: string): number {
-  const m = /^([0-9]+)(ms|s|m|h|d)$/.exec(value);
-  if (!m) throw new Error(`"${value}" is not a duration (e.g. 500ms, 30s, 5m, 2h, 1d)`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  const m = DURATION.exec(value);
+  if (!m) throw new Error(`"${value}" is not ${A_DURATION}`);
+  return Number(value.slice(0, -m[1]!.length)) * UNIT_MS[m[1] as keyof typeof UNIT_MS];
 }

@@ -16,6 +16,8 @@ import { applyDefaults } from './defaults.js';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListen } from './listen.js';
 import { crossFieldViolations, resolveSecrets } from './checks.js';
+import { A_DURATION, DURATION_PATTERN } from './duration.js';
+import { A_SIZE, SIZE_PATTERN } from './size.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
 
 export const ENV_PREFIX = 'WHARF_';
@@ -206,8 +208,23 @@ function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-/** What a schema accepts, in words: `an integer >= 0`, `a string`, `a list`. */
+/** Strings whose pattern is a kind of value with a name: a message says "a duration such as 30s", not "a string". */
+const NAMED_PATTERNS: ReadonlyMap<unknown, string> = new Map([
+  [DURATION_PATTERN, A_DURATION],
+  [SIZE_PATTERN, A_SIZE],
+]);
+
+/** The named kind of value a schema (or a member of its union) stands for, if any. */
+function namedKind(schema: TSchema): string | undefined {
+  if (schema[Kind] === 'String') return NAMED_PATTERNS.get(schema.pattern);
+  if (schema[Kind] === 'Union') return (schema.anyOf as TSchema[]).map(namedKind).find((k) => k !== undefined);
+  return undefined;
+}
+
+/** What a schema accepts, in words: `an integer >= 0`, `a string`, `a list`, `a duration such as 30s ...`. */
 function accepted(schema: TSchema): string {
+  const named = namedKind(schema);
+  if (named !== undefined) return named;
   switch (schema[Kind]) {
     case 'Integer':
     case 'Number':
@@ -234,12 +251,18 @@ function describe(e: ValueError): string {
       return 'unknown key';
     case ValueErrorType.ObjectRequiredProperty:
       return 'required key missing';
-    case ValueErrorType.StringPattern:
+    case ValueErrorType.StringPattern: {
+      const named = namedKind(e.schema);
+      if (named !== undefined) return `invalid value ${show(e.value)}: expected ${named}`;
       return `invalid value ${show(e.value)}: ${e.schema.description ?? `must match ${e.schema.pattern}`}`;
+    }
     case ValueErrorType.Union: {
       const members = e.schema.anyOf as TSchema[];
       // An enum of literals: name the choices.
       if (members.every((s) => s[Kind] === 'Literal')) return `must be one of ${members.map((s) => String(s.const)).join(', ')}, got ${show(e.value)}`;
+      // A size (bytes or a string with a unit): its name says all that is accepted.
+      const named = namedKind(e.schema);
+      if (named !== undefined) return `expected ${named}, got ${kindOf(e.value)} ${show(e.value)}`;
       const what = `expected ${members.map(accepted).join(' or ')}, got ${show(e.value)}`;
       return typeof e.schema.description === 'string' ? `${what}: ${e.schema.description}` : what;
     }

@@ -1,14 +1,21 @@
 // The one configuration schema: validation, defaults and the TypeScript type come from it.
 // Keys here are a public contract (tools outside the project write them): rename nothing.
 import { Type, type Static } from '@sinclair/typebox';
+import { DURATION_PATTERN } from './duration.js';
+import { SIZE_PATTERN } from './size.js';
 
 const HostPort = Type.String({
   pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
   description: 'HOST:PORT to listen on; an empty host or 0.0.0.0 means every IPv4 address, [::] every address',
 });
 
+// Durations and sizes use the patterns of their parsers: the loader's messages name them by these.
 const Duration = (def: string, description: string) =>
-  Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$', default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` });
+  Type.String({ pattern: DURATION_PATTERN, default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` });
+
+/** Bytes, or a string with a unit. */
+const Size = (def: number | string, description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], { default: def, description });
 
 export const UpstreamSchema = Type.Object(
   {
@@ -37,10 +44,10 @@ export const UpstreamSchema = Type.Object(
         connect: Duration('10s', 'TCP/TLS connect timeout'),
         headers: Duration('30s', 'time to receive response headers'),
         bodyIdle: Duration('30s', 'longest pause between two body chunks'),
-        minRate: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' })], {
-          default: '1KiB',
-          description: 'slowest blob download worth waiting for, in bytes per second averaged over minRateWindow (a trickle never trips bodyIdle); 0 turns it off',
-        }),
+        minRate: Size(
+          '1KiB',
+          'slowest blob download worth waiting for, in bytes per second averaged over minRateWindow (a trickle never trips bodyIdle); 0 turns it off',
+        ),
         minRateWindow: Duration('30s', 'the window minRate is averaged over'),
       },
       { additionalProperties: false, default: {} },
@@ -215,14 +222,11 @@ export const ConfigSchema = Type.Object(
     cache: Type.Object(
       {
         maxAge: Type.String({
-          pattern: '^[0-9]+(ms|s|m|h|d)$',
+          pattern: DURATION_PATTERN,
           default: '0s',
           description: 'cached (upstream-routed) manifests not pulled for longer are dropped, then what only they held; 0s = no age limit',
         }),
-        maxSize: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$' })], {
-          default: 0,
-          description: 'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit',
-        }),
+        maxSize: Size(0, 'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit'),
       },
       { additionalProperties: false, default: {} },
     ),
