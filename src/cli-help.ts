@@ -28,7 +28,9 @@ finish; after shutdownTimeoutMs it exits anyway, with status 1.`,
     synopsis: '[FILE...]',
     text: `Check configuration files exactly as serve would check them before starting:
 with the WHARF_* environment, the files they name (passwordFile, passwordEnv,
-auth.htpasswd, token keys) and the data directory. Without FILE, $WHARF_CONFIG.
+auth.htpasswd, token keys), the listen host (not its port: a running server
+may hold it) and the data directory, an existing store in every part Wharf
+writes. Without FILE, $WHARF_CONFIG.
 Prints "FILE: ok", or every problem, one per line, and exits with status 1.`,
   },
   {

@@ -1,5 +1,6 @@
 // The command line: thin. It loads configuration and hands it to the same code the tests use.
 import { existsSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
@@ -17,7 +18,9 @@ import { routingSummary } from './config/routing-summary.js';
 import { ConfigSchema, type WharfConfig } from './config/schema.js';
 import { healthcheck } from './healthcheck.js';
 import { commandUsage, USAGE, version } from './cli-help.js';
-import { globContext, policyGlobViolations, preflight } from './preflight.js';
+import { checkConfig, globContext } from './preflight.js';
+import { bindListenSocket } from './http/listen-socket.js';
+import { ConfigKeyError } from './config/key-error.js';
 import { globChecker } from './auth/repository-globs.js';
 import type { MetadataStore, ServiceTokenRecord } from './metadata/metadata-store.js';
 import type { GcReport } from './gc/collector.js';
@@ -43,6 +46,8 @@ const isParseArgsError = (err: unknown): err is Error =>
 
 /** How the entry point prints a failure: one `wharf:` line; a ConfigError lists every violation below it. */
 export function formatError(err: unknown): string {
+  // A problem with one key's value names the key once, as the violations do.
+  if (err instanceof ConfigKeyError) return `wharf: ${err.key}: ${err.message}\n`;
   return `wharf: ${err instanceof Error ? err.message : String(err)}\n`;
 }
 
@@ -127,21 +132,30 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     strict: true,
   });
   if (values.help) return printHelp(io, 'serve');
-  const config = loadCliConfig(io, values, policyGlobViolations);
-  const { host, port } = parseListen(config.listen);
   // Everything verify-config checks, before anything is created.
-  const problems = await preflight(config);
-  if (problems.length > 0) throw new ConfigError(problems, configFile(io, values));
+  const config = await checkConfig(loadOptions(io, values));
+  const { host, port } = parseListen(config.listen);
+  // Then the socket, still before anything is created: a port in use or not allowed is said at once,
+  // and leaves no store behind. The server adopts this socket (no second bind that could fail).
+  const socket = await bindListenSocket(host, port);
 
-  // Loaded here, not at the top: verify-config and print-schema need neither fastify nor the database.
-  const { buildApp } = await import('./app.js');
-  const app = await buildApp(config);
+  let app: FastifyInstance;
+  try {
+    // Loaded here, not at the top: verify-config and print-schema need neither fastify nor the database.
+    const { buildApp } = await import('./app.js');
+    app = await buildApp(config);
+  } catch (err) {
+    await socket.close();
+    throw err;
+  }
   io.stdout.write(`${routingSummary(config)}\n`);
 
   // Listening for signals before the socket is open: a SIGTERM during start-up still closes cleanly.
   const firstSignal = onSignal();
   try {
-    await app.listen({ host, port });
+    // `handle`: node's listen() takes over the bound socket; fastify passes its options through.
+    const options = { host, handle: socket.handle };
+    await app.listen(options);
   } catch (err) {
     firstSignal.dispose();
     await app.close();
@@ -167,16 +181,19 @@ function warner(io: CliIo): (message: string) => void {
   };
 }
 
-/** The configuration as every command that runs against a data directory sees it: file, WHARF_*, flags. */
-/** `checks`: verify-config's and serve's further rules (policyGlobViolations); other commands only load. */
-function loadCliConfig(io: CliIo, flags: { config?: string; listen?: string; data?: string }, checks?: LoadOptions['checks']): WharfConfig {
-  return loadConfig({
+/** How every command that runs against a data directory loads its configuration: file, WHARF_*, flags. */
+function loadOptions(io: CliIo, flags: { config?: string; listen?: string; data?: string }): LoadOptions {
+  return {
     file: configFile(io, flags),
     env: io.env,
     overrides: { listen: flags.listen, storage: { path: flags.data } },
     warn: warner(io),
-    checks,
-  });
+  };
+}
+
+/** The configuration, loaded only (serve and verify-config run checkConfig, which checks further). */
+function loadCliConfig(io: CliIo, flags: { config?: string; listen?: string; data?: string }): WharfConfig {
+  return loadConfig(loadOptions(io, flags));
 }
 
 interface Closable {
@@ -477,9 +494,9 @@ async function verifyConfig(args: string[], io: CliIo): Promise<number> {
   const warn = warner(io);
   let failed = false;
   for (const file of files) {
-    let violations: readonly string[];
+    let violations: readonly string[] = [];
     try {
-      violations = await preflight(loadConfig({ file, env: io.env, warn, checks: policyGlobViolations }));
+      await checkConfig({ file, env: io.env, warn });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       violations = err.violations;

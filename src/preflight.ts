@@ -1,12 +1,19 @@
-// What `serve` needs of the world before it creates anything: the data directory can be created and
-// written, and the files the configuration names (auth.htpasswd, the token keys) load. `serve` and
-// `verify-config` run these same checks, so a configuration that passes verify-config starts, and
-// one that fails says why, all at once; `serve` creates nothing (data directory, metadata.db, key
-// file) until they pass. Each failure is one violation, prefixed by the key it is about.
+// What `serve` needs of the world before it creates anything: the listen host resolves to an address
+// of this machine, the data directory can be created and written (an existing store in every part
+// Wharf writes), and the files the configuration names (auth.htpasswd, the token keys) load. `serve`
+// and `verify-config` run these same checks (checkConfig), so a configuration that passes
+// verify-config starts, and one that fails says why, all at once; `serve` creates nothing (data
+// directory, metadata.db, key file) until they pass. Each failure is one violation, prefixed once by
+// the key it is about and followed by where that key was written.
 import { constants, type Stats } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { ConfigKeyError } from './config/key-error.js';
+import { parseListen } from './config/listen.js';
+import { ConfigError, loadConfigWithOrigin, type LoadOptions } from './config/load.js';
 import type { WharfConfig } from './config/schema.js';
+import { listenHostProblem } from './http/listen-socket.js';
+import { isSessionId, metadataPath, uploadsDir } from './storage/paths.js';
 import { loadOrCreateSigningKey, loadVerificationKeys } from './auth/jwt.js';
 import { UserDirectory } from './auth/users.js';
 import { repositoryGlobProblem, type GlobContext } from './auth/repository-globs.js';
@@ -53,17 +60,47 @@ export function policyGlobViolations(config: unknown): string[] {
   return out;
 }
 
-export async function preflight(config: WharfConfig): Promise<string[]> {
-  const out: string[] = [];
+/** One thing `serve` would trip on: the key it is about, apart from the message (it is prefixed once). */
+export interface Problem {
+  key: string;
+  message: string;
+}
+
+/**
+ * What verify-config and serve both run, in full: the configuration loaded and validated (schema,
+ * rules between keys, policy globs), then preflight; every problem under its key, with where the key
+ * was written. Throws a ConfigError listing them; serve runs this before it creates or binds anything.
+ */
+export async function checkConfig(opts: Omit<LoadOptions, 'checks'>): Promise<WharfConfig> {
+  const { config, origin } = loadConfigWithOrigin({ ...opts, checks: policyGlobViolations });
+  const problems = await preflight(config);
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${p.key}: ${p.message}${origin(p.key)}`), opts.file);
+  return config;
+}
+
+export async function preflight(config: WharfConfig): Promise<Problem[]> {
+  const out: Problem[] = [];
+  // `key` is the key a failure is about, unless the error names its own (ConfigKeyError: an inline
+  // user's entry, say); the message never repeats it.
   const check = async (key: string, fn: () => Promise<unknown>) => {
     try {
       await fn();
     } catch (err) {
-      out.push(`${key}: ${(err as Error).message}`);
+      if (err instanceof ConfigKeyError) out.push({ key: err.key, message: err.message });
+      else out.push({ key, message: (err as Error).message });
     }
   };
 
-  await check('storage.path', () => writableDirectory(config.storage.path, 'the data directory'));
+  // The host resolves and is an address of this machine; its port is serve's to take (a running
+  // server may hold it while verify-config runs).
+  await check('listen', async () => {
+    const problem = await listenHostProblem(parseListen(config.listen).host);
+    if (problem !== undefined) throw new Error(problem);
+  });
+  await check('storage.path', async () => {
+    await writableDirectory(config.storage.path, 'the data directory');
+    await writableStore(config.storage.path);
+  });
   const auth = config.auth;
   if (auth !== undefined) {
     // The same loader serve uses: the file is read and every line checked, inline users too.
@@ -118,5 +155,70 @@ export async function writableDirectory(path: string, what: string): Promise<voi
       return;
     }
     if (dirname(p) === p) throw new Error(`cannot create ${what} ${path}: no existing parent directory`);
+  }
+}
+
+const describeUid = (): string => (typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '');
+
+/** The directories under `dir`, `depth` levels down (`dir` itself at depth 0); unreadable ones are still listed, not entered. */
+async function directoriesUnder(dir: string, depth: number): Promise<string[]> {
+  const out = [dir];
+  if (depth === 0) return out;
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return out; // the access check below reports it
+  }
+  for (const e of entries) if (e.isDirectory()) out.push(...(await directoriesUnder(join(dir, e.name), depth - 1)));
+  return out;
+}
+
+/**
+ * Throws unless this process may use every part of an existing store in `root` as Wharf does: the
+ * directories it creates and renames files in (blobs/ with its algorithm and prefix directories,
+ * uploads/, trash/), the upload sessions it appends to, and the database with its journal files.
+ * Checking only `root` let a store created by another user (root, another image) start, then fail
+ * its first push with a 500. A part that does not exist yet is created by Wharf itself: nothing to check.
+ */
+export async function writableStore(root: string): Promise<void> {
+  const dirs: string[] = [];
+  const blobs = join(root, 'blobs');
+  // The layout (storage/paths.ts): blobs/<algorithm>/<first 2 hex>/<hex>.
+  if ((await statOrUndefined(blobs))?.isDirectory()) dirs.push(...(await directoriesUnder(blobs, 2)));
+  else dirs.push(blobs);
+  dirs.push(uploadsDir(root), join(root, 'trash'));
+  const files = [metadataPath(root), `${metadataPath(root)}-wal`, `${metadataPath(root)}-shm`];
+  try {
+    files.push(...(await readdir(uploadsDir(root))).filter(isSessionId).map((id) => join(uploadsDir(root), id)));
+  } catch {
+    // no uploads/ yet, or unreadable: reported with the directories
+  }
+
+  const denied: string[] = [];
+  const wrong: string[] = [];
+  for (const [paths, isDir] of [[dirs, true], [files, false]] as const) {
+    for (const path of paths) {
+      const st = await statOrUndefined(path);
+      if (st === undefined) continue;
+      if (st.isDirectory() !== isDir) {
+        wrong.push(`${path} is ${isDir ? 'not a directory' : 'a directory'}`);
+        continue;
+      }
+      try {
+        await access(path, constants.R_OK | constants.W_OK | (isDir ? constants.X_OK : 0));
+      } catch {
+        denied.push(path);
+      }
+    }
+  }
+  if (wrong.length > 0) throw new Error(`the store in ${root} is damaged: ${wrong.join('; ')}`);
+  if (denied.length > 0) {
+    const shown = denied.length > 3 ? `${denied.slice(0, 3).join(', ')} and ${denied.length - 3} more` : denied.join(', ');
+    const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+    throw new Error(
+      `this process${describeUid()} cannot write parts of the existing store in ${root}: ${shown}; ` +
+        `make the user Wharf runs as their owner${uid === undefined ? '' : ` (e.g. chown -R ${uid} ${root})`}`,
+    );
   }
 }

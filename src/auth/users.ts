@@ -19,6 +19,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { compare } from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
 import type { Identity } from './types.js';
+import { ConfigKeyError } from '../config/key-error.js';
 
 export interface UserDirectoryOptions {
   /** Path of an htpasswd file: lines `name:$2y$...`; blank lines and lines starting with '#' ignored. */
@@ -92,7 +93,7 @@ async function signatureOf(file: string): Promise<string> {
 }
 
 function unreadable(file: string, err: unknown): Error {
-  return new Error(`auth.htpasswd: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  return new ConfigKeyError('auth.htpasswd', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
 }
 
 async function loadHtpasswd(file: string): Promise<{ users: Map<string, string>; signature: string }> {
@@ -158,9 +159,9 @@ export class UserDirectory {
     };
     opts.users.forEach((u, i) => {
       if (bcryptCost(u.password) === undefined) {
-        throw new Error(`auth.users[${i}] (${u.name}): password must be a bcrypt hash with cost ${MIN_COST}-${MAX_COST}`);
+        throw new ConfigKeyError(`auth.users.${i}.password`, `user "${u.name}": must be a bcrypt hash with cost ${MIN_COST}-${MAX_COST}`);
       }
-      if (inline.has(u.name)) throw new Error(`auth.users[${i}]: user "${u.name}" is defined twice`);
+      if (inline.has(u.name)) throw new ConfigKeyError(`auth.users.${i}.name`, `user "${u.name}" is defined twice`);
       inline.set(u.name, u.password);
       for (const g of u.groups) addGroup(u.name, g);
     });

@@ -282,6 +282,21 @@ function describe(e: ValueError): string {
 const dotted = (pointer: string): string => pointer.split('/').slice(1).join('.');
 
 export function loadConfig(opts: LoadOptions = {}): WharfConfig {
+  return loadConfigWithOrigin(opts).config;
+}
+
+export interface LoadedConfig {
+  config: WharfConfig;
+  /**
+   * Where the value of a dotted key came from, as violations say it: ` (line 7)`, ` (from WHARF_X)`,
+   * ` (from command line)`, or '' when it is a default. For problems found after loading (preflight:
+   * files the configuration names, the data directory), so they say where to look like the rest.
+   */
+  origin(key: string): string;
+}
+
+/** loadConfig, and where each value came from. */
+export function loadConfigWithOrigin(opts: LoadOptions = {}): LoadedConfig {
   const merged: Plain = {};
   const sources: Sources = new Map();
   const violations: string[] = [];
@@ -349,7 +364,7 @@ export function loadConfig(opts: LoadOptions = {}): WharfConfig {
     violations.push(`${v}${origin(v.slice(0, v.indexOf(':')))}`);
   }
   if (violations.length > 0) throw new ConfigError(violations, opts.file);
-  return deepFreeze(config as WharfConfig);
+  return { config: deepFreeze(config as WharfConfig), origin };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,9 +1,9 @@
 // The CLI as users run it: a real process, real exit codes, real signals.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +31,13 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function start(t: Tap, args: string[], env: Record<string, string> = {}, node = TSX_MAIN): Started {
-  const child = spawn(process.execPath, [...node, ...args], { cwd: root, env: cleanEnv(env), stdio: 'pipe' });
+/** Another user to run the CLI as (spawn's uid and gid); the current one when undefined. */
+type RunAs = { uid: number; gid: number } | undefined;
+
+function start(t: Tap, args: string[], env: Record<string, string> = {}, node = TSX_MAIN, as: RunAs = undefined): Started {
+  // As another user, without tap's process-info hooks: they write to the test runner's own directory.
+  const childEnv = as === undefined ? cleanEnv(env) : Object.fromEntries(Object.entries(cleanEnv(env)).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS')));
+  const child = spawn(process.execPath, [...node, ...args], { cwd: root, env: childEnv, stdio: 'pipe', ...as });
   const out = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
@@ -75,8 +80,8 @@ interface Tap {
 }
 
 /** Runs the CLI to completion (bounded) and returns its exit code and output. */
-async function run(t: Tap, args: string[], env: Record<string, string> = {}, node = TSX_MAIN) {
-  const p = start(t, args, env, node);
+async function run(t: Tap, args: string[], env: Record<string, string> = {}, node = TSX_MAIN, as: RunAs = undefined) {
+  const p = start(t, args, env, node, as);
   const code = await within(p.exited, 30_000, `wharf ${args.join(' ')}`);
   return { code, ...p.out };
 }
@@ -327,7 +332,7 @@ t.test('verify-config checks what serve checks, with the real environment and fi
   const cases: Array<{ what: string; yaml: string; env?: Record<string, string>; problem: string }> = [
     { what: 'passwordEnv not set', yaml: upstream('    passwordEnv: PRIV_PASSWORD\n'), problem: 'upstreams.0.passwordEnv: the environment variable PRIV_PASSWORD is not set' },
     { what: 'passwordFile missing', yaml: upstream(`    passwordFile: ${join(base, 'nope')}\n`), problem: `upstreams.0.passwordFile: cannot read ${join(base, 'nope')}: ENOENT` },
-    { what: 'htpasswd missing', yaml: `auth:\n  htpasswd: ${join(base, 'nope')}\n`, problem: 'auth.htpasswd: ' },
+    { what: 'htpasswd missing', yaml: `auth:\n  htpasswd: ${join(base, 'nope')}\n`, problem: `auth.htpasswd: cannot read ${join(base, 'nope')}: ENOENT (line 4)` },
     { what: 'htpasswd not bcrypt', yaml: `auth:\n  htpasswd: ${join(base, 'htpasswd.bad')}\n`, problem: `auth.htpasswd: ${join(base, 'htpasswd.bad')}:1: user "bob": the password is not a bcrypt hash` },
     { what: 'token key unreadable', yaml: `auth:\n  token:\n    key: ${join(base, 'key.bad')}\n`, problem: `auth.token.key: token signing key ${join(base, 'key.bad')} is not a readable` },
     { what: 'trust keys missing', yaml: `auth:\n  token:\n    trust:\n      issuer: corp\n      keys: ${join(base, 'nope')}\n`, problem: 'auth.token.trust.keys: cannot read token verification keys' },
@@ -477,4 +482,107 @@ t.test('verify-config and serve refuse a policy that names an upstream by its pr
   writeFileSync(file, readFileSync(file, 'utf8').replace('"corp/**"', '"registry.corp.example-5000/**"').replace('"docker.io/library/**", "registry.corp.example:5000/**"', '"library/**"'));
   const ok = await run(t, ['verify-config', file]);
   t.equal(ok.code, 0, ok.stderr);
+});
+
+// Tests run as root, whom permission bits do not stop: the CLI then runs as nobody, as a container's
+// unprivileged user would. Run as another user, it runs as that user, and the modes below stop it.
+const UNPRIVILEGED: RunAs = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+
+t.test('a data directory whose existing store has parts this user cannot write fails verify-config and serve, naming them', async (t) => {
+  const base = tempDataDir(t);
+  chmodSync(base, 0o755);
+  // Each store below: a writable top directory (mode 777) holding one part made by another user.
+  const parts: Array<{ part: string; make(dir: string): void }> = [
+    { part: 'blobs', make: (dir) => mkdirSync(join(dir, 'blobs'), { mode: 0o555 }) },
+    {
+      part: join('blobs', 'sha256', 'ab'),
+      make: (dir) => {
+        mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+        chmodSync(join(dir, 'blobs'), 0o777);
+        chmodSync(join(dir, 'blobs', 'sha256'), 0o777);
+        mkdirSync(join(dir, 'blobs', 'sha256', 'ab'), { mode: 0o555 });
+      },
+    },
+    { part: 'uploads', make: (dir) => mkdirSync(join(dir, 'uploads'), { mode: 0o555 }) },
+    { part: 'metadata.db', make: (dir) => writeFileSync(join(dir, 'metadata.db'), '', { mode: 0o444 }) },
+    { part: 'metadata.db-wal', make: (dir) => writeFileSync(join(dir, 'metadata.db-wal'), '', { mode: 0o444 }) },
+  ];
+  for (const [i, { part, make }] of parts.entries()) {
+    const data = join(base, `d${i}`);
+    mkdirSync(data);
+    chmodSync(data, 0o777);
+    make(data);
+    const before = readdirSync(data, { recursive: true });
+    const file = join(base, `wharf-${i}.yaml`);
+    writeFileSync(file, `listen: 127.0.0.1:0\nstorage:\n  path: ${data}\n`);
+    const problem = `storage.path: this process${UNPRIVILEGED ? ' (uid 65534)' : ''} cannot write parts of the existing store in ${data}: ${join(data, part)}; make the user Wharf runs as their owner`;
+
+    const verified = await run(t, ['verify-config', file], {}, BIN, UNPRIVILEGED);
+    t.equal(verified.code, 1, `verify-config refuses a store with ${part} not writable`);
+    t.match(verified.stderr, `${file}: ${problem}`, part);
+    t.match(verified.stderr, '(line 3)', `${part}: the line of storage.path`);
+    const served = await run(t, ['serve', '--config', file], { WHARF_LOG_LEVEL: 'silent' }, BIN, UNPRIVILEGED);
+    t.equal(served.code, 1, `serve exits at once: ${part}`);
+    t.match(served.stderr, `  ${problem}`, part);
+    t.notMatch(served.stdout, 'listening');
+    t.strictSame(readdirSync(data, { recursive: true }), before, `serve created nothing: ${part}`);
+  }
+
+  // The same store, given to the user: both pass, and serve starts on it.
+  const data = join(base, 'd0');
+  chmodSync(join(data, 'blobs'), 0o777);
+  const ok = await run(t, ['verify-config', join(base, 'wharf-0.yaml')], {}, BIN, UNPRIVILEGED);
+  t.equal(ok.code, 0, ok.stderr);
+  const p = start(t, ['serve', '--config', join(base, 'wharf-0.yaml')], { WHARF_LOG_LEVEL: 'silent' }, BIN, UNPRIVILEGED);
+  await p.waitForStdout(/^listening on /m);
+  p.child.kill('SIGTERM');
+  t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+});
+
+/** A socket on 127.0.0.1 that holds a port for the length of the test. */
+async function holdPort(t: Tap): Promise<number> {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  return (holder.address() as AddressInfo).port;
+}
+
+t.test('a listen host that does not resolve fails verify-config and serve; a port in use fails serve at once; neither leaves a store behind', async (t) => {
+  const base = tempDataDir(t);
+  const data = join(base, 'data');
+  const file = join(base, 'wharf.yaml');
+  writeFileSync(file, `storage:\n  path: ${data}\nlisten: nosuchhost.invalid:5000\n`);
+  const unresolved = 'listen: cannot resolve the host "nosuchhost.invalid"';
+  const verified = await run(t, ['verify-config', file], {}, BIN);
+  t.equal(verified.code, 1, 'verify-config refuses a host that does not resolve');
+  t.match(verified.stderr, `${file}: ${unresolved}`);
+  t.match(verified.stderr, '(line 3)');
+  const served = await run(t, ['serve', '--config', file], {}, BIN);
+  t.equal(served.code, 1);
+  t.match(served.stderr, `  ${unresolved}`);
+  t.notOk(existsSync(data), 'serve created nothing for a host that does not resolve');
+
+  const port = await holdPort(t);
+  const busy = await run(t, ['serve', '--data', data, '--listen', `127.0.0.1:${port}`], { WHARF_LOG_LEVEL: 'silent' }, BIN);
+  t.equal(busy.code, 1, 'serve exits when its port is taken');
+  t.match(busy.stderr, `wharf: listen: 127.0.0.1:${port} is in use`);
+  t.notMatch(busy.stdout, 'listening');
+  t.notOk(existsSync(data), 'serve created nothing for a port in use');
+  // verify-config checks the host, not the port: a running server may hold it.
+  writeFileSync(file, `storage:\n  path: ${data}\nlisten: 127.0.0.1:${port}\n`);
+  const held = await run(t, ['verify-config', file], {}, BIN);
+  t.equal(held.code, 0, held.stderr);
+});
+
+t.test('a file a key names that cannot be read is reported once under that key, with the line of the key', async (t) => {
+  const base = tempDataDir(t);
+  const file = join(base, 'wharf.yaml');
+  const htpasswd = join(base, 'no-htpasswd');
+  writeFileSync(file, `storage:\n  path: ${join(base, 'data')}\nauth:\n  htpasswd: ${htpasswd}\n`);
+  const verified = await run(t, ['verify-config', file], {}, BIN);
+  t.equal(verified.code, 1);
+  t.equal(verified.stderr, `${file}: auth.htpasswd: cannot read ${htpasswd}: ENOENT (line 4)\n`);
+  const served = await run(t, ['serve', '--config', file, '--listen', '127.0.0.1:0'], {}, BIN);
+  t.equal(served.code, 1);
+  t.equal(served.stderr, `wharf: invalid configuration in ${file} (1 problem):\n  auth.htpasswd: cannot read ${htpasswd}: ENOENT (line 4)\n`);
 });

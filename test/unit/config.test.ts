@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -9,6 +9,7 @@ import { parseListen } from '../../src/config/listen.js';
 import { parseSize } from '../../src/config/size.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
+import { checkConfig } from '../../src/preflight.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -371,8 +372,7 @@ t.test('cross-field rules are reported together with schema errors, each once, s
     'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud" (line 16)',
     'upstreams.2.name: required key missing (line 12)',
     'upstreams.2.registry: required key missing (line 12)',
-    'cache.maxSize: expected an integer >= 0 or a string, got true: ' +
-      'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit (line 14)',
+    'cache.maxSize: expected a size such as 1048576 (bytes), 500MiB, 10GiB or 1TB, got a boolean true (line 14)',
     'upstreams: at most one upstream may be the default; a, b all say default: true (line 2)',
     'upstreams.0.username: required when password is given (line 2)',
     'upstreams.1.prefix: "a.example" is already used by upstream a (line 10)',
@@ -388,4 +388,54 @@ t.test('passwordEnv is read from the environment given, and a missing one is rep
     'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "x" (from command line)',
     'upstreams.0.passwordEnv: the environment variable A_PASSWORD is not set (from command line)',
   ]);
+});
+
+t.test('a duration or a size of the wrong kind says that a duration or a size is wanted, with examples', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': [
+      'http:', // 1
+      '  bodyIdleTimeout: -1', // 2: an integer, not a duration
+      'gc:', // 3
+      '  interval: 10 seconds', // 4: a string, not a duration
+      'cache:', // 5
+      '  maxSize: -5', // 6: below 0
+      '  maxAge: 30', // 7: a number without a unit
+      '',
+    ].join('\n'),
+  });
+  const duration = 'a duration such as 500ms, 30s, 5m, 2h or 1d';
+  const size = 'a size such as 1048576 (bytes), 500MiB, 10GiB or 1TB';
+  t.strictSame(configError(() => loadConfig({ file: join(dir, 'bad.yaml') })).violations, [
+    `http.bodyIdleTimeout: expected ${duration}, got an integer -1 (line 2)`,
+    `gc.interval: invalid value "10 seconds": expected ${duration} (line 4)`,
+    `cache.maxAge: expected ${duration}, got an integer 30 (line 7)`,
+    `cache.maxSize: expected ${size}, got an integer -5 (line 6)`,
+  ]);
+  // From the environment, every value is a string: the same words.
+  t.strictSame(configError(() => loadConfig({ env: { WHARF_HTTP_BODY_IDLE_TIMEOUT: '-1', WHARF_CACHE_MAX_SIZE: 'lots' } })).violations, [
+    `http.bodyIdleTimeout: invalid value "-1": expected ${duration} (from WHARF_HTTP_BODY_IDLE_TIMEOUT)`,
+    `cache.maxSize: expected ${size}, got a string "lots" (from WHARF_CACHE_MAX_SIZE)`,
+  ]);
+});
+
+t.test('a problem found after loading (a file a key names) is reported once under its key, with the line of that key', async (t) => {
+  const dir = t.testdir({});
+  const file = join(dir, 'wharf.yaml');
+  const htpasswd = join(dir, 'no-htpasswd');
+  const write = (auth: string[]) => writeFileSync(file, ['storage:', `  path: ${join(dir, 'data')}`, 'auth:', ...auth, ''].join('\n'));
+  const violations = async () => {
+    try {
+      await checkConfig({ file, env: {} });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.violations;
+      throw err;
+    }
+    throw new Error('expected a ConfigError, but the configuration passed');
+  };
+  write([`  htpasswd: ${htpasswd}`]);
+  t.strictSame(await violations(), [`auth.htpasswd: cannot read ${htpasswd}: ENOENT (line 4)`]);
+  // The error names its own key (the second inline user's password): that key and its line.
+  const cost3 = `$2b$03$${'a'.repeat(53)}`;
+  write(['  users:', `    - {name: alice, password: "${`$2b$10$${'a'.repeat(53)}`}"}`, `    - name: bob`, `      password: "${cost3}"`]);
+  t.strictSame(await violations(), ['auth.users.1.password: user "bob": must be a bcrypt hash with cost 4-31 (line 7)']);
 });
