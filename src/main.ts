@@ -1,6 +1,6 @@
 // Process entry point (bin/wharf.js imports the compiled copy): the one place that touches
 // process.argv, process.env and the exit status.
-import { formatError, main } from './cli.js';
+import { formatError, main } from './cli/index.js';
 
 const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).catch(
   (err: unknown) => {

@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { main } from '../../src/cli.js';
-import { healthzUrl } from '../../src/healthcheck.js';
+import { main } from '../../src/cli/index.js';
+import { healthzUrl } from '../../src/cli/healthcheck.js';
 import { startWharf } from '../helpers/server.js';
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -9,7 +9,7 @@ import { parseListen } from '../../src/config/listen.js';
 import { parseSize } from '../../src/config/size.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
-import { checkConfig } from '../../src/preflight.js';
+import { checkConfig } from '../../src/cli/preflight.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/index.js';
 import { ENV_KEYS, loadConfig } from '../../src/config/load.js';
 import { parseListen } from '../../src/config/listen.js';
 

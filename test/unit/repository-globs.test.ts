@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { repositoryGlobProblem } from '../../src/auth/repository-globs.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { globContext, policyGlobViolations } from '../../src/preflight.js';
+import { globContext, policyGlobViolations } from '../../src/cli/preflight.js';
 import { Router } from '../../src/registry/router.js';
 
 const hub = { name: 'hub', registry: 'docker.io', prefix: 'hub', default: true };

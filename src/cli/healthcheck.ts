@@ -4,8 +4,9 @@
 // a port written into the image.
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
-import { formatHostPort, parseListen } from './config/listen.js';
-import type { WharfConfig } from './config/schema.js';
+import { formatHostPort, parseListen } from '../config/listen.js';
+import type { CliIo, Command, CommandHelp } from './command.js';
+import { loadCliConfig } from './config.js';
 
 export const HEALTHCHECK_USAGE = `Usage: wharf healthcheck [--config FILE] [--listen HOST:PORT] [--timeout MS]
 
@@ -15,13 +16,15 @@ variables, then --listen) and asks GET /healthz at the address it listens on
 status 0 when it is 200, 1 otherwise (no answer within MS milliseconds, default 2000).
 `;
 
-interface Io {
-  stdout: { write(chunk: string): unknown };
-  stderr: { write(chunk: string): unknown };
-}
-
-/** Loads the configuration the way `serve` does; the CLI passes its own loader. */
-export type ConfigLoader = (flags: { config?: string; listen?: string }) => WharfConfig;
+/** Its entry in `wharf --help`; its own --help prints HEALTHCHECK_USAGE, which says more. */
+const help: CommandHelp[] = [
+  {
+    name: 'healthcheck',
+    synopsis: '[--config FILE] [--listen HOST:PORT] [--timeout MS]',
+    text: `Ask GET /healthz where the configuration (read as serve reads it) listens;
+exit status 0 when it answers 200 (the container image's HEALTHCHECK).`,
+  },
+];
 
 /**
  * The URL of /healthz for a `listen` value: a wildcard address is asked on IPv4 loopback. `::` too:
@@ -46,7 +49,7 @@ function get(url: string, timeoutMs: number): Promise<number> {
   });
 }
 
-export async function healthcheck(args: string[], io: Io, load: ConfigLoader): Promise<number> {
+async function healthcheck(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -64,7 +67,7 @@ export async function healthcheck(args: string[], io: Io, load: ConfigLoader): P
   }
   const timeoutMs = values.timeout === undefined ? 2000 : Number(values.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new RangeError(`--timeout ${values.timeout}: expected a number of milliseconds`);
-  const url = healthzUrl(load({ config: values.config, listen: values.listen }).listen);
+  const url = healthzUrl(loadCliConfig(io, { config: values.config, listen: values.listen }).listen);
   let status: number;
   try {
     status = await get(url, timeoutMs);
@@ -79,3 +82,5 @@ export async function healthcheck(args: string[], io: Io, load: ConfigLoader): P
   io.stdout.write(`${url}: ok\n`);
   return 0;
 }
+
+export const healthcheckCommand: Command = { name: 'healthcheck', help, run: healthcheck };

@@ -8,16 +8,16 @@
 import { constants, type Stats } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigKeyError } from './config/key-error.js';
-import { parseListen } from './config/listen.js';
-import { ConfigError, loadConfigWithOrigin, type LoadOptions } from './config/load.js';
-import type { WharfConfig } from './config/schema.js';
-import { listenHostProblem } from './http/listen-socket.js';
-import { isSessionId, metadataPath, uploadsDir } from './storage/paths.js';
-import { loadOrCreateSigningKey, loadVerificationKeys } from './auth/jwt.js';
-import { UserDirectory } from './auth/users.js';
-import { repositoryGlobProblem, type GlobContext } from './auth/repository-globs.js';
-import { Router, type UpstreamRoute } from './registry/router.js';
+import { ConfigKeyError } from '../config/key-error.js';
+import { parseListen } from '../config/listen.js';
+import { ConfigError, loadConfigWithOrigin, type LoadOptions } from '../config/load.js';
+import type { WharfConfig } from '../config/schema.js';
+import { listenHostProblem } from '../http/listen-socket.js';
+import { isSessionId, metadataPath, uploadsDir } from '../storage/paths.js';
+import { loadOrCreateSigningKey, loadVerificationKeys } from '../auth/jwt.js';
+import { UserDirectory } from '../auth/users.js';
+import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
+import { Router, type UpstreamRoute } from '../registry/router.js';
 
 /** The configuration's routing, as repository globs are judged against it (policies, token scopes). */
 export function globContext(upstreams: readonly UpstreamRoute[], localNamespaces: readonly string[]): GlobContext {

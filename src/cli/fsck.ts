@@ -1,0 +1,37 @@
+// `wharf fsck`: checks that metadata and blob files agree; exit 1 when they do not.
+import { parseArgs } from 'node:util';
+import { printHelp, UsageError, type CliIo, type Command, type CommandHelp } from './command.js';
+import { storeOptions, withStores } from './stores.js';
+
+const help: CommandHelp[] = [
+  {
+    name: 'fsck',
+    synopsis: '[--config FILE] [--data DIR] [--json]',
+    text: `Check that the metadata and the blob files of the data directory agree: prints
+"ok", or each difference, one per line, and exits with status 1.`,
+  },
+];
+
+async function runFsck(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { ...storeOptions, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  if (values.help) return printHelp(io, help, 'fsck');
+  if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
+  const { fsck } = await import('../gc/fsck.js');
+  return withStores(io, values, async ({ config, metadata }) => {
+    const result = await fsck(metadata, config.storage.path);
+    if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (result.ok) io.stdout.write('ok: metadata and blob files agree\n');
+    else {
+      const lines = [
+        ...result.missingFiles.map((d) => `missing file: ${d}`),
+        ...result.orphanFiles.map((d) => `orphan file: ${d}`),
+        ...result.danglingReferences.map((d) => `dangling reference: ${d}`),
+        ...result.badTags.map((d) => `bad tag: ${d}`),
+      ];
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return result.ok ? 0 : 1;
+  });
+}
+
+export const fsckCommand: Command = { name: 'fsck', help, run: runFsck };

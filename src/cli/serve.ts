@@ -1,0 +1,78 @@
+// `wharf serve`: check everything, bind the socket, build the app, listen until a signal.
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { formatHostPort, parseListen } from '../config/listen.js';
+import { routingSummary } from '../config/routing-summary.js';
+import { bindListenSocket } from '../http/listen-socket.js';
+import { helpOption, printHelp, type CliIo, type Command, type CommandHelp } from './command.js';
+import { loadOptions } from './config.js';
+import { onSignal, shutDown } from './lifecycle.js';
+import { checkConfig } from './preflight.js';
+
+const help: CommandHelp[] = [
+  {
+    name: 'serve',
+    synopsis: '[--config FILE] [--listen HOST:PORT] [--data DIR]',
+    text: `Run the registry. Settings come from FILE (default: $WHARF_CONFIG, if set),
+then WHARF_* environment variables, then these flags, each overriding the last.
+WHARF_* variables that name no key are ignored, with one warning.
+Checks the configuration, the files it names and the data directory first, and
+creates nothing unless they pass. Prints how names are routed, then
+"listening on http://HOST:PORT" once it accepts connections.
+On SIGTERM or SIGINT, stops accepting connections and lets in-flight requests
+finish; after shutdownTimeoutMs it exits anyway, with status 1.`,
+  },
+];
+
+async function serve(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...helpOption,
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string', short: 'l' },
+      data: { type: 'string', short: 'd' },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) return printHelp(io, help, 'serve');
+  // Everything verify-config checks, before anything is created.
+  const config = await checkConfig(loadOptions(io, values));
+  const { host, port } = parseListen(config.listen);
+  // Then the socket, still before anything is created: a port in use or not allowed is said at once,
+  // and leaves no store behind. The server adopts this socket (no second bind that could fail).
+  const socket = await bindListenSocket(host, port);
+
+  let app: FastifyInstance;
+  try {
+    // Loaded here, not at the top: verify-config and print-schema need neither fastify nor the database.
+    const { buildApp } = await import('../app.js');
+    app = await buildApp(config);
+  } catch (err) {
+    await socket.close();
+    throw err;
+  }
+  io.stdout.write(`${routingSummary(config)}\n`);
+
+  // Listening for signals before the socket is open: a SIGTERM during start-up still closes cleanly.
+  const firstSignal = onSignal();
+  try {
+    // `handle`: node's listen() takes over the bound socket; fastify passes its options through.
+    const options = { host, handle: socket.handle };
+    await app.listen(options);
+  } catch (err) {
+    firstSignal.dispose();
+    await app.close();
+    throw err;
+  }
+  const address = app.server.address() as AddressInfo;
+  io.stdout.write(`listening on http://${formatHostPort(address.address, address.port)}\n`);
+
+  const signal = await firstSignal.received;
+  firstSignal.dispose();
+  return shutDown(app, signal, config.shutdownTimeoutMs, io);
+}
+
+export const serveCommand: Command = { name: 'serve', help, run: serve };
