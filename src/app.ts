@@ -18,7 +18,6 @@ import { AccessControl } from './auth/access-control.js';
 import { AccessTracker } from './metadata/access-tracker.js';
 import { GarbageCollector, GcBusyError } from './gc/collector.js';
 import { gcOptionsFrom } from './config/gc-options.js';
-import { parseDuration } from './config/duration.js';
 import { registerGcRoutes } from './http/routes/gc.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
@@ -55,7 +54,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const logger = app.log;
   // Requests are not timed as a whole (uploads may take hours), but their bodies must keep arriving,
   // and one address may hold only so many connections.
-  timeBodyIdle(app.server, parseDuration(config.http.bodyIdleTimeout), logger.child({ component: 'http' }));
+  timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
   capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
   const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
   const registry = new RegistryService(metadata, blobs, {
@@ -108,7 +107,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
   // process) is left alone.
   let collecting: Promise<void> | undefined;
-  const intervalMs = parseDuration(config.gc.interval);
+  const intervalMs = config.gc.interval;
   const schedule =
     intervalMs > 0
       ? setInterval(() => {

@@ -13,7 +13,6 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
-import { parseDuration } from '../config/duration.js';
 import { RegistryError } from '../registry/errors.js';
 import type { RouteTarget } from '../registry/router.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
@@ -116,7 +115,7 @@ export class AccessControl {
     const limiter = new LoginLimiter({
       perUser: auth.failedLogins.perUser,
       perAddress: auth.failedLogins.perAddress,
-      windowMs: parseDuration(auth.failedLogins.window),
+      windowMs: auth.failedLogins.window,
       now,
     });
     const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
@@ -273,12 +272,12 @@ export class AccessControl {
       }
     }
     const nowS = Math.floor(this.now() / 1000);
-    const lifetime = Math.max(1, Math.floor(parseDuration(this.auth.token.lifetime) / 1000));
+    const lifetime = Math.max(1, Math.floor(this.auth.token.lifetime / 1000));
     const base = this.baseClaims(identity, nowS);
     const token = await signJwt(this.signingKey, { ...base, exp: nowS + lifetime, access });
     const issued: IssuedToken = { token, access_token: token, expires_in: lifetime, issued_at: new Date(nowS * 1000).toISOString() };
     if (offline && identity.kind !== 'anonymous') {
-      const refreshLifetime = Math.floor(parseDuration(this.auth.token.refreshLifetime) / 1000);
+      const refreshLifetime = Math.floor(this.auth.token.refreshLifetime / 1000);
       issued.refresh_token = await signJwt(this.signingKey, { ...base, exp: nowS + refreshLifetime, use: 'refresh' });
     }
     return issued;

@@ -5,6 +5,7 @@
 // so validation sees it and reports it.
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { parseValues } from './parsed.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
 
 const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -27,7 +28,10 @@ export function applyDefaults(schema: TSchema, value: unknown): unknown {
   return filled;
 }
 
-/** A complete configuration from a partial one (tests, embedding); not validated. */
+/**
+ * A complete configuration from a partial one written as in the file (tests, embedding), in the
+ * parsed form loadConfig returns (durations in ms, sizes in bytes); not validated.
+ */
 export function withDefaults(partial: unknown = {}): WharfConfig {
-  return applyDefaults(ConfigSchema, Value.Clone(partial ?? {})) as WharfConfig;
+  return parseValues(ConfigSchema, applyDefaults(ConfigSchema, Value.Clone(partial ?? {}))) as WharfConfig;
 }

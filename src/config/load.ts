@@ -3,7 +3,8 @@
 // then validated as a whole. Every violation is collected so that one run shows every mistake,
 // unknown keys and the rules between keys included, and the result is frozen: nothing downstream
 // can change it. Defaults fill only what is absent: a value of the wrong shape is reported, never
-// replaced.
+// replaced. The configuration returned carries durations as milliseconds and sizes as bytes
+// (parsed.ts); the schema, print-schema and the messages speak of the strings as written.
 //
 // WHARF_* variables that no key maps to are ignored with one warning: the environment is shared with
 // others (Kubernetes sets WHARF_PORT, WHARF_SERVICE_HOST, ... for a Service named wharf).
@@ -13,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { applyDefaults } from './defaults.js';
+import { parseValues } from './parsed.js';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListen } from './listen.js';
 import { crossFieldViolations, resolveSecrets } from './checks.js';
@@ -364,7 +366,8 @@ export function loadConfigWithOrigin(opts: LoadOptions = {}): LoadedConfig {
     violations.push(`${v}${origin(v.slice(0, v.indexOf(':')))}`);
   }
   if (violations.length > 0) throw new ConfigError(violations, opts.file);
-  return { config: deepFreeze(config as WharfConfig), origin };
+  // Valid as written: durations and sizes become numbers (ms, bytes) here, once.
+  return { config: deepFreeze(parseValues(ConfigSchema, config) as WharfConfig), origin };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,8 +1,13 @@
-// The one configuration schema: validation, defaults and the TypeScript type come from it.
+// The one configuration schema: validation, defaults and the TypeScript types come from it.
 // Keys here are a public contract (tools outside the project write them): rename nothing.
-import { Type, type Static } from '@sinclair/typebox';
-import { DURATION_PATTERN } from './duration.js';
-import { SIZE_PATTERN } from './size.js';
+//
+// Two forms: the input (YAML, WHARF_*, flags; what print-schema prints) writes durations and sizes
+// as strings ('30s', '10GiB'); the configuration the loader returns carries them as numbers,
+// milliseconds and bytes, converted once by the schema's transforms (parsed.ts). Nothing outside
+// config/ parses a configured duration or size.
+import { Type, type Static, type StaticDecode } from '@sinclair/typebox';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { SIZE_PATTERN, parseSize } from './size.js';
 
 const HostPort = Type.String({
   pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
@@ -10,12 +15,17 @@ const HostPort = Type.String({
 });
 
 // Durations and sizes use the patterns of their parsers: the loader's messages name them by these.
+/** Written as a string with a unit; loaded as milliseconds. */
 const Duration = (def: string, description: string) =>
-  Type.String({ pattern: DURATION_PATTERN, default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` });
+  Type.Transform(Type.String({ pattern: DURATION_PATTERN, default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` }))
+    .Decode((text) => parseDuration(text))
+    .Encode((ms) => `${ms}ms`);
 
-/** Bytes, or a string with a unit. */
+/** Written as bytes, or a string with a unit; loaded as bytes. */
 const Size = (def: number | string, description: string) =>
-  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], { default: def, description });
+  Type.Transform(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], { default: def, description }))
+    .Decode((value) => parseSize(value))
+    .Encode((bytes) => bytes);
 
 export const UpstreamSchema = Type.Object(
   {
@@ -221,11 +231,7 @@ export const ConfigSchema = Type.Object(
     ),
     cache: Type.Object(
       {
-        maxAge: Type.String({
-          pattern: DURATION_PATTERN,
-          default: '0s',
-          description: 'cached (upstream-routed) manifests not pulled for longer are dropped, then what only they held; 0s = no age limit',
-        }),
+        maxAge: Duration('0s', 'cached (upstream-routed) manifests not pulled for longer are dropped, then what only they held; 0s = no age limit'),
         maxSize: Size(0, 'while cached bytes exceed this, the least recently pulled cached images go first: bytes or 500MiB, 10GiB, 1TB; 0 = no limit'),
       },
       { additionalProperties: false, default: {} },
@@ -246,8 +252,9 @@ export const ConfigSchema = Type.Object(
   { additionalProperties: false, $id: 'https://wharf.dev/schema/config.json', title: 'Wharf configuration' },
 );
 
-export type WharfConfig = Static<typeof ConfigSchema>;
-export type UpstreamConfig = Static<typeof UpstreamSchema>;
-export type AuthConfig = Static<typeof AuthSchema>;
+/** The configuration as loaded: durations in milliseconds, sizes in bytes. */
+export type WharfConfig = StaticDecode<typeof ConfigSchema>;
+export type UpstreamConfig = StaticDecode<typeof UpstreamSchema>;
+export type AuthConfig = StaticDecode<typeof AuthSchema>;
 export type PolicyRule = Static<typeof PolicyRuleSchema>;
 export type AuthUser = Static<typeof AuthUserSchema>;

@@ -9,8 +9,6 @@ import type { ManifestService } from '../registry/manifest-service.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, Page } from '../metadata/metadata-store.js';
 import type { UpstreamConfig } from '../config/schema.js';
-import { parseDuration } from '../config/duration.js';
-import { parseSize } from '../config/size.js';
 import { ProxyBlobs, type FillEvents } from './proxy-blobs.js';
 import { ProxyListings, type ListTarget } from './proxy-listings.js';
 import { ProxyManifests } from './proxy-manifests.js';
@@ -41,9 +39,9 @@ export class PullThrough {
       this.targets.set(config.name, {
         upstream: { name: config.name, url: config.url },
         client,
-        tagTtlMs: parseDuration(config.tagTTL),
-        minRate: { bytesPerSecond: parseSize(config.timeouts.minRate), windowMs: parseDuration(config.timeouts.minRateWindow) },
-        listTtlMs: parseDuration(config.listTTL),
+        tagTtlMs: config.tagTTL,
+        minRate: { bytesPerSecond: config.timeouts.minRate, windowMs: config.timeouts.minRateWindow },
+        listTtlMs: config.listTTL,
       });
     }
   }

@@ -10,7 +10,6 @@ import type { Readable } from 'node:stream';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type Keyv from 'keyv';
 import type { UpstreamConfig } from '../config/schema.js';
-import { parseDuration } from '../config/duration.js';
 import { UpstreamError, displayUrl, isAbort, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
 import { silentLogger, type UpstreamLogger } from './upstream-logger.js';
 import { TokenAuth, basicAuthorization, bearerChallenge, parseWwwAuthenticate, type BearerChallenge, type Credentials } from './token-auth.js';
@@ -83,9 +82,9 @@ export class UpstreamClient {
       this.log.warn({ upstream: config.name }, 'upstream has a username but no password: pulling anonymously');
     }
     const options = {
-      connect: { timeout: parseDuration(config.timeouts.connect) },
-      headersTimeout: parseDuration(config.timeouts.headers),
-      bodyTimeout: parseDuration(config.timeouts.bodyIdle),
+      connect: { timeout: config.timeouts.connect },
+      headersTimeout: config.timeouts.headers,
+      bodyTimeout: config.timeouts.bodyIdle,
       keepAliveTimeout: KEEP_ALIVE_MS,
     };
     this.pool = new Pool(this.origin, options);

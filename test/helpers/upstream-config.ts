@@ -1,5 +1,5 @@
 // A complete UpstreamConfig for tests that build an UpstreamClient directly: the schema's defaults,
-// short timeouts, and whatever the test sets.
+// short timeouts, and whatever the test sets, in the loaded form (durations in ms, sizes in bytes).
 import type { UpstreamConfig } from '../../src/config/schema.js';
 
 export function upstreamConfig(url: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig {
@@ -9,9 +9,9 @@ export function upstreamConfig(url: string, over: Partial<UpstreamConfig> = {}):
     registry: new URL(url).host,
     default: false,
     allowedRealms: [],
-    tagTTL: '5m',
-    listTTL: '30s',
-    timeouts: { connect: '5s', headers: '10s', bodyIdle: '10s', minRate: '1KiB', minRateWindow: '30s' },
+    tagTTL: 300_000,
+    listTTL: 30_000,
+    timeouts: { connect: 5_000, headers: 10_000, bodyIdle: 10_000, minRate: 1024, minRateWindow: 30_000 },
     ...over,
   };
 }

@@ -48,9 +48,9 @@ function config(url: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig
     registry: 'registry.test',
     default: false,
     allowedRealms: [],
-    tagTTL: '5m',
-    listTTL: '30s',
-    timeouts: { connect: '2s', headers: '2s', bodyIdle: '2s', minRate: 0, minRateWindow: '30s' },
+    tagTTL: 300_000,
+    listTTL: 30_000,
+    timeouts: { connect: 2_000, headers: 2_000, bodyIdle: 2_000, minRate: 0, minRateWindow: 30_000 },
     ...over,
   };
 }
@@ -335,7 +335,7 @@ t.test('no response headers within timeouts.headers is a timeout UpstreamError',
   const up = await serve(t, () => {
     // never answers
   });
-  const { c } = client(t, config(up.url, { timeouts: { connect: '2s', headers: '200ms', bodyIdle: '2s', minRate: 0, minRateWindow: '30s' } }));
+  const { c } = client(t, config(up.url, { timeouts: { connect: 2_000, headers: 200, bodyIdle: 2_000, minRate: 0, minRateWindow: 30_000 } }));
   const started = Date.now();
   const err = await c.request(pull('library/alpine')).catch((e: unknown) => e);
   t.type(err, UpstreamError);

@@ -8,6 +8,7 @@ import { KUBERNETES_SERVICE_ENV } from '../helpers/kubernetes.js';
 import { parseListen } from '../../src/config/listen.js';
 import { parseSize } from '../../src/config/size.js';
 import { withDefaults } from '../../src/config/defaults.js';
+import { ConfigSchema } from '../../src/config/schema.js';
 import { collectEnvKeys, ConfigError, ENV_KEYS, loadConfig, NON_CONFIG_ENV } from '../../src/config/load.js';
 import { checkConfig } from '../../src/cli/preflight.js';
 
@@ -17,13 +18,13 @@ const DEFAULTS = {
   listen: '0.0.0.0:5000',
   storage: { path: './data' },
   log: { level: 'info' },
-  uploads: { chunkMinLength: 0, maxAge: '24h' },
-  http: { bodyIdleTimeout: '60s', maxConnectionsPerAddress: 128, trustProxy: [] },
+  uploads: { chunkMinLength: 0, maxAge: 24 * 3_600_000 }, // loaded durations are milliseconds, sizes bytes
+  http: { bodyIdleTimeout: 60_000, maxConnectionsPerAddress: 128, trustProxy: [] },
   manifests: { maxDescriptors: 10000 },
   upstreams: [],
   local: { namespaces: [] },
-  gc: { interval: '1h', grace: '1h', deleteUntagged: false },
-  cache: { maxAge: '0s', maxSize: 0 },
+  gc: { interval: 3_600_000, grace: 3_600_000, deleteUntagged: false },
+  cache: { maxAge: 0, maxSize: 0 },
   shutdownTimeoutMs: 30000,
 };
 
@@ -46,8 +47,8 @@ t.test('sizes: bytes or a number and a unit', async (t) => {
   t.equal(parseSize('1.5TB'), 1.5e12);
   t.equal(parseSize('2 KB'), 2000);
   for (const bad of ['', 'ten', '10 GiBs', '-1', '1e9']) t.throws(() => parseSize(bad), /is not a size/, bad);
-  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '10GiB' } }).cache.maxSize, '10GiB');
-  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '4096' } }).cache.maxSize, '4096');
+  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '10GiB' } }).cache.maxSize, 10 * 1024 ** 3);
+  t.equal(loadConfig({ env: { WHARF_CACHE_MAX_SIZE: '4096' } }).cache.maxSize, 4096);
   const err = configError(() => loadConfig({ env: { WHARF_CACHE_MAX_SIZE: 'lots' } }));
   t.match(err.violations[0], /^cache\.maxSize: .*\(from WHARF_CACHE_MAX_SIZE\)/);
 });
@@ -124,7 +125,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     listen: '127.0.0.1:6000', // file; an undefined override leaves it alone
     storage: { path: '/from/env' }, // env over file; undefined override ignored
     log: { level: 'trace' }, // override over env over file
-    uploads: { chunkMinLength: 2048, maxAge: '24h' }, // env, coerced to the schema's integer
+    uploads: { chunkMinLength: 2048, maxAge: DEFAULTS.uploads.maxAge }, // env, coerced to the schema's integer
     http: DEFAULTS.http,
     manifests: DEFAULTS.manifests,
     upstreams: [], // default
@@ -388,6 +389,43 @@ t.test('passwordEnv is read from the environment given, and a missing one is rep
     'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "x" (from command line)',
     'upstreams.0.passwordEnv: the environment variable A_PASSWORD is not set (from command line)',
   ]);
+});
+
+t.test('durations and sizes are parsed once, at load: the configuration carries milliseconds and bytes', async (t) => {
+  const dir = t.testdir({
+    'wharf.yaml': [
+      'gc:',
+      '  interval: 90s',
+      '  grace: 2h',
+      'cache:',
+      '  maxAge: 7d',
+      '  maxSize: 500MiB',
+      'upstreams:',
+      '  - name: hub',
+      '    url: https://registry-1.docker.io',
+      '    registry: docker.io',
+      '    tagTTL: 1m',
+      '    timeouts: {headers: 250ms, minRate: 2KiB}',
+      'auth:',
+      '  token: {lifetime: 15m}',
+      '',
+    ].join('\n'),
+  });
+  const input = parseDocument(readFileSync(join(dir, 'wharf.yaml'), 'utf8')).toJS() as object;
+  const config = loadConfig({ file: join(dir, 'wharf.yaml'), env: { WHARF_HTTP_BODY_IDLE_TIMEOUT: '5s', WHARF_UPLOADS_MAX_AGE: '3h' } });
+  t.strictSame(config.gc, { interval: 90_000, grace: 7_200_000, deleteUntagged: false }, 'from the file');
+  t.strictSame(config.cache, { maxAge: 7 * 86_400_000, maxSize: 500 * 1024 ** 2 });
+  t.equal(config.http.bodyIdleTimeout, 5_000, 'from WHARF_*');
+  t.equal(config.uploads.maxAge, 3 * 3_600_000);
+  t.strictSame(config.upstreams[0]!.timeouts, { connect: 10_000, headers: 250, bodyIdle: 30_000, minRate: 2048, minRateWindow: 30_000 }, 'defaults too');
+  t.strictSame([config.upstreams[0]!.tagTTL, config.upstreams[0]!.listTTL], [60_000, 30_000]);
+  t.strictSame([config.auth!.token.lifetime, config.auth!.token.refreshLifetime, config.auth!.failedLogins.window], [900_000, 30 * 86_400_000, 300_000]);
+  t.ok(Object.isFrozen(config.upstreams[0]!.timeouts), 'the parsed configuration is frozen');
+  t.strictSame(withDefaults(input), loadConfig({ file: join(dir, 'wharf.yaml') }), 'withDefaults gives the same parsed form as loadConfig');
+  const inMemory = withDefaults({ gc: { interval: 1500 }, cache: { maxSize: 4096 } });
+  t.strictSame([inMemory.gc.interval, inMemory.cache.maxSize], [1500, 4096], 'a number given in memory is taken as parsed');
+  const printed = JSON.parse(JSON.stringify(ConfigSchema)) as { properties: { gc: { properties: { interval: object } } } };
+  t.match(printed.properties.gc.properties.interval, { type: 'string', default: '1h' }, 'the schema (print-schema) still describes the strings as written');
 });
 
 t.test('a duration or a size of the wrong kind says that a duration or a size is wanted, with examples', async (t) => {
