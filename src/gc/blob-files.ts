@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blobPath } from '../storage/paths.js';
-import { tryParseDigest } from '../registry/digest.js';
+import { tryParseDigest } from '../oci/digest.js';
 
 const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
 

@@ -9,7 +9,7 @@
 import { Readable, type Writable } from 'node:stream';
 import { drained, type DirectBody } from '../storage/file-blob-stream.js';
 import { RegistryError } from '../registry/errors.js';
-import { parseDigest } from '../registry/digest.js';
+import { parseDigest } from '../registry/reference.js';
 import { HashWorker } from '../storage/hash-worker.js';
 import { storageFullError } from '../storage/storage-errors.js';
 import type { BlobStore, ByteRange, TempBlob, TempBlobReader } from '../storage/blob-store.js';

@@ -5,7 +5,7 @@ import { paginate, type DiscoveryService, type Listing, type ReferrersIndex } fr
 import { isValidTag } from '../registry/reference.js';
 import type { MaybeStale } from '../registry/repository.js';
 import type { Page } from '../metadata/metadata-store.js';
-import { OCI_INDEX } from '../registry/media-types.js';
+import { OCI_INDEX } from '../oci/media-types.js';
 import type { ProxyTarget } from './proxy-manifests.js';
 import { expectStatus, header, isTransient, readAll, staleWarning, toRegistryError, UpstreamStatus } from './upstream-failure.js';
 

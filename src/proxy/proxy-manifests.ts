@@ -4,10 +4,10 @@
 // the digest changed. The exact upstream bytes, media type and digest are kept (no conversion).
 import type Keyv from 'keyv';
 import { RegistryError } from '../registry/errors.js';
-import { digestOf, parseDigest, tryParseDigest } from '../registry/digest.js';
+import { digestOf, tryParseDigest } from '../oci/digest.js';
 import { DescriptorLimitError, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
-import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, baseMediaType } from '../registry/media-types.js';
-import { isValidTag, parseReference } from '../registry/reference.js';
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, baseMediaType } from '../oci/media-types.js';
+import { isValidTag, parseDigest, parseReference } from '../registry/reference.js';
 import { SingleFlight } from '../registry/single-flight.js';
 import type { ManifestService, StoredManifest } from '../registry/manifest-service.js';
 import type { MaybeStale } from '../registry/repository.js';

@@ -1,7 +1,7 @@
 // Content discovery: tag lists, the catalog and the referrers index.
 import { RegistryError } from './errors.js';
-import { parseDigest } from './digest.js';
-import { OCI_INDEX } from './media-types.js';
+import { parseDigest } from './reference.js';
+import { OCI_INDEX } from '../oci/media-types.js';
 import type { MetadataStore, Page } from '../metadata/metadata-store.js';
 
 export interface Listing {

@@ -1,7 +1,10 @@
 // The one error catalogue: every OCI distribution-spec error code with its HTTP status.
-// Lower layers throw RegistryError; the HTTP error handler turns it into the spec's body
-// {"errors":[{"code","message","detail"}]}. docs/errors.md lists the same codes (a test keeps them in step).
+// The registry throws RegistryError; lower layers throw their own errors (an invalid digest, a blob
+// not stored...) that asRegistryError maps to the catalogue, here and only here. The HTTP error
+// handler turns either into the spec's body {"errors":[{"code","message","detail"}]}.
+// docs/errors.md lists the same codes (a test keeps them in step).
 // Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
+import { InvalidDigestError } from '../oci/digest.js';
 
 export const ERROR_CATALOGUE = {
   BLOB_UNKNOWN: { status: 404, description: 'blob unknown to registry' },
@@ -53,3 +56,15 @@ export class RegistryError extends Error {
 }
 
 export const isRegistryError = (err: unknown): err is RegistryError => err instanceof RegistryError;
+
+/**
+ * The catalogue's answer to `err`: a RegistryError as it is, a lower layer's error mapped to its code,
+ * undefined for anything else (a fault, an upstream failure).
+ */
+export function asRegistryError(err: unknown): RegistryError | undefined {
+  if (err instanceof RegistryError) return err;
+  if (err instanceof InvalidDigestError) {
+    return new RegistryError('DIGEST_INVALID', err.message, { detail: { digest: err.digest }, cause: err });
+  }
+  return undefined;
+}

@@ -3,9 +3,9 @@
 import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from './errors.js';
-import { digestOf, parseDigest } from './digest.js';
+import { digestOf } from '../oci/digest.js';
 import { parseManifest, type ParseOptions, type ParsedManifest } from './manifest.js';
-import { assertTag, isValidTag, parseReference } from './reference.js';
+import { assertTag, isValidTag, parseDigest, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';

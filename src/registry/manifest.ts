@@ -2,7 +2,7 @@
 // references it holds (the GC graph). The bytes are never rewritten: custom fields, `data` and
 // annotations stay as the client sent them.
 import { RegistryError } from './errors.js';
-import { tryParseDigest, truncate } from './digest.js';
+import { tryParseDigest, truncate } from '../oci/digest.js';
 import {
   DOCKER_SCHEMA1,
   DOCKER_SCHEMA1_SIGNED,
@@ -12,7 +12,7 @@ import {
   OCI_INDEX,
   OCI_MANIFEST,
   isNonDistributable,
-} from './media-types.js';
+} from '../oci/media-types.js';
 import type { ManifestReference } from '../metadata/metadata-store.js';
 
 /** The largest manifest Wharf accepts (distribution-spec: registries SHOULD accept at least 4 MiB). */

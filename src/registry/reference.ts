@@ -1,7 +1,7 @@
 // Repository name and tag grammar (distribution-spec "Pulling manifests").
 // Everything that reaches storage passed through here, so no name or tag can carry a path traversal.
-import { RegistryError } from './errors.js';
-import { truncate, tryParseDigest } from './digest.js';
+import { RegistryError, asRegistryError } from './errors.js';
+import { checkDigest, truncate, tryParseDigest, type ParsedDigest } from '../oci/digest.js';
 
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const NAME = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
@@ -30,6 +30,15 @@ export function assertTag(tag: string): string {
     });
   }
   return tag;
+}
+
+/** A digest from a request; anything else is DIGEST_INVALID saying what is wrong with it. */
+export function parseDigest(value: string): ParsedDigest {
+  try {
+    return checkDigest(value);
+  } catch (err) {
+    throw asRegistryError(err) ?? err;
+  }
 }
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };

@@ -1,7 +1,7 @@
 // Content-addressed blob bytes. Small capabilities (stat, open, ingest, delete) and an upload area
 // for sessions. Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
 import type { Readable } from 'node:stream';
-import type { DigestAlgorithm } from '../registry/digest.js';
+import type { DigestAlgorithm } from '../oci/digest.js';
 
 export interface ByteRange {
   /** First byte, inclusive. */

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobStat, BlobStore, ByteRange, IngestResult, RegisterBlob, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
 import { FileBlobStream } from './file-blob-stream.js';
-import { newHash, parseDigest, type DigestAlgorithm } from '../registry/digest.js';
+import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../registry/errors.js';
 
 const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -77,7 +77,7 @@ export class FsBlobStore implements BlobStore {
     expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm },
     register?: RegisterBlob,
   ): Promise<IngestResult> {
-    const algorithm = expected.digest ? parseDigest(expected.digest).algorithm : (expected.algorithm ?? 'sha256');
+    const algorithm = expected.digest ? checkDigest(expected.digest).algorithm : (expected.algorithm ?? 'sha256');
     const hash = newHash(algorithm);
     const meter = new Meter((c) => hash.update(c), expected.size);
     const tmp = join(uploadsDir(this.root), `.ingest-${randomBytes(12).toString('hex')}`);
@@ -265,10 +265,10 @@ class FsUploadArea implements UploadArea {
 
   async commit(id: string, digest: string, opts: { size: number; knownDigest?: string; register?: RegisterBlob }): Promise<IngestResult> {
     const file = uploadPath(this.root, id);
-    const { algorithm } = parseDigest(digest);
+    const { algorithm } = checkDigest(digest);
     await truncate(file, opts.size);
     let actual = opts.knownDigest;
-    if (actual === undefined || parseDigest(actual).algorithm !== algorithm) {
+    if (actual === undefined || checkDigest(actual).algorithm !== algorithm) {
       const hash = newHash(algorithm);
       await pipeline(createReadStream(file), new Meter((c) => hash.update(c)), async function* (src) {
         for await (const _ of src) {

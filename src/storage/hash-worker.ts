@@ -4,7 +4,7 @@
 // allocates nothing new. One worker per owner (no module-global state); sessions are multiplexed
 // over it by id.
 import { Worker } from 'node:worker_threads';
-import type { DigestAlgorithm } from '../registry/digest.js';
+import type { DigestAlgorithm } from '../oci/digest.js';
 
 // Plain JavaScript, evaluated in the worker: no loader or build step involved.
 const WORKER_SOURCE = `

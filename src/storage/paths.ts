@@ -9,7 +9,7 @@
 //
 // Only digests that passed parseDigest and session ids that are UUIDs are ever joined into a path.
 import { join } from 'node:path';
-import { parseDigest } from '../registry/digest.js';
+import { checkDigest } from '../oci/digest.js';
 
 export const LAYOUT_VERSION = 1;
 
@@ -17,7 +17,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const isSessionId = (id: string): boolean => UUID.test(id);
 
 export function blobPath(root: string, digest: string): string {
-  const { algorithm, hex } = parseDigest(digest);
+  const { algorithm, hex } = checkDigest(digest);
   return join(root, 'blobs', algorithm, hex.slice(0, 2), hex);
 }
 

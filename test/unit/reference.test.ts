@@ -1,6 +1,6 @@
 import t from 'tap';
-import { isValidName, isValidTag, parseReference } from '../../src/registry/reference.js';
-import { parseDigest, tryParseDigest } from '../../src/registry/digest.js';
+import { isValidName, isValidTag, parseDigest, parseReference } from '../../src/registry/reference.js';
+import { tryParseDigest } from '../../src/oci/digest.js';
 import { parseRange } from '../../src/registry/range.js';
 import { RegistryError } from '../../src/registry/errors.js';
 

@@ -2,7 +2,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDirectBody } from '../../../storage/file-blob-stream.js';
-import { parseDigest } from '../../../registry/digest.js';
+import { parseDigest } from '../../../registry/reference.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';

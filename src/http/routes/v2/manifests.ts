@@ -1,7 +1,7 @@
 // GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_MANIFEST_BYTES } from '../../../registry/manifest.js';
-import { baseMediaType } from '../../../registry/media-types.js';
+import { baseMediaType } from '../../../oci/media-types.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import { CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG } from '../../oci-headers.js';
 import { queryValue, queryValues, readBody } from '../../request-helpers.js';

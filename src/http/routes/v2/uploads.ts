@@ -2,8 +2,7 @@
 // GET/PATCH/PUT/DELETE /v2/<name>/blobs/uploads/<uuid>.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../../registry/errors.js';
-import { parseDigest } from '../../../registry/digest.js';
-import { assertName } from '../../../registry/reference.js';
+import { assertName, parseDigest } from '../../../registry/reference.js';
 import { rangeHeaders, type ChunkRange, type UploadState } from '../../../registry/upload-service.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
 import type { MayPull } from '../../../registry/blob-ledger.js';

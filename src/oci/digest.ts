@@ -1,7 +1,7 @@
 // Digest grammar and hashing (image-spec descriptor.md#digests).
 // Only registered algorithms are accepted: anything else could not be verified.
+// A leaf: it imports nothing of Wharf's; the registry maps InvalidDigestError to DIGEST_INVALID.
 import { createHash, type Hash } from 'node:crypto';
-import { RegistryError } from './errors.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 
@@ -25,18 +25,29 @@ export function tryParseDigest(value: string): ParsedDigest | undefined {
   return { algorithm, hex, digest: value };
 }
 
-export function parseDigest(value: string): ParsedDigest {
+/** A value that is not a digest Wharf can verify; `digest` is the value (truncated) for the error's detail. */
+export class InvalidDigestError extends Error {
+  readonly digest: string;
+
+  constructor(message: string, digest: string) {
+    super(message);
+    this.name = 'InvalidDigestError';
+    this.digest = digest;
+  }
+}
+
+/** Parses a digest; throws InvalidDigestError saying what is wrong with it. */
+export function checkDigest(value: string): ParsedDigest {
   const parsed = tryParseDigest(value);
   if (parsed) return parsed;
   const m = DIGEST_SHAPE.exec(value);
   if (m && !(m[1] as string in ENCODED_LENGTH)) {
-    throw new RegistryError('DIGEST_INVALID', `unsupported digest algorithm "${m[1]}": use sha256 or sha512`, {
-      detail: { digest: value },
-    });
+    throw new InvalidDigestError(`unsupported digest algorithm "${m[1]}": use sha256 or sha512`, value);
   }
-  throw new RegistryError('DIGEST_INVALID', `"${truncate(value)}" is not a valid digest (expected sha256:<64 hex> or sha512:<128 hex>)`, {
-    detail: { digest: truncate(value) },
-  });
+  throw new InvalidDigestError(
+    `"${truncate(value)}" is not a valid digest (expected sha256:<64 hex> or sha512:<128 hex>)`,
+    truncate(value),
+  );
 }
 
 export const isDigest = (value: string): boolean => tryParseDigest(value) !== undefined;
