@@ -8,7 +8,7 @@
 // not belong to any client: a client that goes away does not stop it.
 import { Readable, type Writable } from 'node:stream';
 import { drained, type DirectBody } from '../storage/file-blob-stream.js';
-import { RegistryError } from '../registry/errors.js';
+import { RegistryError, asRegistryError } from '../registry/errors.js';
 import { parseDigest } from '../registry/reference.js';
 import { HashWorker } from '../storage/hash-worker.js';
 import { storageFullError } from '../storage/storage-errors.js';
@@ -248,7 +248,7 @@ export class Fill {
           writing = undefined;
           queued = [];
           stop(
-            storageFullError(err, `blob ${this.digest}`) ??
+            asRegistryError(storageFullError(err, `blob ${this.digest}`)) ??
               // Our disk failing is not the upstream's fault: no 503 blaming it.
               new RegistryError('INTERNAL_ERROR', `writing blob ${this.digest} failed: ${(err as Error).message}`, { cause: err }),
           );
@@ -439,7 +439,7 @@ export class FillTable {
  * answer such as 404, 401 or 429 (whose Retry-After asks us to wait) is not.
  */
 function resumable(err: unknown): boolean {
-  if (err instanceof RegistryError || err instanceof FillStopped) return false;
+  if (asRegistryError(err) || err instanceof FillStopped) return false;
   const status = (err as { status?: unknown }).status;
   return typeof status !== 'number' || status >= 500;
 }

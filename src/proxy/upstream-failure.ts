@@ -2,9 +2,8 @@
 // (unreachable, timeout, 5xx, 429) serves the copy with a Warning; without one it becomes an OCI
 // error that names the upstream.
 import type { Readable } from 'node:stream';
-import { RegistryError, isRegistryError, type ErrorCode } from '../registry/errors.js';
+import { RegistryError, asRegistryError, asRegistryErrorOrFull, type ErrorCode } from '../registry/errors.js';
 import { UpstreamError } from '../upstream/upstream-errors.js';
-import { storageFullError } from '../storage/storage-errors.js';
 
 export interface UpstreamInfo {
   name: string;
@@ -25,7 +24,7 @@ export class UpstreamStatus extends Error {
 export function isTransient(err: unknown): boolean {
   if (err instanceof UpstreamStatus) return err.status >= 500 || err.status === 429;
   if (err instanceof UpstreamError && err.kind === 'denied') return false;
-  return !isRegistryError(err);
+  return asRegistryError(err) === undefined;
 }
 
 export function staleWarning(upstream: UpstreamInfo, err: unknown): string {
@@ -35,10 +34,9 @@ export function staleWarning(upstream: UpstreamInfo, err: unknown): string {
 
 /** The OCI error a client gets when nothing cached can stand in. */
 export function toRegistryError(err: unknown, upstream: UpstreamInfo, what: { code: ErrorCode; subject: string }): RegistryError {
-  if (isRegistryError(err)) return err;
   // Our own disk failing is not the upstream's fault.
-  const full = storageFullError(err, what.subject);
-  if (full) return full;
+  const known = asRegistryErrorOrFull(err, what.subject);
+  if (known) return known;
   if (err instanceof UpstreamStatus) {
     if (err.status === 404) {
       return new RegistryError(what.code, `${what.subject} is not known to upstream ${upstream.name}`, { detail: { upstream: upstream.name } });

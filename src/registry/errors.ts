@@ -5,6 +5,13 @@
 // docs/errors.md lists the same codes (a test keeps them in step).
 // Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
 import { InvalidDigestError } from '../oci/digest.js';
+import {
+  BlobNotFoundError,
+  DigestMismatchError,
+  SizeMismatchError,
+  StorageFullError,
+  storageFullError,
+} from '../storage/storage-errors.js';
 
 export const ERROR_CATALOGUE = {
   BLOB_UNKNOWN: { status: 404, description: 'blob unknown to registry' },
@@ -55,16 +62,32 @@ export class RegistryError extends Error {
   }
 }
 
-export const isRegistryError = (err: unknown): err is RegistryError => err instanceof RegistryError;
 
 /**
  * The catalogue's answer to `err`: a RegistryError as it is, a lower layer's error mapped to its code,
- * undefined for anything else (a fault, an upstream failure).
+ * undefined for anything else (a fault, an upstream failure, a raw errno).
  */
 export function asRegistryError(err: unknown): RegistryError | undefined {
   if (err instanceof RegistryError) return err;
   if (err instanceof InvalidDigestError) {
     return new RegistryError('DIGEST_INVALID', err.message, { detail: { digest: err.digest }, cause: err });
   }
+  if (err instanceof BlobNotFoundError) return new RegistryError('BLOB_UNKNOWN', err.message, { detail: { digest: err.digest }, cause: err });
+  if (err instanceof DigestMismatchError) {
+    return new RegistryError('DIGEST_INVALID', err.message, { detail: { expected: err.expected, actual: err.actual }, cause: err });
+  }
+  if (err instanceof SizeMismatchError) {
+    const detail = err.received === undefined ? { expected: err.expected } : { expected: err.expected, received: err.received };
+    return new RegistryError('SIZE_INVALID', err.message, { detail, cause: err });
+  }
+  if (err instanceof StorageFullError) return new RegistryError('STORAGE_FULL', err.message, { detail: { reason: err.reason }, cause: err });
   return undefined;
+}
+
+/**
+ * asRegistryError, also taking a raw full-disk failure (ENOSPC, EDQUOT, SQLITE_FULL in `err` or its
+ * causes) as 507 STORAGE_FULL saying `what` could not be stored.
+ */
+export function asRegistryErrorOrFull(err: unknown, what?: string): RegistryError | undefined {
+  return asRegistryError(err) ?? asRegistryError(storageFullError(err, what));
 }

@@ -5,14 +5,13 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { RegistryError } from './errors.js';
+import { RegistryError, asRegistryErrorOrFull } from './errors.js';
 import { newHash } from '../oci/digest.js';
 import { parseDigest } from './reference.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
 import { isSessionId } from '../storage/paths.js';
-import { storageFullError } from '../storage/storage-errors.js';
 import type { BlobLedger, MayPull } from './blob-ledger.js';
 
 export interface UploadState {
@@ -191,10 +190,7 @@ export function rangeHeaders(offset: number): Record<string, string> {
 
 /** A failed chunk's error, carrying the offset the session resumes at (a full disk as 507 STORAGE_FULL). */
 function resumable(err: unknown, offset: number): unknown {
-  const known =
-    err instanceof RegistryError
-      ? err
-      : storageFullError(err, `the chunk (the upload keeps its first ${offset} bytes and resumes there once space is freed)`);
+  const known = asRegistryErrorOrFull(err, `the chunk (the upload keeps its first ${offset} bytes and resumes there once space is freed)`);
   if (!known) return err;
   return new RegistryError(known.code, known.message, {
     status: known.status,

@@ -10,8 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobStat, BlobStore, ByteRange, IngestResult, RegisterBlob, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
 import { FileBlobStream } from './file-blob-stream.js';
+import { BlobNotFoundError, DigestMismatchError, SizeMismatchError } from './storage-errors.js';
 import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
-import { RegistryError } from '../registry/errors.js';
 
 const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 
@@ -27,7 +27,7 @@ class Meter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
     this.bytes += chunk.length;
     if (this.bytes > this.max) {
-      cb(new RegistryError('SIZE_INVALID', `content is longer than the declared ${this.max} bytes`, { detail: { expected: this.max } }));
+      cb(new SizeMismatchError(`content is longer than the declared ${this.max} bytes`, this.max));
       return;
     }
     this.onChunk(chunk);
@@ -63,7 +63,7 @@ export class FsBlobStore implements BlobStore {
     try {
       handle = await open(blobPath(this.root, digest), 'r');
     } catch (err) {
-      if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`, { detail: { digest } });
+      if (isNotFound(err)) throw new BlobNotFoundError(digest, { cause: err });
       throw err;
     }
     // The open handle keeps the bytes readable even if the file is unlinked meanwhile.
@@ -85,14 +85,10 @@ export class FsBlobStore implements BlobStore {
       await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
       const digest = `${algorithm}:${hash.digest('hex')}`;
       if (expected.size !== undefined && meter.bytes !== expected.size) {
-        throw new RegistryError('SIZE_INVALID', `received ${meter.bytes} bytes, expected ${expected.size}`, {
-          detail: { expected: expected.size, received: meter.bytes },
-        });
+        throw new SizeMismatchError(`received ${meter.bytes} bytes, expected ${expected.size}`, expected.size, meter.bytes);
       }
       if (expected.digest !== undefined && digest !== expected.digest) {
-        throw new RegistryError('DIGEST_INVALID', `content digest is ${digest}, not the declared ${expected.digest}`, {
-          detail: { expected: expected.digest, actual: digest },
-        });
+        throw new DigestMismatchError(`content digest is ${digest}, not the declared ${expected.digest}`, expected.digest, digest);
       }
       await this.place(tmp, digest, meter.bytes, register);
       return { digest, size: meter.bytes };
@@ -239,9 +235,7 @@ class FsUploadArea implements UploadArea {
     try {
       await pipeline(source, meter, createWriteStream(file, { flags: 'r+', start: offset }));
       if (length !== undefined && meter.bytes !== length) {
-        throw new RegistryError('SIZE_INVALID', `chunk declared ${length} bytes but ${meter.bytes} arrived`, {
-          detail: { expected: length, received: meter.bytes },
-        });
+        throw new SizeMismatchError(`chunk declared ${length} bytes but ${meter.bytes} arrived`, length, meter.bytes);
       }
     } catch (err) {
       // A failed chunk (a full disk, a short or long body, a client gone) takes its bytes back at
@@ -280,9 +274,7 @@ class FsUploadArea implements UploadArea {
     const size = opts.size;
     if (actual !== digest) {
       await rm(file, { force: true });
-      throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not the declared ${digest}`, {
-        detail: { expected: digest, actual },
-      });
+      throw new DigestMismatchError(`uploaded content has digest ${actual}, not the declared ${digest}`, digest, actual);
     }
     await this.place(file, digest, size, opts.register);
     return { digest, size };

@@ -2,9 +2,8 @@
 // Domain errors carry their code; framework errors are mapped by status; anything else is a 500
 // that is logged with the request id and never leaks internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryError, asRegistryError, type ErrorCode } from '../../registry/errors.js';
+import { RegistryError, asRegistryErrorOrFull, type ErrorCode } from '../../registry/errors.js';
 import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
-import { storageFullError } from '../../storage/storage-errors.js';
 import { clientGone, noteError } from '../request-log.js';
 
 export function errorBody(code: ErrorCode, message: string, detail: unknown = null) {
@@ -43,7 +42,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
       request.log.debug({ err: error }, 'client went away');
       return reply.hijack();
     }
-    const err = asRegistryError(error) ?? storageFullError(error) ?? fromFramework(error);
+    const err = asRegistryErrorOrFull(error) ?? fromFramework(error);
     if (err) {
       // A full disk is the operator's to fix, not a fault in the code: the request's own line
       // says so at warn (app.ts), without a stack.
