@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
 import { RegistryError } from '../registry/errors.js';
 import type { RouteTarget } from '../registry/router.js';
@@ -80,6 +81,12 @@ const challengeValue = (s: string) => s.replace(/["\\]/g, '');
 export type RouteFn = (name: string, ns?: string) => RouteTarget;
 
 export class AccessControl {
+  /**
+   * Recorded owners (local repository → user name). A claim, once made, never changes, so pushes and
+   * owner rules ask the metadata store once per repository, not once per request.
+   */
+  readonly #owners = new LRUCache<string, string>({ max: 10_000 });
+
   private constructor(
     private readonly auth: AuthConfig,
     private readonly users: UserDirectory,
@@ -217,7 +224,7 @@ export class AccessControl {
     const who = caller.identity;
     if ((await this.allowed(caller, target)).includes(action)) {
       if (action !== 'push' || target.kind !== 'local' || who.kind !== 'user') return;
-      const owner = await this.metadata.claimRepository(target.repo, who.name);
+      const owner = this.#owners.get(target.repo) ?? this.#remember(target.repo, await this.metadata.claimRepository(target.repo, who.name));
       // Two users pushing a new repository at once: the one whose claim lost is judged again as a non-owner.
       if (owner === who.name || !this.policy.usesOwners || this.policy.permits(who, repo, action, { owner })) return;
     } else if (who.kind === 'anonymous') {
@@ -236,10 +243,15 @@ export class AccessControl {
   /** The owner the policy's `owner` subject is matched against; a local repository not yet pushed is the caller's to take. */
   private async facts(target: RouteTarget, identity: Identity): Promise<RepositoryFacts> {
     if (target.kind !== 'local' || !this.policy.usesOwners) return {};
-    const owner = await this.metadata.repositoryOwner(target.repo);
+    const owner = this.#owners.get(target.repo) ?? this.#remember(target.repo, await this.metadata.repositoryOwner(target.repo));
     if (owner !== undefined) return { owner };
     if (identity.kind === 'user' && !(await this.metadata.repositoryExists(target.repo))) return { owner: identity.name };
     return {};
+  }
+
+  #remember<T extends string | undefined>(repo: string, owner: T): T {
+    if (owner !== undefined) this.#owners.set(repo, owner);
+    return owner;
   }
 
   isAdmin(identity: Identity): boolean {

@@ -141,6 +141,8 @@ interface CompiledRule {
   /** Which repositories the rule speaks of, whoever asks (`{user}` = any one component). */
   covers: Matcher[];
   patterns: readonly string[];
+  /** A pattern names `{user}`: the caller's own name must match too, beyond what `covers` says. */
+  personal: boolean;
   users: ReadonlySet<string>;
   groups: ReadonlySet<string>;
   anonymous: boolean;
@@ -167,6 +169,7 @@ function compileRule(rule: PolicyRule): CompiledRule {
   return {
     covers: rule.repositories.map((p) => compileGlob(p, null)),
     patterns: rule.repositories,
+    personal: rule.repositories.some((p) => p.includes(USER)),
     users,
     groups,
     anonymous,
@@ -195,15 +198,13 @@ function subjectMatches(rule: CompiledRule, id: Identity, facts: RepositoryFacts
 export class Policy {
   readonly #rules: readonly CompiledRule[];
   readonly #opts: PolicyOptions;
+  /** Whether any subject of the rules needs to know who owns a repository. */
+  readonly usesOwners: boolean;
 
   constructor(rules: readonly PolicyRule[], opts: PolicyOptions) {
     this.#rules = rules.map(compileRule);
     this.#opts = { ...opts };
-  }
-
-  /** Whether any subject of the rules needs to know who owns a repository. */
-  get usesOwners(): boolean {
-    return this.#rules.some((r) => r.owner);
+    this.usesOwners = this.#rules.some((r) => r.owner);
   }
 
   /** What `identity` may do to the repository with canonical name `repo`, in pull, push, delete order. */
@@ -224,7 +225,8 @@ export class Policy {
       covered = true;
       if (rule.actions.every((a) => granted.has(a))) continue;
       if (!subjectMatches(rule, identity, facts)) continue;
-      if (!rule.patterns.some((p) => matcherFor(p, user)(repo))) continue;
+      // `covers` already matched; only a `{user}` pattern needs the caller's own name checked.
+      if (rule.personal && !rule.patterns.some((p) => matcherFor(p, user)(repo))) continue;
       for (const a of rule.actions) granted.add(a);
     }
     if (!covered && this.#opts.defaults) for (const a of this.builtIn(identity, repo)) granted.add(a);
