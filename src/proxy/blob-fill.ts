@@ -8,10 +8,9 @@
 // not belong to any client: a client that goes away does not stop it.
 import { Readable, type Writable } from 'node:stream';
 import { drained, type DirectBody } from '../storage/file-blob-stream.js';
-import { RegistryError, asRegistryError } from '../registry/errors.js';
+import { RegistryError, asRegistryError, asRegistryErrorOrFull } from '../registry/errors.js';
 import { parseDigest } from '../registry/reference.js';
 import { HashWorker } from '../storage/hash-worker.js';
-import { storageFullError } from '../storage/storage-errors.js';
 import type { BlobStore, ByteRange, TempBlob, TempBlobReader } from '../storage/blob-store.js';
 
 /** What the upstream answered for a GET starting at `offset`. */
@@ -248,7 +247,7 @@ export class Fill {
           writing = undefined;
           queued = [];
           stop(
-            asRegistryError(storageFullError(err, `blob ${this.digest}`)) ??
+            asRegistryErrorOrFull(err, `blob ${this.digest}`) ??
               // Our disk failing is not the upstream's fault: no 503 blaming it.
               new RegistryError('INTERNAL_ERROR', `writing blob ${this.digest} failed: ${(err as Error).message}`, { cause: err }),
           );
@@ -266,6 +265,19 @@ export class Fill {
     const rate = this.opts.minRate;
     let lastCheck = 0;
     let bodyEnded = false;
+    // Waiting on our side (upstream headers, the hash, a slow disk) is not the upstream's slowness: a
+    // window in which we waited at all is not judged.
+    let ourWaits = 0;
+    let lastWaitEnd = -Infinity;
+    const ours = async <T>(p: Promise<T>): Promise<T> => {
+      ourWaits++;
+      try {
+        return await p;
+      } finally {
+        ourWaits--;
+        lastWaitEnd = performance.now();
+      }
+    };
     const rateTimer =
       rate && rate.bytesPerSecond > 0 && rate.windowMs > 0
         ? setInterval(() => {
@@ -273,6 +285,7 @@ export class Fill {
             if (bodyEnded) return;
             const got = this.accepted - lastCheck;
             lastCheck = this.accepted;
+            if (ourWaits > 0 || performance.now() - lastWaitEnd < rate.windowMs) return;
             const least = (rate.bytesPerSecond * rate.windowMs) / 1000;
             if (got < least) {
               stop(
@@ -292,7 +305,7 @@ export class Fill {
         try {
           if (stopped) throw stopped;
           bodyEnded = false;
-          source = await fetcher(this.accepted);
+          source = await ours(fetcher(this.accepted));
           body = source.body;
           if (stopped) {
             (body as Partial<Readable>).destroy?.(stopped);
@@ -333,7 +346,7 @@ export class Fill {
             pump();
             await hash.update(chunk);
             // A disk slower than the upstream: wait for it rather than hold ever more in memory.
-            while (this.accepted - this.written > MAX_UNWRITTEN && writing && !stopped) await writing;
+            while (this.accepted - this.written > MAX_UNWRITTEN && writing && !stopped) await ours(writing);
           }
           bodyEnded = true;
           if (stopped) throw stopped;

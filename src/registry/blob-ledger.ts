@@ -12,7 +12,7 @@ import type { MetadataStore } from '../metadata/metadata-store.js';
 export type MayPull = (repo: string) => Promise<boolean>;
 
 /** Repositories looked at when a mount names no source. */
-const MOUNT_CANDIDATES = 1000;
+const MOUNT_CANDIDATES = 50;
 
 export class BlobLedger {
   constructor(
@@ -42,7 +42,7 @@ export class BlobLedger {
     // Looked at without refreshing the row: a refused request does not keep a blob from the collector.
     if (stat || !confirm || !(await this.metadata.getBlob(digest)) || !(await this.store.stat(digest))) return stat;
     await confirm();
-    return (await this.adopt(repo, digest)) ? this.store.stat(digest) : undefined;
+    return this.adopt(repo, digest);
   }
 
   /**
@@ -55,15 +55,15 @@ export class BlobLedger {
   }
 
   /**
-   * Links a stored blob in `repo` after the caller has established that `repo` may have it. false
-   * when the bytes are no longer stored (swept): the caller writes them again.
+   * Links a stored blob in `repo` after the caller has established that `repo` may have it; its stat,
+   * or undefined when the bytes are no longer stored (swept): the caller writes them again.
    */
-  async adopt(repo: string, digest: string): Promise<boolean> {
+  async adopt(repo: string, digest: string): Promise<BlobStat | undefined> {
     // The row is made fresh before the file is relied on: a collector that has not deleted it by now
     // will not (grace), and one that has leaves no row to refresh.
-    if (!(await this.stored(digest))) return false;
-    await this.metadata.linkBlob(repo, digest);
-    return true;
+    const stat = await this.stored(digest);
+    if (stat) await this.metadata.linkBlob(repo, digest);
+    return stat;
   }
 
   /**
@@ -74,9 +74,10 @@ export class BlobLedger {
     if (await this.linked(repo, digest)) return true;
     const sources = from !== undefined ? [from] : await this.metadata.blobRepositories(digest, MOUNT_CANDIDATES);
     for (const source of sources) {
-      if (source === repo || !(await this.metadata.isBlobLinked(source, digest))) continue;
-      if (from === undefined && !(await mayPull(source))) continue;
-      return this.adopt(repo, digest);
+      if (source === repo) continue;
+      // blobRepositories lists only where the blob is linked; a named source is checked here.
+      if (from !== undefined ? !(await this.metadata.isBlobLinked(source, digest)) : !(await mayPull(source))) continue;
+      return (await this.adopt(repo, digest)) !== undefined;
     }
     return false;
   }
@@ -86,8 +87,8 @@ export class BlobLedger {
     return this.metadata.unlinkBlob(repo, digest);
   }
 
-  /** Whether the bytes are here and recorded (the row made fresh so the collector spares them). */
-  private async stored(digest: string): Promise<boolean> {
-    return (await this.metadata.refreshBlob(digest)) && (await this.store.stat(digest)) !== undefined;
+  /** The bytes' stat when they are here and recorded (the row made fresh so the collector spares them). */
+  private async stored(digest: string): Promise<BlobStat | undefined> {
+    return (await this.metadata.refreshBlob(digest)) ? this.store.stat(digest) : undefined;
   }
 }

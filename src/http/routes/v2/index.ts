@@ -61,6 +61,9 @@ export interface V2Options {
   publicUrl?: string;
 }
 
+/** Without auth everything is visible and every repository may be pulled (a mount without `from` too). */
+const OPEN: V2Access = { mayPull: async () => true };
+
 export function registerV2Routes(app: FastifyInstance, registry: RegistryService, opts: V2Options = {}): void {
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(API_VERSION_HEADER, API_VERSION);
@@ -77,7 +80,7 @@ export function registerV2Routes(app: FastifyInstance, registry: RegistryService
         headers: { allow: allowed },
       });
     }
-    const access = opts.access ? await guardV2(opts.access, registry, request, route, opts.publicUrl) : {};
+    const access = opts.access ? await guardV2(opts.access, registry, request, route, opts.publicUrl) : OPEN;
     return handler(request, reply, registry, route, access);
   };
   // OPTIONS is routed too, so it gets 405 with Allow rather than a 404.

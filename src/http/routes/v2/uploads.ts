@@ -19,10 +19,10 @@ function created(reply: FastifyReply, name: string, digest: string): FastifyRepl
   return reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header(CONTENT_DIGEST, digest).send();
 }
 
-/** Without auth every repository may be pulled. */
-const anyone: MayPull = async () => true;
+/** Fails closed: a mount without `from` takes a blob only where a `mayPull` the caller was given says so. */
+const nobody: MayPull = async () => false;
 
-export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, mayPull: MayPull = anyone) {
+export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, mayPull: MayPull = nobody) {
   const ns = queryValue(request, 'ns');
   const repo = registry.writable(name, ns);
   const mount = queryValue(request, 'mount');
