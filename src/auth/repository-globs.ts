@@ -37,6 +37,15 @@ export function repositoryGlobProblem(glob: string, ctx: GlobContext): string | 
   const ns = at < 0 ? undefined : glob.slice(at + NS.length);
   const respelt = canonicalSpelling(pattern, ns, ctx);
   if (respelt !== undefined) {
+    // The default upstream's images are named bare: its whole namespace has no glob of its own, and a
+    // bare wildcard would also cover every local repository and every other upstream.
+    if (/^[*{]/.test(respelt.glob)) {
+      return (
+        `${quoted} names upstream ${respelt.upstream} ${respelt.by}; policies and tokens match canonical names, and its images ` +
+        `are named bare, so no glob covers all of them without covering other repositories too: list its namespaces ` +
+        `(e.g. "library/**", "<organisation>/**")`
+      );
+    }
     return `${quoted} names upstream ${respelt.upstream} ${respelt.by}; policies and tokens match canonical names: write ${JSON.stringify(respelt.glob)}`;
   }
   if (!matchesSomeName(glob)) {
@@ -102,4 +111,7 @@ function canonicalSpelling(
 export const globChecker =
   (ctx: GlobContext) =>
   (glob: string): string | undefined =>
-    repositoryGlobProblem(glob, ctx);
+    // A token has no user of its own: a {user} scope could never match.
+    glob.includes(USER)
+      ? `${JSON.stringify(glob)}: {user} stands for the caller's user name, and a service token has none; name the repositories`
+      : repositoryGlobProblem(glob, ctx);

@@ -1,7 +1,7 @@
 // `wharf fsck`: checks that metadata and blob files agree; exit 1 when they do not.
 import { parseArgs } from 'node:util';
 import { printHelp, UsageError, type CliIo, type Command, type CommandHelp } from './command.js';
-import { storeOptions, withStores } from './stores.js';
+import { storeOptions, withMetadata } from './stores.js';
 
 const help: CommandHelp[] = [
   {
@@ -17,7 +17,7 @@ async function runFsck(args: string[], io: CliIo): Promise<number> {
   if (values.help) return printHelp(io, help, 'fsck');
   if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
   const { fsck } = await import('../gc/fsck.js');
-  return withStores(io, values, async ({ config, metadata }) => {
+  return withMetadata(io, values, async (config, metadata) => {
     const result = await fsck(metadata, config.storage.path);
     if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.ok) io.stdout.write('ok: metadata and blob files agree\n');

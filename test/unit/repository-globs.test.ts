@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { repositoryGlobProblem } from '../../src/auth/repository-globs.js';
+import { globChecker, repositoryGlobProblem } from '../../src/auth/repository-globs.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { globContext, policyGlobViolations } from '../../src/cli/preflight.js';
 import { Router } from '../../src/registry/router.js';
@@ -27,6 +27,19 @@ t.test('a glob naming an upstream by a non-canonical spelling is refused with th
   t.match(problem('docker.io/alpine'), /write "library\/alpine"$/, "Docker Hub's library/ is added as the router adds it");
   t.match(problem('someorg/**?ns=registry.corp.example:5000'), /names upstream priv through \?ns=registry\.corp\.example:5000.*write "registry\.corp\.example-5000\/someorg\/\*\*"$/);
   t.match(problem('hub/team/**'), /write "docker\.io\/team\/\*\*"$/, 'a Docker Hub image named like a local namespace keeps its registry');
+});
+
+t.test('a glob on the whole default upstream is refused without advising a bare wildcard that would cover every repository', async (t) => {
+  for (const glob of ['docker.io/**', 'hub/**', '**?ns=docker.io']) {
+    const said = problem(glob);
+    t.match(said, /its images are named bare, so no glob covers all of them.*list its namespaces/, glob);
+    t.notMatch(said, /write "\*/, `${glob}: never told to write a bare wildcard`);
+  }
+});
+
+t.test('a service-token scope naming {user} is refused: a token has no user', async (t) => {
+  t.match(globChecker(ctx)('users/{user}/**'), /\{user\} stands for the caller's user name, and a service token has none/);
+  t.equal(globChecker(ctx)('users/alice/**'), undefined);
 });
 
 t.test('a glob that no valid repository name can match is refused', async (t) => {
