@@ -46,6 +46,11 @@ t.test('examples/auth.yaml: Docker Hub open to all, team/** to the team, ci/** t
   t.same(can(deploy, 'team/app'), ['pull']);
   t.same(can(deploy, 'ci/build'), ['pull']);
   t.same(can(alice, 'ci/build'), ALL, 'admins do anything to local repositories');
+  for (const bare of ['team', 'ci']) {
+    t.same(can(carol, bare), [], `the bare local name ${bare} is covered by the rules too: nothing for a user outside them`);
+    t.same(can(ANONYMOUS, bare), []);
+  }
+  t.same(can(bob, 'team'), ALL);
   t.same(can(alice, 'library/alpine'), ['pull'], 'the mirror is read-only, for admins too');
 });
 
