@@ -21,7 +21,7 @@ import { loadOrCreateSigningKey, loadVerificationKeys, signJwt, verificationKeyO
 import { LoginLimiter } from './login-limiter.js';
 import { Policy, type RepositoryFacts, type RepositoryZone } from './policy.js';
 import { ServiceTokens, looksLikeServiceToken } from './service-tokens.js';
-import { globChecker } from './repository-globs.js';
+import { globChecker, type RouteName } from './repository-globs.js';
 import { ANONYMOUS, expandActions, subjectOf, type Action, type Identity } from './types.js';
 import { UserDirectory } from './users.js';
 
@@ -77,9 +77,6 @@ export function parseRequestedScope(scope: string): RequestedScope | undefined {
 
 const challengeValue = (s: string) => s.replace(/["\\]/g, '');
 
-/** How names are routed: the one source of canonical names (RegistryService.route). */
-export type RouteFn = (name: string, ns?: string) => RouteTarget;
-
 export class AccessControl {
   /**
    * Recorded owners (local repository → user name). A claim, once made, never changes, so pushes and
@@ -91,7 +88,7 @@ export class AccessControl {
     private readonly auth: AuthConfig,
     private readonly users: UserDirectory,
     private readonly metadata: MetadataStore,
-    private readonly route: RouteFn,
+    private readonly route: RouteName,
     readonly tokens: ServiceTokens,
     readonly policy: Policy,
     private readonly limiter: LoginLimiter,
@@ -107,7 +104,7 @@ export class AccessControl {
   static async create(
     config: WharfConfig & { auth: AuthConfig },
     metadata: MetadataStore,
-    route: RouteFn,
+    route: RouteName,
     log: FastifyBaseLogger,
     now: () => number = Date.now,
   ): Promise<AccessControl> {
@@ -380,7 +377,7 @@ export class AccessControl {
 }
 
 /** Where a canonical name is routed, for the built-in rules; a name that cannot be routed gets the narrowest zone. */
-export function zoneOf(route: RouteFn, repo: string): RepositoryZone {
+export function zoneOf(route: RouteName, repo: string): RepositoryZone {
   let target: RouteTarget;
   try {
     target = route(repo);

@@ -18,6 +18,7 @@ import { loadOrCreateSigningKey, loadVerificationKeys } from '../auth/jwt.js';
 import { UserDirectory } from '../auth/users.js';
 import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
 import { Router, type UpstreamRoute } from '../registry/router.js';
+import { isPlain, type Plain } from '../config/plain.js';
 
 /** The configuration's routing, as repository globs are judged against it (policies, token scopes). */
 export function globContext(upstreams: readonly UpstreamRoute[], localNamespaces: readonly string[]): GlobContext {
@@ -25,8 +26,6 @@ export function globContext(upstreams: readonly UpstreamRoute[], localNamespaces
   return { route: (name, ns) => router.route(name, ns), upstreams };
 }
 
-type Plain = Record<string, unknown>;
-const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /**

@@ -3,9 +3,8 @@
 // lists every mistake: each rule looks only at values of the right shape and leaves the others to
 // the schema's violations.
 import { readFileSync } from 'node:fs';
+import { isPlain, type Plain } from './plain.js';
 
-type Plain = Record<string, unknown>;
-const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The upstream entries that are mappings, with their index (a non-mapping entry is the schema's to report). */

@@ -7,8 +7,8 @@ import { Kind, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseValues } from './parsed.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
+import { isPlain } from './plain.js';
 
-const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * `value` with the defaults of `schema` filled in (in place, for objects and arrays it is given):

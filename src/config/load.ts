@@ -21,6 +21,7 @@ import { crossFieldViolations, resolveSecrets } from './checks.js';
 import { A_DURATION, DURATION_PATTERN } from './duration.js';
 import { A_SIZE, SIZE_PATTERN } from './size.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
+import { isPlain, type Plain } from './plain.js';
 
 export const ENV_PREFIX = 'WHARF_';
 
@@ -59,9 +60,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Plain = Record<string, unknown>;
 
-const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `chunkMinLength` → `CHUNK_MIN_LENGTH`. */
 const upperSnake = (key: string): string =>

@@ -4,8 +4,8 @@
 // it already, and a number given in memory (tests, embedding) is taken as already parsed.
 import { Kind, TransformKind, type TSchema, type TransformOptions } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { isPlain } from './plain.js';
 
-const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `value` (in place, for objects and lists) with every leaf that has a decoder in `schema` decoded. */
 export function parseValues(schema: TSchema, value: unknown): unknown {

@@ -13,13 +13,14 @@ const UNITS: Record<string, number> = {
 
 /** The schema's pattern for a size written as a string; the loader names such values "a size". */
 export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B)?$';
+const SIZE_RE = new RegExp(SIZE_PATTERN);
 /** What a size looks like, for messages: "expected a size ...". */
 export const A_SIZE = 'a size such as 1048576 (bytes), 500MiB, 10GiB or 1TB';
 
 export function parseSize(value: number | string): number {
   if (typeof value === 'number') return value;
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?$/.exec(value.trim());
+  const m = SIZE_RE.exec(value.trim());
   const factor = m ? UNITS[m[2] ?? 'B'] : undefined;
   if (!m || factor === undefined) throw new Error(`"${value}" is not ${A_SIZE}`);
-  return Math.floor(Number(m[1]) * factor);
+  return Math.floor(Number.parseFloat(value.trim()) * factor);
 }

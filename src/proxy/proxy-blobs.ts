@@ -57,14 +57,19 @@ export class ProxyBlobs {
    * upstream confirms the digest; the blob is linked there too once the fill commits.
    */
   private async follow(t: ProxyTarget, fill: Fill): Promise<void> {
-    const repos = this.confirmed.get(fill);
-    if (repos?.has(t.repo)) return;
+    if (this.confirmed.get(fill)?.has(t.repo)) return;
     await this.headUpstream(t, fill.digest);
-    if (repos) repos.add(t.repo);
-    else this.confirmed.set(fill, new Set([t.repo]));
+    this.confirm(fill, t.repo);
     void fill.done.then(async () => {
       if (fill.state === 'committed') await this.ledger.adopt(t.repo, fill.digest);
     }).catch((err: unknown) => this.events.onFill?.('failed', { upstream: t.upstream.name, digest: fill.digest, error: `link in ${t.repo}: ${(err as Error).message}` }));
+  }
+
+  /** Records that `repo` may read `fill` (added to, never replacing, what followers recorded). */
+  private confirm(fill: Fill, repo: string): void {
+    const repos = this.confirmed.get(fill);
+    if (repos) repos.add(repo);
+    else this.confirmed.set(fill, new Set([repo]));
   }
 
   private async startFill(t: ProxyTarget, digest: string): Promise<Fill> {
@@ -94,7 +99,7 @@ export class ProxyBlobs {
       onEvent: (event, detail) => this.events.onFill?.(event, { upstream: t.upstream.name, ...detail }),
     });
     // The fill's own GET asks the upstream about this repository: its readers need no other check.
-    if (!coalesced) this.confirmed.set(fill, new Set([t.repo]));
+    if (!coalesced) this.confirm(fill, t.repo);
     this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: t.upstream.name, digest });
     return fill;
   }
