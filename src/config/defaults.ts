@@ -9,7 +9,6 @@ import { parseValues } from './parsed.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
 import { isPlain } from './plain.js';
 
-
 /**
  * `value` with the defaults of `schema` filled in (in place, for objects and arrays it is given):
  * an absent value takes the default; a present object or list has its members' defaults filled in;

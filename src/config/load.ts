@@ -60,8 +60,6 @@ export class ConfigError extends Error {
   }
 }
 
-
-
 /** `chunkMinLength` → `CHUNK_MIN_LENGTH`. */
 const upperSnake = (key: string): string =>
   key

@@ -6,7 +6,6 @@ import { Kind, TransformKind, type TSchema, type TransformOptions } from '@sincl
 import { Value } from '@sinclair/typebox/value';
 import { isPlain } from './plain.js';
 
-
 /** `value` (in place, for objects and lists) with every leaf that has a decoder in `schema` decoded. */
 export function parseValues(schema: TSchema, value: unknown): unknown {
   const transform = (schema as { [TransformKind]?: TransformOptions })[TransformKind];
