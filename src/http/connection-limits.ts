@@ -45,10 +45,7 @@ export function timeBodyIdle(server: Server, idleMs: number, log: Logger): void 
       log.warn({ method: req.method, url: (req.url ?? '').split('?')[0]?.slice(0, 200), address: socket.remoteAddress, idleMs }, 'request body stalled; connection closed');
       if (!res.headersSent) {
         // Written by hand: the route may still be waiting for the body and will fail once it is destroyed.
-        const body = JSON.stringify(errorBody(err.code, err.message, err.detail));
-        socket.end(
-          `HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-        );
+        socket.end(rawErrorResponse(err, '408 Request Timeout'));
         socket.once('finish', () => req.destroy(err));
       } else {
         req.destroy(err);
@@ -107,12 +104,18 @@ function refuse(socket: Socket, max: number): void {
   const err = new RegistryError('TOOMANYREQUESTS', `too many open connections from your address (at most ${max}); close some and retry`, {
     detail: { max, setting: 'http.maxConnectionsPerAddress' },
   });
-  const body = JSON.stringify(errorBody(err.code, err.message, err.detail));
   socket.on('error', () => undefined);
   // Read and drop what the client sends, so closing does not reset the connection under the answer.
   socket.resume();
-  socket.end(
-    `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawErrorResponse(err, '429 Too Many Requests', 'retry-after: 1\r\n'));
   socket.setTimeout(2000, () => socket.destroy());
+}
+
+/** An OCI error written straight to the socket (no route, or a route that cannot answer), closing it. */
+function rawErrorResponse(err: RegistryError, status: string, extraHeaders = ''): string {
+  const body = JSON.stringify(errorBody(err.code, err.message, err.detail));
+  return (
+    `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `${extraHeaders}connection: close\r\n\r\n${body}`
+  );
 }

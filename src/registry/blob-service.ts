@@ -43,6 +43,6 @@ export class BlobService {
   }
 }
 
-export function unknownBlob(repo: string, digest: string): RegistryError {
+function unknownBlob(repo: string, digest: string): RegistryError {
   return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { detail: { digest } });
 }

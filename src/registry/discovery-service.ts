@@ -20,7 +20,7 @@ export class DiscoveryService {
   constructor(
     private readonly metadata: MetadataStore,
     /** A stored repository's canonical name (Router.canonicalOf): what clients send and policies judge. */
-    private readonly canonicalOf: (repo: string) => string = (repo) => repo,
+    private readonly canonicalOf: (repo: string) => string,
   ) {}
 
   async tags(repo: string, page: Page): Promise<Listing> {

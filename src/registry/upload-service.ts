@@ -149,20 +149,15 @@ export class UploadService {
   private async write(upload: UploadRecord, body: Readable, declared?: number): Promise<number> {
     const base = await this.runningHash(upload);
     const next = base.hash.copy();
-    let offset: number;
-    let advanced: boolean;
-    try {
-      offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared);
-      try {
-        advanced = await this.metadata.advanceUpload(upload.id, upload.offset, offset);
-      } catch (err) {
-        // The new offset could not be recorded (a full database): the chunk's bytes go back too.
-        await this.blobs.uploads.truncate(upload.id, upload.offset).catch(() => undefined);
-        throw err;
-      }
-    } catch (err) {
+    // A failed append has already cut its own bytes back.
+    const offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared).catch((err: unknown) => {
       throw resumable(err, upload.offset);
-    }
+    });
+    const advanced = await this.metadata.advanceUpload(upload.id, upload.offset, offset).catch(async (err: unknown) => {
+      // The new offset could not be recorded (a full database): the chunk's bytes go back too.
+      await this.blobs.uploads.truncate(upload.id, upload.offset).catch(() => undefined);
+      throw resumable(err, upload.offset);
+    });
     if (!advanced) {
       this.hashes.delete(upload.id);
       throw outOfOrder(upload.offset, 'another request advanced this upload at the same time; check its status and resume');

@@ -74,8 +74,6 @@ export interface UploadArea {
 
 /** A blob being written that readers may follow as it grows; committed only once verified. */
 export interface TempBlob {
-  /** The local staging file, written in order from offset 0 by the filler (e.g. a worker thread). */
-  readonly path: string;
   /** The one writer: bytes go in order from offset 0; a failed write (a full disk) rejects. */
   openWriter(): Promise<TempBlobWriter>;
   openReader(): Promise<TempBlobReader>;

@@ -113,7 +113,6 @@ export class FsBlobStore implements BlobStore {
     await (await open(path, 'wx')).close();
     let committed: string | undefined;
     return {
-      path,
       openWriter: async () => {
         const file = await open(path, 'r+');
         return { write: (buffers, position) => writeAll(file, buffers, position), close: () => file.close() };
