@@ -42,7 +42,7 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   });
 }
 
-export function formatGcReport(r: GcReport): string {
+function formatGcReport(r: GcReport): string {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
   const verb = r.dryRun ? 'would delete' : 'deleted';
   return [

@@ -8,7 +8,7 @@ import { formatHostPort, parseListen } from '../config/listen.js';
 import type { CliIo, Command, CommandHelp } from './command.js';
 import { loadCliConfig } from './config.js';
 
-export const HEALTHCHECK_USAGE = `Usage: wharf healthcheck [--config FILE] [--listen HOST:PORT] [--timeout MS]
+const HEALTHCHECK_USAGE = `Usage: wharf healthcheck [--config FILE] [--listen HOST:PORT] [--timeout MS]
 
 Reads the configuration as 'wharf serve' does (FILE or $WHARF_CONFIG, then WHARF_*
 variables, then --listen) and asks GET /healthz at the address it listens on

@@ -60,7 +60,7 @@ export function policyGlobViolations(config: unknown): string[] {
 }
 
 /** One thing `serve` would trip on: the key it is about, apart from the message (it is prefixed once). */
-export interface Problem {
+interface Problem {
   key: string;
   message: string;
 }
@@ -135,7 +135,7 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
  * Throws unless `path` is a writable directory, or can be created as one: its nearest existing
  * ancestor is a directory we may write to.
  */
-export async function writableDirectory(path: string, what: string): Promise<void> {
+async function writableDirectory(path: string, what: string): Promise<void> {
   const absolute = resolve(path);
   for (let p = absolute; ; p = dirname(p)) {
     const st = await statOrUndefined(p);
@@ -180,7 +180,7 @@ async function directoriesUnder(dir: string, depth: number): Promise<string[]> {
  * Checking only `root` let a store created by another user (root, another image) start, then fail
  * its first push with a 500. A part that does not exist yet is created by Wharf itself: nothing to check.
  */
-export async function writableStore(root: string): Promise<void> {
+async function writableStore(root: string): Promise<void> {
   const dirs: string[] = [];
   const blobs = join(root, 'blobs');
   // The layout (storage/paths.ts): blobs/<algorithm>/<first 2 hex>/<hex>.
