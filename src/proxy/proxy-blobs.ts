@@ -7,7 +7,7 @@
 import { RegistryError } from '../registry/errors.js';
 import { parseRange } from '../registry/range.js';
 import type { BlobRead, BlobService } from '../registry/blob-service.js';
-import type { BlobLedger } from '../registry/blob-ledger.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MaybeStale } from '../registry/repository.js';
 import { FillTable, type Fill, type FillSource } from './blob-fill.js';

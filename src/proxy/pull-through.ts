@@ -3,7 +3,7 @@
 import Keyv from 'keyv';
 import type { RepositoryReader } from '../registry/repository.js';
 import type { BlobService } from '../registry/blob-service.js';
-import type { BlobLedger } from '../registry/blob-ledger.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { DiscoveryService } from '../registry/discovery-service.js';
 import type { ManifestService } from '../registry/manifest-service.js';
 import type { BlobStore } from '../storage/blob-store.js';

@@ -5,7 +5,7 @@ import { RegistryError } from './errors.js';
 import { parseRange } from './range.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
-import type { BlobLedger } from './blob-ledger.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
 
 export interface BlobRead {
   digest: string;

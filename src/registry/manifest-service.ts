@@ -9,7 +9,7 @@ import { assertTag, isValidTag, parseDigest, parseReference } from './reference.
 import type { BlobStore } from '../storage/blob-store.js';
 import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
-import type { BlobLedger } from './blob-ledger.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
 
 export interface StoredManifest {
   digest: string;

@@ -1,7 +1,7 @@
 // The facade the HTTP routes call. Holds the services of the domain over one MetadataStore and one
 // BlobStore, routes each repository name to local storage or to the pull-through cache, and keeps
 // upstream-routed names read-only.
-import { BlobLedger } from './blob-ledger.js';
+import { BlobLedger } from '../ledger/blob-ledger.js';
 import { BlobService } from './blob-service.js';
 import { DiscoveryService } from './discovery-service.js';
 import { ManifestService } from './manifest-service.js';

@@ -12,7 +12,7 @@ import { KeyedLock } from './keyed-lock.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
 import { isSessionId } from '../storage/paths.js';
-import type { BlobLedger, MayPull } from './blob-ledger.js';
+import type { BlobLedger, MayPull } from '../ledger/blob-ledger.js';
 
 export interface UploadState {
   id: string;

@@ -1,4 +1,4 @@
-// Blob access bound to the repository (src/registry/blob-ledger.ts), local names: a blob or manifest
+// Blob access bound to the repository (src/ledger/blob-ledger.ts), local names: a blob or manifest
 // is served only under the repositories it was pushed or mounted to, and a request that fails or is
 // refused leaves no repository behind. Upstream-routed names: test/integration/proxy-blob-access.test.ts.
 import t from 'tap';

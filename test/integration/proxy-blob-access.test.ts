@@ -1,4 +1,4 @@
-// Blob access bound to the repository for upstream-routed names (src/registry/blob-ledger.ts,
+// Blob access bound to the repository for upstream-routed names (src/ledger/blob-ledger.ts,
 // src/proxy/proxy-blobs.ts): a blob stored for one repository is served under another only after
 // that repository's upstream confirms it (a HEAD with Wharf's credentials for it), then linked with
 // no second download; a refusal or an unreachable upstream serves nothing and links nothing. Against

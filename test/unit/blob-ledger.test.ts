@@ -1,10 +1,10 @@
-// The BlobLedger (src/registry/blob-ledger.ts) on its own, over a real SQLite store and blob store:
+// The BlobLedger (src/ledger/blob-ledger.ts) on its own, over a real SQLite store and blob store:
 // the one place that decides whether a blob is served under a repository.
 import t, { type Test } from 'tap';
 import { Readable } from 'node:stream';
 import { rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { BlobLedger } from '../../src/registry/blob-ledger.js';
+import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { tempDir } from '../helpers/server.js';

@@ -11,7 +11,7 @@ import { RegistryError } from '../../registry/errors.js';
 import type { RegistryService } from '../../registry/registry-service.js';
 import { queryValue, queryValues, readBody } from '../request-helpers.js';
 import type { V2Route } from '../v2-path.js';
-import type { MayPull } from '../../registry/blob-ledger.js';
+import type { MayPull } from '../../ledger/blob-ledger.js';
 
 /** Where clients fetch tokens: `<publicUrl>/auth/token`, or built from the request's Host. */
 export function realmOf(request: FastifyRequest, publicUrl: string | undefined): string {

@@ -5,7 +5,7 @@ import { RegistryError } from '../../../registry/errors.js';
 import { assertName, parseDigest } from '../../../registry/reference.js';
 import { rangeHeaders, type ChunkRange, type UploadState } from '../../../registry/upload-service.js';
 import type { RegistryService } from '../../../registry/registry-service.js';
-import type { MayPull } from '../../../registry/blob-ledger.js';
+import type { MayPull } from '../../../ledger/blob-ledger.js';
 import { CHUNK_MIN_LENGTH, CONTENT_DIGEST, UPLOAD_UUID } from '../../oci-headers.js';
 import { contentLength, hasBody, queryValue } from '../../request-helpers.js';
 
