@@ -1,7 +1,7 @@
 // Small readers for what the v2 routes take from a request: query values, lengths, bodies.
 import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../registry/errors.js';
-import type { Page } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
 
 type Query = Record<string, string | string[] | undefined>;
 

@@ -2,13 +2,8 @@
 // One logical schema, several drivers (SQLite embedded now, PostgreSQL next); every driver passes
 // test/contract/metadata-store.contract.ts. Methods are async so a networked driver fits unchanged.
 import type { TokenScope } from '../auth/types.js';
-
-export interface Page {
-  /** Exclusive lower bound, lexical order (the `last` query parameter). */
-  last?: string;
-  /** Maximum number of entries; undefined = all. */
-  n?: number;
-}
+import type { Page } from '../oci/page.js';
+import type { ManifestReference } from '../oci/references.js';
 
 export interface BlobRecord {
   digest: string;
@@ -33,12 +28,6 @@ export interface ManifestRecord {
   annotations: Record<string, string> | null;
   createdAt: number;
   lastAccessAt: number;
-}
-
-export interface ManifestReference {
-  digest: string;
-  /** 'blob' for config and layers, 'manifest' for an index's children. */
-  kind: 'blob' | 'manifest';
 }
 
 export interface PutManifestInput {

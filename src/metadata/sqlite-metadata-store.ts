@@ -8,14 +8,14 @@ import Database from 'better-sqlite3';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import { SqliteGcStore } from './sqlite-gc-store.js';
 import { MissingContentError } from './metadata-store.js';
+import type { Page } from '../oci/page.js';
+import type { ManifestReference } from '../oci/references.js';
 import type {
   AccessBatch,
   GcMetadata,
   BlobRecord,
   ManifestRecord,
-  ManifestReference,
   MetadataStore,
-  Page,
   PutManifestInput,
   ServiceTokenRecord,
   UploadRecord,

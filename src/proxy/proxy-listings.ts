@@ -4,7 +4,7 @@ import type Keyv from 'keyv';
 import { paginate, type DiscoveryService, type Listing, type ReferrersIndex } from '../registry/discovery-service.js';
 import { isValidTag } from '../registry/reference.js';
 import type { MaybeStale } from '../registry/repository.js';
-import type { Page } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import type { ProxyTarget } from './proxy-manifests.js';
 import { expectStatus, header, isTransient, readAll, staleWarning, toRegistryError, UpstreamStatus } from './upstream-failure.js';

@@ -2,7 +2,8 @@
 import { RegistryError } from './errors.js';
 import { parseDigest } from './reference.js';
 import { OCI_INDEX } from '../oci/media-types.js';
-import type { MetadataStore, Page } from '../metadata/metadata-store.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
 
 export interface Listing {
   items: string[];

@@ -3,7 +3,7 @@ import type { BlobService } from './blob-service.js';
 import type { DiscoveryService } from './discovery-service.js';
 import type { ManifestService } from './manifest-service.js';
 import type { RepositoryReader } from './repository.js';
-import type { Page } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
 
 export class LocalRepository implements RepositoryReader {
   constructor(

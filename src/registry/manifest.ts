@@ -13,7 +13,7 @@ import {
   OCI_MANIFEST,
   isNonDistributable,
 } from '../oci/media-types.js';
-import type { ManifestReference } from '../metadata/metadata-store.js';
+import type { ManifestReference } from '../oci/references.js';
 
 /** The largest manifest Wharf accepts (distribution-spec: registries SHOULD accept at least 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

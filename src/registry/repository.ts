@@ -4,7 +4,7 @@
 import type { BlobRead } from './blob-service.js';
 import type { Listing, ReferrersIndex } from './discovery-service.js';
 import type { StoredManifest } from './manifest-service.js';
-import type { Page } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
 
 /** Set when a cached copy is served because the upstream could not be asked (RFC 9111 Warning 299). */
 export interface MaybeStale {

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import type t from 'tap';
 import { MissingContentError } from '../../src/metadata/metadata-store.js';
+import type { ManifestReference } from '../../src/oci/references.js';
 import type {
-  ManifestReference,
   MetadataStore,
   PutManifestInput,
   ServiceTokenRecord,
