@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ServiceTokens, formatScope, parseScope, publicView, validateTokenName } from '../auth/service-tokens.js';
 import { globChecker } from '../auth/repository-globs.js';
 import type { TokenScope } from '../auth/types.js';
-import { parseDuration } from '../config/duration.js';
+import { decodeDuration } from '../config/schema.js';
 import type { ServiceTokenRecord } from '../metadata/metadata-store.js';
 import { printHelp, UsageError, type CliIo, type Command, type CommandHelp } from './command.js';
 import { globContext } from './preflight.js';
@@ -94,7 +94,7 @@ async function tokenCreate(args: string[], io: CliIo): Promise<number> {
   const scopes: TokenScope[] = values.scope.map((text) => usageCheck('', () => parseScope(text)));
   let expiresInMs: number | undefined;
   if (values.expires !== undefined) {
-    expiresInMs = usageCheck('--expires: ', () => parseDuration(values.expires!));
+    expiresInMs = usageCheck('--expires: ', () => decodeDuration(values.expires!));
     if (expiresInMs <= 0) throw new UsageError('--expires: the lifetime must be longer than 0');
   }
 

@@ -10,6 +10,11 @@ const DURATION = new RegExp(DURATION_PATTERN);
 
 export function parseDuration(value: string): number {
   const m = DURATION.exec(value);
-  if (!m) throw new Error(`"${value}" is not ${A_DURATION}`);
+  if (!m) throw notADuration(value);
   return Number(value.slice(0, -m[1]!.length)) * UNIT_MS[m[1] as keyof typeof UNIT_MS];
+}
+
+/** The error for a string that is not a duration: `"3w" is not a duration such as ...`. */
+export function notADuration(value: string): Error {
+  return new Error(`"${value}" is not ${A_DURATION}`);
 }

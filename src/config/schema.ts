@@ -5,8 +5,9 @@
 // as strings ('30s', '10GiB'); the configuration the loader returns carries them as numbers,
 // milliseconds and bytes, converted once by the schema's transforms (parsed.ts). Nothing outside
 // config/ parses a configured duration or size.
-import { Type, type Static, type StaticDecode } from '@sinclair/typebox';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { Type, type Static, type StaticDecode, type StringOptions } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { DURATION_PATTERN, notADuration, parseDuration } from './duration.js';
 import { SIZE_PATTERN, parseSize } from './size.js';
 
 const HostPort = Type.String({
@@ -16,10 +17,22 @@ const HostPort = Type.String({
 
 // Durations and sizes use the patterns of their parsers: the loader's messages name them by these.
 /** Written as a string with a unit; loaded as milliseconds. */
-const Duration = (def: string, description: string) =>
-  Type.Transform(Type.String({ pattern: DURATION_PATTERN, default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` }))
+const durationOf = (options: StringOptions) =>
+  Type.Transform(Type.String({ ...options, pattern: DURATION_PATTERN }))
     .Decode((text) => parseDuration(text))
     .Encode((ms) => `${ms}ms`);
+const Duration = (def: string, description: string) =>
+  durationOf({ default: def, description: `${description} (a duration: 500ms, 30s, 5m, 2h, 1d)` });
+
+/** A duration given outside the configuration (the token API's expiresIn, `wharf token create --expires`):
+ *  the configuration's own form and decoder. */
+export const DurationText = durationOf({ description: 'a duration: 500ms, 30s, 5m, 2h, 1d' });
+
+/** Milliseconds of a DurationText; throws `"3w" is not a duration such as ...` for anything else. */
+export function decodeDuration(text: string): number {
+  if (!Value.Check(DurationText, text)) throw notADuration(text);
+  return Value.Decode(DurationText, text);
+}
 
 /** Written as bytes, or a string with a unit; loaded as bytes. */
 const Size = (def: number | string, description: string) =>

@@ -6,7 +6,7 @@ import type { AccessControl, Caller } from '../../auth/access-control.js';
 import { publicView } from '../../auth/service-tokens.js';
 import type { Action, TokenScope } from '../../auth/types.js';
 import type { ServiceTokenRecord } from '../../metadata/metadata-store.js';
-import { parseDuration } from '../../config/duration.js';
+import { decodeDuration } from '../../config/schema.js';
 import { RegistryError } from '../../registry/errors.js';
 import type { RegistryService } from '../../registry/registry-service.js';
 import { queryValue, queryValues, readBody } from '../request-helpers.js';
@@ -163,7 +163,7 @@ export function registerAuthRoutes(app: FastifyInstance, access: AccessControl, 
     let expiresInMs: number | undefined;
     if (body.expiresIn !== undefined) {
       try {
-        expiresInMs = parseDuration(String(body.expiresIn));
+        expiresInMs = decodeDuration(String(body.expiresIn));
       } catch (err) {
         throw invalidRequest(`expiresIn: ${(err as Error).message}`);
       }
