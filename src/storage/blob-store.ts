@@ -46,6 +46,34 @@ export interface BlobStore {
 
   /** Upload area: one append-only file per session. */
   uploads: UploadArea;
+
+  /** Committed blobs in digest order, after `after`, at most `limit` (the collector's orphan sweep, fsck). */
+  list(after: string | undefined, limit: number): Promise<StoredBlob[]>;
+  /**
+   * The collector's two-step delete, step one: the bytes leave the digest's place (stat and open no
+   * longer find them) but can come back with restore(); purge() drops them. undefined when absent.
+   */
+  setAside(digest: string): Promise<AsideHandle | undefined>;
+  /** Puts set-aside bytes back; when a writer has placed the same blob meanwhile, its copy stays. */
+  restore(handle: AsideHandle): Promise<void>;
+  purge(handle: AsideHandle): Promise<void>;
+  /** Bytes left set aside by a collector that stopped (a crash) before restoring or purging them. */
+  leftAside(): AsyncIterable<AsideHandle>;
+}
+
+/** A committed blob as list() sees it. */
+export interface StoredBlob {
+  digest: string;
+  size: number;
+  /** ms since the epoch: when the bytes were placed (or last placed again). */
+  modifiedAt: number;
+}
+
+/** Bytes set aside under a name of the store's own; the same handle restores or purges them. */
+export interface AsideHandle {
+  readonly digest: string;
+  /** The store's name for the set-aside copy; opaque to callers. */
+  readonly key: string;
 }
 
 export interface UploadArea {

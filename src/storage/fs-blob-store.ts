@@ -7,9 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStat, BlobStore, ByteRange, IngestResult, RegisterBlob, TempBlob, UploadArea } from './blob-store.js';
+import type { AsideHandle, BlobStat, BlobStore, ByteRange, IngestResult, RegisterBlob, StoredBlob, TempBlob, UploadArea } from './blob-store.js';
 import { blobPath, uploadPath, uploadsDir } from './paths.js';
 import { FileBlobStream } from './file-blob-stream.js';
+import { FsBlobAside } from './fs-blob-aside.js';
+import { listBlobs } from './fs-blob-list.js';
 import { BlobNotFoundError, DigestMismatchError, SizeMismatchError } from './storage-errors.js';
 import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
 
@@ -37,9 +39,11 @@ class Meter extends Transform {
 
 export class FsBlobStore implements BlobStore {
   readonly uploads: UploadArea;
+  private readonly aside: FsBlobAside;
 
   private constructor(readonly root: string) {
     this.uploads = new FsUploadArea(root, (tmp, digest, size, register) => this.place(tmp, digest, size, register));
+    this.aside = new FsBlobAside(root);
   }
 
   static async open(root: string): Promise<FsBlobStore> {
@@ -106,6 +110,26 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+
+  list(after: string | undefined, limit: number): Promise<StoredBlob[]> {
+    return listBlobs(this.root, after, limit);
+  }
+
+  setAside(digest: string): Promise<AsideHandle | undefined> {
+    return this.aside.setAside(digest);
+  }
+
+  restore(handle: AsideHandle): Promise<void> {
+    return this.aside.restore(handle);
+  }
+
+  purge(handle: AsideHandle): Promise<void> {
+    return this.aside.purge(handle);
+  }
+
+  leftAside(): AsyncIterable<AsideHandle> {
+    return this.aside.leftAside();
   }
 
   async temp(): Promise<TempBlob> {

@@ -5,6 +5,7 @@
 //     uploads/<session uuid>                  bytes of an upload session, append-only
 //     uploads/.ingest-<random>                a streaming write in progress (renamed into blobs/ once verified)
 //     uploads/.fill-<random>                  a pull-through fill in progress, read by clients as it grows
+//     trash/<algorithm>-<hex>.<random>        a blob the collector set aside: restored or purged next
 //     metadata.db                             the embedded metadata store (SQLite, WAL)
 //
 // Only digests that passed parseDigest and session ids that are UUIDs are ever joined into a path.

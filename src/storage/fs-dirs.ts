@@ -1,0 +1,14 @@
+// Small filesystem helpers shared by the filesystem blob store's modules.
+import { readdir } from 'node:fs/promises';
+
+export const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
+
+/** A directory's entries in code-unit order; none when it does not exist. */
+export async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
+    throw err;
+  }
+}

@@ -1,0 +1,12 @@
+// Runs the BlobStore contract suites against FsBlobStore, each subtest on its own temporary directory.
+import { rmSync } from 'node:fs';
+import t from 'tap';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { tempDir } from '../helpers/server.js';
+import { blobStoreAsideContract } from './blob-store-aside.contract.js';
+
+void blobStoreAsideContract(t, 'fs', async (t) => {
+  const dir = tempDir('wharf-fs-blob-store-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { store: await FsBlobStore.open(dir), reopen: () => FsBlobStore.open(dir) };
+});
