@@ -11,6 +11,7 @@ import { GarbageCollector } from '../src/gc/collector.js';
 import { fsck } from '../src/gc/fsck.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite-metadata-store.js';
 import { FsBlobStore } from '../src/storage/fs-blob-store.js';
+import { BlobLedger } from '../src/ledger/blob-ledger.js';
 import { populateStore } from '../test/helpers/gc-fixture.js';
 import { memOf } from './lib/measure.js';
 
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
     await populateStore(dir, { blobs: BLOBS, manifests: MANIFESTS });
     const blobs = await FsBlobStore.open(dir);
     const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
-    const collector = new GarbageCollector(metadata, blobs);
+    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
     const opts = { grace: 0, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 86_400_000, dryRun: true };
     // Reset the kernel's peak-RSS mark (VmHWM), so the peak below is the collector's alone.
     writeFileSync('/proc/self/clear_refs', '5');
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
     const after = memOf(process.pid);
     log(`memory after: ${JSON.stringify(process.memoryUsage())}`);
     log(`real run: ${JSON.stringify(real)}`);
-    const check = await fsck(metadata, dir);
+    const check = await fsck(metadata, blobs);
     const figures = {
       bench: 'gc',
       blobs: BLOBS,

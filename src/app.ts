@@ -82,7 +82,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     }),
   });
-  const collector = new GarbageCollector(metadata, blobs, {
+  const collector = new GarbageCollector(metadata, registry.ledger, blobs, {
     activeFills: () => registry.pullThrough.blobs.fills.digests(),
     log: logger.child({ component: 'gc' }),
   });

@@ -25,8 +25,9 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got '${positionals[0]}'`);
   const { GarbageCollector, GcBusyError } = await import('../gc/collector.js');
   const { gcOptionsFrom } = await import('../config/gc-options.js');
+  const { BlobLedger } = await import('../ledger/blob-ledger.js');
   return withStores(io, values, async ({ config, metadata, blobs }) => {
-    const collector = new GarbageCollector(metadata, blobs);
+    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
     let report: GcReport;
     try {
       report = await collector.run(gcOptionsFrom(config, values['dry-run'] === true));

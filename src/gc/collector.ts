@@ -8,19 +8,22 @@
 // fills in progress. Cached manifests not pulled within cacheMaxAge, then the least recently pulled
 // ones while the cached bytes exceed cacheMaxSize, are evicted (local pushes never are).
 //
-// Sweep order is manifests → repository links → blob rows → blob files: a row goes before what it
-// points at, a row before its file, so a crash (SIGKILL) anywhere leaves at worst files without
+// Sweep order is manifests → repository links → blob rows → blob bytes: a row goes before what it
+// points at, a row before its bytes, so a crash (SIGKILL) anywhere leaves at worst bytes without
 // rows, which the next run removes. Each delete re-checks liveness in its own statement, so content
-// pushed, tagged or pulled after the mark stays; a push racing the sweep never loses a blob (see
-// blob-files.ts and FsBlobStore.place for the file side).
+// pushed, tagged or pulled after the mark stays; a push racing the sweep never loses a blob (the
+// blob ledger's two-step delete, src/ledger/blob-sweep.ts).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GcMarkResult, MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { FsBlobStore } from '../storage/fs-blob-store.js';
 import { isSessionId, uploadsDir } from '../storage/paths.js';
-import { BlobFiles } from './blob-files.js';
+
+/** What the collector asks of the blob ledger: blob rows and bytes go through it only. */
+export type BlobSweeper = Pick<BlobLedger, 'sweep' | 'sweepOrphans' | 'recoverAside' | 'removeWriter'>;
 
 export interface GcOptions {
   /** ms: anything created or touched within it is live. */
@@ -83,15 +86,14 @@ const TEMP_MIN_AGE_MS = 60 * 60 * 1000;
 
 export class GarbageCollector {
   private running = false;
-  private readonly files: BlobFiles;
   private readonly now: () => number;
 
   constructor(
     private readonly metadata: MetadataStore,
+    private readonly ledger: BlobSweeper,
     private readonly blobs: FsBlobStore,
     private readonly deps: GcDeps = {},
   ) {
-    this.files = new BlobFiles(blobs.root);
     this.now = deps.now ?? Date.now;
   }
 
@@ -188,10 +190,10 @@ export class GarbageCollector {
       await this.sweepManifests(cutoff, report, checkLock);
       await this.sweepLinks(cutoff, checkLock);
       await this.sweepBlobs(cutoff, report, checkLock);
-      await this.files.clearTrash(async (d) => (await gc.existingBlobs([d])).has(d));
+      await this.ledger.recoverAside();
       await this.sweepTempFiles(started - Math.max(opts.grace, opts.uploadsMaxAge, TEMP_MIN_AGE_MS));
     }
-    report.orphanFilesRemoved = await this.sweepOrphans(cutoff, dryRun, checkLock);
+    report.orphanFilesRemoved = await this.ledger.sweepOrphans(cutoff, dryRun, checkLock);
     if (!dryRun) report.bytesKept = await gc.blobBytes();
     report.durationMs = Math.round(performance.now() - t0);
     return report;
@@ -209,7 +211,7 @@ export class GarbageCollector {
         if (dryRun) count++;
         else if (await gc.sweepUpload(id, before)) {
           count++;
-          await this.blobs.uploads.remove(id);
+          await this.ledger.removeWriter(id);
         }
       }
       if (ids.length < PAGE) return count;
@@ -256,43 +258,17 @@ export class GarbageCollector {
       checkLock();
       const page = await gc.deadBlobs(after, PAGE);
       const filling = new Set(this.deps.activeFills?.() ?? []);
-      // Rows first (each re-checked as it is deleted, one transaction per page), then the files:
-      // moved aside, the rows checked again, and put back where a writer recorded one meanwhile.
-      const swept = await gc.sweepBlobs(
+      const { removed } = await this.ledger.sweep(
         page.filter((d) => !filling.has(d)),
         cutoff,
       );
-      if (swept.size > 0) {
-        const moved = await this.files.moveAside(swept.keys());
-        const { restored } = await this.files.settle(moved, await gc.existingBlobs([...moved.keys()]));
-        const kept = new Set(restored);
-        for (const [digest, size] of swept) {
-          if (kept.has(digest)) continue;
-          report.blobsDeleted++;
-          report.bytesReclaimed += size;
-        }
+      for (const size of removed.values()) {
+        report.blobsDeleted++;
+        report.bytesReclaimed += size;
       }
       if (page.length < PAGE) return;
       after = page[page.length - 1];
     }
-  }
-
-  /** Committed files without a row, older than the grace period (a crash between file and row). */
-  private async sweepOrphans(cutoff: number, dryRun: boolean, checkLock: () => void): Promise<number> {
-    const gc = this.metadata.gc;
-    let count = 0;
-    for await (const batch of this.files.walk()) {
-      checkLock();
-      const old = batch.filter((f) => f.mtimeMs < cutoff);
-      if (old.length === 0) continue;
-      const recorded = await gc.existingBlobs(old.map((f) => f.digest));
-      for (const f of old) {
-        if (recorded.has(f.digest)) continue;
-        if (dryRun) count++;
-        else if ((await this.files.remove(f.digest, async () => (await gc.existingBlobs([f.digest])).has(f.digest))) === 'removed') count++;
-      }
-    }
-    return count;
   }
 
   /** Upload files without a session and abandoned temporaries (.ingest-, .fill-) of crashed writers. */

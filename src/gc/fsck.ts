@@ -1,10 +1,8 @@
-// Checks that metadata and blob files agree: every blob row has its file, every committed file has
+// Checks that metadata and stored blobs agree: every blob row has its bytes, every committed blob has
 // a row, local manifests reference recorded blobs, and tags point at manifests. Read-only; pages
-// through the rows and one blob directory at a time.
-import { stat } from 'node:fs/promises';
+// through the rows and the store's listing.
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import { blobPath } from '../storage/paths.js';
-import { BlobFiles } from './blob-files.js';
+import type { BlobStore } from '../storage/blob-store.js';
 
 export interface FsckResult {
   ok: boolean;
@@ -22,37 +20,30 @@ const PAGE = 1000;
 /** At most this many entries per list (the counts matter, not a million lines). */
 const MAX_LISTED = 1000;
 
-export async function fsck(metadata: MetadataStore, dataDir: string): Promise<FsckResult> {
+export async function fsck(metadata: MetadataStore, store: Pick<BlobStore, 'stat' | 'list'>): Promise<FsckResult> {
   const gc = metadata.gc;
   const missingFiles: string[] = [];
   let after: string | undefined;
   for (;;) {
     const page = await gc.blobDigests(after, PAGE);
     for (const digest of page) {
-      if (missingFiles.length < MAX_LISTED && !(await exists(blobPath(dataDir, digest)))) missingFiles.push(digest);
+      if (missingFiles.length < MAX_LISTED && !(await store.stat(digest))) missingFiles.push(digest);
     }
     if (page.length < PAGE) break;
     after = page[page.length - 1];
   }
 
   const orphanFiles: string[] = [];
-  for await (const batch of new BlobFiles(dataDir).walk()) {
-    const recorded = await gc.existingBlobs(batch.map((f) => f.digest));
-    for (const f of batch) if (!recorded.has(f.digest) && orphanFiles.length < MAX_LISTED) orphanFiles.push(f.digest);
+  for (after = undefined; ; ) {
+    const page = await store.list(after, PAGE);
+    const recorded = await gc.existingBlobs(page.map((b) => b.digest));
+    for (const b of page) if (!recorded.has(b.digest) && orphanFiles.length < MAX_LISTED) orphanFiles.push(b.digest);
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]?.digest;
   }
 
   const danglingReferences = await gc.danglingReferences(MAX_LISTED);
   const badTags = await gc.badTags(MAX_LISTED);
   const ok = missingFiles.length + orphanFiles.length + danglingReferences.length + badTags.length === 0;
   return { ok, missingFiles, orphanFiles, danglingReferences, badTags };
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }

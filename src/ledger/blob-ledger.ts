@@ -4,9 +4,11 @@
 //   adopt   a blob already stored is linked to another repository once something vouches for it there
 //           (the repository's upstream confirmed it holds the digest): no second download;
 //   mount   a blob linked in a source repository the caller may pull is linked to the target.
-// Uploads, fills, manifests and mounts call this module; none of them links on its own.
+// Uploads, fills, manifests and mounts call this module; none of them links on its own. The
+// collector removes blobs through it too (sweep, src/ledger/blob-sweep.ts).
 import type { BlobStat, BlobStore } from '../storage/blob-store.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { GcMetadata, MetadataStore } from '../metadata/metadata-store.js';
+import { BlobSweep, type SweepResult } from './blob-sweep.js';
 
 /** Whether the caller may pull a repository (stored name); decided by the access-control layer. */
 export type MayPull = (repo: string) => Promise<boolean>;
@@ -15,10 +17,15 @@ export type MayPull = (repo: string) => Promise<boolean>;
 const MOUNT_CANDIDATES = 50;
 
 export class BlobLedger {
+  private readonly sweeper: BlobSweep;
+
   constructor(
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
-  ) {}
+    gc: GcMetadata = metadata.gc,
+  ) {
+    this.sweeper = new BlobSweep(gc, store);
+  }
 
   /** Whether `repo` holds the blob by a link (what a pushed manifest may reference). */
   isLinked(repo: string, digest: string): Promise<boolean> {
@@ -85,6 +92,26 @@ export class BlobLedger {
   /** Unlinks the blob from `repo`; the bytes go when the collector finds nothing holds them. */
   unlink(repo: string, digest: string): Promise<boolean> {
     return this.metadata.unlinkBlob(repo, digest);
+  }
+
+  /** The collector's blob step: dead blobs' rows and bytes removed, a blob recorded again meanwhile kept. */
+  sweep(digests: string[], cutoff: number): Promise<SweepResult> {
+    return this.sweeper.sweep(digests, cutoff);
+  }
+
+  /** Stored blobs without a row, older than `cutoff`, removed; how many (would) go. */
+  sweepOrphans(cutoff: number, dryRun: boolean, checkpoint?: () => void): Promise<number> {
+    return this.sweeper.sweepOrphans(cutoff, dryRun, checkpoint);
+  }
+
+  /** What a stopped collector left set aside: restored when recorded, purged otherwise. */
+  recoverAside(): Promise<number> {
+    return this.sweeper.recoverAside();
+  }
+
+  /** The bytes of an upload session whose row the collector has removed. */
+  removeWriter(id: string): Promise<void> {
+    return this.store.uploads.remove(id);
   }
 
   /** The bytes' stat when they are here and recorded (the row made fresh so the collector spares them). */

@@ -11,7 +11,7 @@ import { isCode, listDir } from './fs-dirs.js';
 import { tryParseDigest } from '../oci/digest.js';
 
 /** <algorithm>-<hex>.<random>: the digest, and a random part so two set-asides never collide. */
-const KEY = /^([a-z0-9]+)-([0-9a-f]+)\.[0-9a-f]{12}$/;
+const KEY = /^([a-z0-9]+)-([0-9a-f]+)\.[0-9a-f]+$/;
 
 export class FsBlobAside {
   private readonly dir: string;

@@ -52,6 +52,11 @@ export class FsBlobStore implements BlobStore {
     return new FsBlobStore(root);
   }
 
+  /** The store on `root` as it is, creating nothing: for read-only checks (fsck). */
+  static existing(root: string): FsBlobStore {
+    return new FsBlobStore(root);
+  }
+
   async stat(digest: string): Promise<BlobStat | undefined> {
     try {
       const s = await stat(blobPath(this.root, digest));

@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import t from 'tap';
-import { BlobFiles } from '../../src/gc/blob-files.js';
+import { BlobLedger } from '../../src/ledger/blob-ledger.js';
+import type { GcMetadata } from '../../src/metadata/metadata-store.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { MissingContentError } from '../../src/metadata/metadata-store.js';
 import { blobPath } from '../../src/storage/paths.js';
@@ -68,28 +69,37 @@ t.test('a manifest put after its blob row was swept is refused, not recorded', a
 
 t.test('a blob pushed again while the collector removes its file: the file is put back', async (t) => {
   const s = await setup(t);
-  const files = new BlobFiles(s.dir);
   const d = await s.blob('team/app', 'pushed twice');
   await s.metadata.unlinkBlob('team/app', d);
   s.clock.skew = 2 * HOUR;
-  t.ok(await s.metadata.gc.sweepBlob(d, s.now() - HOUR), 'collector deleted the row');
-  // The writer records the blob again (the file is still there: the "already exists" shortcut).
-  await s.blob('team/app', 'pushed twice');
-  const outcome = await files.remove(d, async () => (await s.metadata.gc.existingBlobs([d])).has(d));
-  t.equal(outcome, 'restored', 'the collector sees the row came back and restores the file');
+  // The collector's state with a window opened right after the rows are deleted, before the bytes go.
+  const gc = s.metadata.gc;
+  const hooked: GcMetadata = Object.assign(Object.create(gc) as GcMetadata, {
+    sweepBlobs: async (digests: string[], cutoff: number) => {
+      const swept = await gc.sweepBlobs(digests, cutoff);
+      t.ok(swept.has(d), 'collector deleted the row');
+      // The writer records the blob again (the file is still there: the "already exists" shortcut).
+      await s.blob('team/app', 'pushed twice');
+      return swept;
+    },
+  });
+  const { removed, restored } = await new BlobLedger(s.metadata, s.blobs, hooked).sweep([d], s.now() - HOUR);
+  t.same(restored, [d], 'the collector sees the row came back and restores the file');
+  t.equal(removed.size, 0, 'nothing counted as removed');
   t.ok(await s.stored(d));
   t.ok((await s.fsck()).ok);
 });
 
 t.test('the collector moves the file away between a writer placing it and recording it', async (t) => {
   const s = await setup(t);
-  const files = new BlobFiles(s.dir);
   const content = 'placed, then swept, then recorded';
   const d = sha(content);
   // Inside register: the file is in place, no row yet — a collector sees an orphan and removes it.
   await s.blobs.ingest(Readable.from([Buffer.from(content)]), { digest: d }, async (r) => {
     t.ok(existsSync(blobPath(s.dir, d)), 'file placed before the row');
-    t.equal(await files.remove(d, async () => false), 'removed', 'collector removed it');
+    // An orphan to a collector whose grace has passed.
+    t.equal(await s.registry.ledger.sweepOrphans(Date.now() + HOUR, false), 1, 'collector removed it');
+    t.notOk(existsSync(blobPath(s.dir, d)));
     await s.metadata.putBlob(r.digest, r.size, { local: true });
     await s.metadata.linkBlob('team/app', r.digest);
   });

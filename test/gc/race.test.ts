@@ -8,6 +8,7 @@ import { GarbageCollector, GcBusyError } from '../../src/gc/collector.js';
 import { fsck } from '../../src/gc/fsck.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { startWharf } from '../helpers/server.js';
 import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, digestOf, inject, pushBlob, raw } from '../helpers/http.js';
 
@@ -18,7 +19,8 @@ t.test('pushes, tag moves and deletes racing a collector with almost no grace lo
   const server = await startWharf(t);
   const metadata = SqliteMetadataStore.open(join(server.dataDir, 'metadata.db'));
   t.teardown(() => metadata.close());
-  const gc = new GarbageCollector(metadata, await FsBlobStore.open(server.dataDir));
+  const blobs = await FsBlobStore.open(server.dataDir);
+  const gc = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
   // A push takes a few ms between its blobs and its manifest; with a grace shorter than that the
   // collector would take the blobs every time and the push could never finish.
   const gcOptions = { grace: 50, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 0, dryRun: false };
@@ -128,6 +130,6 @@ t.test('pushes, tag moves and deletes racing a collector with almost no grace lo
   }
   const tagsOnServer = (await metadata.listRepositories()).length;
   t.ok(tagsOnServer > 0);
-  const check = await fsck(metadata, server.dataDir);
+  const check = await fsck(metadata, blobs);
   t.ok(check.ok, 'fsck ok', check);
 });
