@@ -252,6 +252,23 @@ t.test('orphan files and leftover trash are removed; fresh orphans wait for grac
   t.same(readdirSync(join(s.dir, 'trash')), [], 'trash emptied');
 });
 
+t.test('bytes a stopped collector left set aside go back when the blob is recorded, and go otherwise', async (t) => {
+  const s = await setup(t);
+  const recorded = await s.blob('team/app', 'recorded while aside');
+  const dropped = await s.blob('team/app', 'row swept before the crash');
+  await s.metadata.unlinkBlob('team/app', dropped);
+  t.ok(await s.metadata.gc.sweepBlob(dropped, Date.now() + HOUR), 'its row is gone');
+  // A collector set both aside and stopped (SIGKILL) before deciding.
+  t.ok(await s.blobs.setAside(recorded));
+  t.ok(await s.blobs.setAside(dropped));
+  const r = await s.gc.run(options());
+  t.equal(r.blobsDeleted, 0, 'nothing swept by this run');
+  t.ok(await s.stored(recorded), 'the recorded blob has its bytes again');
+  t.notOk(await s.stored(dropped), 'the other is gone, row and bytes');
+  t.same(readdirSync(join(s.dir, 'trash')), [], 'nothing left aside');
+  t.ok((await s.fsck()).ok);
+});
+
 t.test('one run at a time: in this process and across processes', async (t) => {
   const s = await setup(t);
   await s.image('team/app', 'x', { tag: 'v1' });
