@@ -15,12 +15,9 @@
 // blob ledger's two-step delete, src/ledger/blob-sweep.ts).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { GcMarkResult, MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { FsBlobStore } from '../storage/fs-blob-store.js';
-import { isSessionId, uploadsDir } from '../storage/paths.js';
 
 /** What the collector asks of the blob ledger: blob rows and bytes go through it only. */
 export type BlobSweeper = Pick<BlobLedger, 'sweep' | 'sweepOrphans' | 'recoverAside' | 'removeWriter'>;
@@ -271,28 +268,13 @@ export class GarbageCollector {
     }
   }
 
-  /** Upload files without a session and abandoned temporaries (.ingest-, .fill-) of crashed writers. */
+  /** Writers' bytes without a session: uploads whose row is gone, anonymous writers of crashed processes. */
   private async sweepTempFiles(before: number): Promise<void> {
-    const dir = uploadsDir(this.blobs.root);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return;
-    }
     let removed = 0;
-    for (const name of names) {
-      const file = join(dir, name);
-      const temp = name.startsWith('.ingest-') || name.startsWith('.fill-');
-      if (!temp && !isSessionId(name)) continue;
-      try {
-        if ((await stat(file)).mtimeMs >= before) continue;
-        if (!temp && (await this.metadata.getUpload(name))) continue;
-        await rm(file, { force: true });
-        removed++;
-      } catch {
-        // Gone meanwhile.
-      }
+    for await (const w of this.blobs.staleWriters(before)) {
+      if (w.session && (await this.metadata.getUpload(w.id))) continue;
+      await this.blobs.removeWriter(w.id);
+      removed++;
     }
     if (removed > 0) this.deps.log?.info({ files: removed }, 'gc: abandoned upload files removed');
   }

@@ -6,7 +6,7 @@
 //   mount   a blob linked in a source repository the caller may pull is linked to the target.
 // Uploads, fills, manifests and mounts call this module; none of them links on its own. The
 // collector removes blobs through it too (sweep, src/ledger/blob-sweep.ts).
-import type { BlobStat, BlobStore } from '../storage/blob-store.js';
+import type { BlobStat, BlobStore, BlobWriter } from '../storage/blob-store.js';
 import type { GcMetadata, MetadataStore } from '../metadata/metadata-store.js';
 import { BlobSweep, type SweepResult } from './blob-sweep.js';
 
@@ -53,12 +53,27 @@ export class BlobLedger {
   }
 
   /**
-   * Records verified bytes now in place (a fresh row) and links them in `repo`, when given. Called by
-   * the blob store's register step, so a blob is never recorded without its bytes.
+   * Places a writer's bytes under `digest` and records them (a fresh row, linked in `repo` when
+   * given); the writer is cancelled whatever happens. The order is what keeps a collector running
+   * at the same time from losing the blob (src/ledger/blob-sweep.ts): the bytes are verified and
+   * placed first (a crash leaves an orphan, never a row without its bytes), then the row is made
+   * fresh, then the writer commits again, which puts the bytes back if a collector that had deleted
+   * the row before it was made fresh set them aside since. Wrong bytes: DigestMismatchError, nothing
+   * recorded.
    */
-  async commit(digest: string, size: number, opts: { local: boolean; repo?: string }): Promise<void> {
-    await this.metadata.putBlob(digest, size, { local: opts.local });
-    if (opts.repo !== undefined) await this.metadata.linkBlob(opts.repo, digest);
+  async commit(
+    writer: BlobWriter,
+    digest: string,
+    opts: { local: boolean; repo?: string; knownDigest?: string; size?: number },
+  ): Promise<BlobStat> {
+    try {
+      const placed = await writer.commit(digest, { knownDigest: opts.knownDigest, size: opts.size });
+      await this.metadata.putBlob(digest, placed.size, { local: opts.local });
+      if (opts.repo !== undefined) await this.metadata.linkBlob(opts.repo, digest);
+      return await writer.commit(digest);
+    } finally {
+      await writer.cancel();
+    }
   }
 
   /**
@@ -111,7 +126,7 @@ export class BlobLedger {
 
   /** The bytes of an upload session whose row the collector has removed. */
   removeWriter(id: string): Promise<void> {
-    return this.store.uploads.remove(id);
+    return this.store.removeWriter(id);
   }
 
   /** The bytes' stat when they are here and recorded (the row made fresh so the collector spares them). */

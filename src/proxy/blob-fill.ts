@@ -1,7 +1,7 @@
 // One upstream fetch per blob, however many clients ask (DESIGN.md "The pull-through path").
-// The fill writes the upstream bytes to a temporary blob while a worker thread hashes them; every
+// The fill writes the upstream bytes through a BlobWriter while a worker thread hashes them; every
 // client, the first included, follows the fill: recent bytes from memory, older ones from the
-// growing file. The last byte is held back until the digest and size
+// writer's growing bytes. The last byte is held back until the digest and size
 // are verified, so no client ever receives a complete wrong blob: on a mismatch or an upstream
 // failure nothing is committed and the clients' streams are destroyed (their connections cut).
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
@@ -11,7 +11,7 @@ import { drained, type DirectBody } from '../storage/file-blob-stream.js';
 import { RegistryError, asRegistryError, asRegistryErrorOrFull } from '../registry/errors.js';
 import { parseDigest } from '../registry/reference.js';
 import { HashWorker } from '../storage/hash-worker.js';
-import type { BlobStore, ByteRange, TempBlob, TempBlobReader } from '../storage/blob-store.js';
+import type { BlobReader, BlobStore, BlobWriter, ByteRange } from '../storage/blob-store.js';
 
 /** What the upstream answered for a GET starting at `offset`. */
 export interface FillSource {
@@ -33,8 +33,11 @@ export interface FillOptions {
    * timeout, and would hold its followers forever). Off when absent or 0.
    */
   minRate?: { bytesPerSecond: number; windowMs: number };
-  /** Called with the verified size once the bytes are in place (metadata, links). */
-  onCommit: (digest: string, size: number) => Promise<void>;
+  /**
+   * Called once the bytes are verified (`digest` is their hash, `size` their length): places and
+   * records them (the ledger's commit). The fill cancels the writer afterwards.
+   */
+  onCommit: (writer: BlobWriter, digest: string, size: number) => Promise<void>;
   onEvent?: (event: 'resumed' | 'committed' | 'failed', detail: Record<string, unknown>) => void;
 }
 
@@ -44,7 +47,7 @@ const FOLLOW_BATCH = 1024 * 1024;
 
 interface Cursor {
   pos: number;
-  reader?: TempBlobReader;
+  reader?: BlobReader;
 }
 /** Recent bytes kept in memory for followers that keep up with the upstream. */
 const MEMORY_WINDOW = 4 * 1024 * 1024;
@@ -75,7 +78,7 @@ export class Fill {
 
   constructor(
     readonly digest: string,
-    private readonly temp: TempBlob,
+    private readonly writer: BlobWriter,
     fetcher: FillFetcher,
     private readonly opts: FillOptions,
     /** Shared by the FillTable; a fill made on its own gets (and closes) its own. */
@@ -156,7 +159,7 @@ export class Fill {
           return chunks;
         }
         // pos is before the window, so on disk: recentStart <= written.
-        cursor.reader ??= await this.temp.openReader();
+        cursor.reader ??= await this.writer.reader();
         const chunk = await cursor.reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK) - pos);
         if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
         cursor.pos += chunk.length;
@@ -215,11 +218,10 @@ export class Fill {
 
   private async run(fetcher: FillFetcher): Promise<void> {
     const { algorithm } = parseDigest(this.digest);
-    // A worker thread hashes the accepted bytes; this thread writes them to the temporary file with
+    // A worker thread hashes the accepted bytes; this thread writes them through the writer with
     // vectored writes (whatever arrived while the last write ran goes out in the next one) and serves
     // followers from memory meanwhile.
     const hash = this.hasher.start(algorithm);
-    const file = await this.temp.openWriter();
     let queued: Buffer[] = [];
     let writing: Promise<void> | undefined;
     // Why the fill must end now (a failed write, an upstream below the minimum rate), and the body
@@ -236,7 +238,7 @@ export class Fill {
       const batch = queued;
       queued = [];
       const bytes = batch.reduce((n, b) => n + b.length, 0);
-      writing = file.write(batch, this.written).then(
+      writing = this.writer.write(batch).then(
         () => {
           this.written += bytes;
           writing = undefined;
@@ -373,12 +375,12 @@ export class Fill {
         break;
       }
       const actual = await hash.digest();
-      await file.close();
       if (actual !== this.digest) throw new Error(`upstream content for ${this.digest} hashes to ${actual}: not committed`);
       this.size = this.written;
-      // The row is made fresh once the file is in place (and the file put back if a collector
-      // removed it meanwhile): a committed fill is never recorded without its bytes.
-      await this.temp.commit(this.digest, this.written, (r) => this.opts.onCommit(r.digest, r.size));
+      // The ledger places the bytes, records them and puts them back if a collector set them aside
+      // meanwhile: a committed fill is never recorded without its bytes.
+      await this.opts.onCommit(this.writer, this.digest, this.written);
+      await this.writer.cancel();
       this.state = 'committed';
       // From now on followers read the committed file.
       this.recent = [];
@@ -387,12 +389,11 @@ export class Fill {
     } catch (err) {
       hash.drop();
       await writing;
-      await file.close().catch(() => undefined);
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = 'failed';
       this.recent = [];
       this.opts.onEvent?.('failed', { digest: this.digest, written: this.written, error: this.error.message });
-      await this.temp.discard().catch(() => undefined);
+      await this.writer.cancel().catch(() => undefined);
     } finally {
       clearInterval(rateTimer);
       this.notify();
@@ -424,8 +425,8 @@ export class FillTable {
     const existing = this.starting.get(digest);
     if (existing) return { fill: await existing, coalesced: true };
     // The slot is claimed synchronously, before any await, so concurrent callers find it.
-    const entry = this.blobs.temp().then((temp) => {
-      const fill = new Fill(digest, temp, fetcher, opts, this.hasher);
+    const entry = this.blobs.writer().then((writer) => {
+      const fill = new Fill(digest, writer, fetcher, opts, this.hasher);
       this.running.set(digest, fill);
       void fill.done.finally(() => {
         if (this.starting.get(digest) === entry) this.starting.delete(digest);

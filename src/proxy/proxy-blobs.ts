@@ -95,7 +95,10 @@ export class ProxyBlobs {
     };
     const { fill, coalesced } = await this.fills.join(digest, fetcher, {
       ...(t.minRate ? { minRate: t.minRate } : {}),
-      onCommit: (d, size) => this.ledger.commit(d, size, { local: false, repo: t.repo }),
+      // The fill's hash worker verified the bytes: the commit need not read them again.
+      onCommit: async (writer, d, size) => {
+        await this.ledger.commit(writer, d, { local: false, repo: t.repo, knownDigest: d, size });
+      },
       onEvent: (event, detail) => this.events.onFill?.(event, { upstream: t.upstream.name, ...detail }),
     });
     // The fill's own GET asks the upstream about this repository: its readers need no other check.

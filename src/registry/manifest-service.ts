@@ -1,6 +1,5 @@
 // Manifests in local repositories: get by tag or digest, put (validated, stored as exact bytes),
 // delete. Manifest bytes are blobs in the BlobStore; hot ones are kept in an LRU by digest.
-import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from './errors.js';
 import { digestOf } from '../oci/digest.js';
@@ -102,7 +101,13 @@ export class ManifestService {
       verify: opts.local ? ('references' as const) : ('self' as const),
     };
     for (let attempt = 1; ; attempt++) {
-      await this.blobs.ingest(Readable.from([body]), { digest, size: body.length }, (r) => this.ledger.commit(digest, r.size, opts));
+      const writer = await this.blobs.writer();
+      try {
+        await writer.write([body]);
+        await this.ledger.commit(writer, digest, opts);
+      } finally {
+        await writer.cancel();
+      }
       try {
         await this.metadata.putManifest(input);
         break;

@@ -1,6 +1,6 @@
 // Blob uploads into local repositories: monolithic, chunked, streamed, and cross-repository mounts.
-// Session state (offset) lives in the MetadataStore and the bytes in the BlobStore's upload area,
-// so a session survives a restart and any process can continue it. The running hash lives in the
+// Session state (offset) lives in the MetadataStore and the bytes in a session writer of the
+// BlobStore, so a session survives a restart and any process can continue it. The running hash lives in the
 // process that took the previous chunk; any other process rebuilds it from the stored bytes.
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -9,7 +9,7 @@ import { RegistryError, asRegistryErrorOrFull } from './errors.js';
 import { newHash } from '../oci/digest.js';
 import { parseDigest } from './reference.js';
 import { KeyedLock } from './keyed-lock.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import type { BlobStore, BlobWriter } from '../storage/blob-store.js';
 import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
 import { isSessionId } from '../storage/paths.js';
 import type { BlobLedger, MayPull } from '../ledger/blob-ledger.js';
@@ -44,7 +44,7 @@ export class UploadService {
 
   async start(repo: string): Promise<UploadState> {
     const id = randomUUID();
-    await this.blobs.uploads.create(id);
+    await this.blobs.writer(id);
     const now = Date.now();
     await this.metadata.createUpload({ id, repo, offset: 0, startedAt: now, updatedAt: now });
     this.hashes.set(id, { offset: 0, hash: newHash('sha256') });
@@ -53,9 +53,17 @@ export class UploadService {
 
   /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept. */
   async monolithic(repo: string, digest: string, body: Readable, size?: number): Promise<string> {
-    parseDigest(digest);
-    const result = await this.blobs.ingest(body, { digest, size }, (r) => this.link(repo, r.digest, r.size));
-    return result.digest;
+    const { algorithm } = parseDigest(digest);
+    const writer = await this.blobs.writer();
+    try {
+      // Hashed as it streams in: the commit need not read the bytes again.
+      const hash = newHash(algorithm);
+      await writer.append(body, { onData: (c) => hash.update(c), length: size });
+      await this.ledger.commit(writer, digest, { local: true, repo, knownDigest: `${algorithm}:${hash.digest('hex')}` });
+    } finally {
+      await writer.cancel();
+    }
+    return digest;
   }
 
   /**
@@ -78,7 +86,7 @@ export class UploadService {
       if (range && range.start !== upload.offset) {
         throw outOfOrder(upload.offset, `chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
       }
-      const offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
+      const offset = await this.write(upload, await this.resume(upload), body, range ? range.end - range.start + 1 : length);
       return { id, repo, offset };
     });
   }
@@ -91,26 +99,20 @@ export class UploadService {
     const { algorithm } = parseDigest(digest);
     return this.lock.run(id, async () => {
       const upload = await this.find(repo, id);
-      let offset = upload.offset;
-      if (body) {
-        if (range && range.start !== upload.offset) {
-          throw outOfOrder(upload.offset, `last chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
-        }
-        offset = await this.write(upload, body, range ? range.end - range.start + 1 : length);
+      if (body && range && range.start !== upload.offset) {
+        throw outOfOrder(upload.offset, `last chunk starts at byte ${range.start}, but the upload has ${upload.offset} bytes: send the chunk that starts at ${upload.offset}`);
       }
+      const writer = await this.resume(upload);
+      const offset = body ? await this.write(upload, writer, body, range ? range.end - range.start + 1 : length) : upload.offset;
       const running = this.hashes.get(id);
       const known = algorithm === 'sha256' && running && running.offset === offset ? `sha256:${running.hash.copy().digest('hex')}` : undefined;
       try {
-        const result = await this.blobs.uploads.commit(id, digest, {
-          size: offset,
-          knownDigest: known,
-          register: (r) => this.link(repo, r.digest, r.size),
-        });
-        return result.digest;
+        await this.ledger.commit(writer, digest, { local: true, repo, knownDigest: known });
+        return digest;
       } finally {
-        // Success or digest mismatch: the session is over either way and nothing of it is left behind.
+        // Success or digest mismatch: the session is over either way and nothing of it is left behind
+        // (the ledger has cancelled the writer).
         this.hashes.delete(id);
-        await this.blobs.uploads.remove(id);
         await this.metadata.deleteUpload(id);
       }
     });
@@ -121,22 +123,25 @@ export class UploadService {
       await this.find(repo, id);
       this.hashes.delete(id);
       await this.metadata.deleteUpload(id);
-      await this.blobs.uploads.remove(id);
+      await this.blobs.removeWriter(id);
     });
-  }
-
-  private link(repo: string, digest: string, size: number): Promise<void> {
-    return this.ledger.commit(digest, size, { local: true, repo });
   }
 
   private async find(repo: string, id: string): Promise<UploadRecord> {
     const upload = isSessionId(id) ? await this.metadata.getUpload(id) : undefined;
-    if (!upload || upload.repo !== repo) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is not in progress for repository ${repo}: start a new one with POST /v2/${repo}/blobs/uploads/`, {
-        detail: { uuid: id },
-      });
-    }
+    if (!upload || upload.repo !== repo) throw unknownUpload(repo, id);
     return upload;
+  }
+
+  /**
+   * The session's writer at the recorded offset: the offset is the truth, bytes past it come from a
+   * chunk cut by a crash.
+   */
+  private async resume(upload: UploadRecord): Promise<BlobWriter> {
+    const writer = await this.blobs.resume(upload.id);
+    if (!writer) throw unknownUpload(upload.repo, upload.id);
+    if (writer.size !== upload.offset) await writer.truncate(upload.offset);
+    return writer;
   }
 
   /**
@@ -146,16 +151,16 @@ export class UploadService {
    * recorded offset and the running hash where they were: the session resumes at that offset, which
    * the error's Range header tells the client.
    */
-  private async write(upload: UploadRecord, body: Readable, declared?: number): Promise<number> {
-    const base = await this.runningHash(upload);
+  private async write(upload: UploadRecord, writer: BlobWriter, body: Readable, declared?: number): Promise<number> {
+    const base = await this.runningHash(upload, writer);
     const next = base.hash.copy();
     // A failed append has already cut its own bytes back.
-    const offset = await this.blobs.uploads.append(upload.id, upload.offset, body, (c) => next.update(c), declared).catch((err: unknown) => {
+    const offset = await writer.append(body, { onData: (c) => next.update(c), length: declared }).catch((err: unknown) => {
       throw resumable(err, upload.offset);
     });
     const advanced = await this.metadata.advanceUpload(upload.id, upload.offset, offset).catch(async (err: unknown) => {
       // The new offset could not be recorded (a full database): the chunk's bytes go back too.
-      await this.blobs.uploads.truncate(upload.id, upload.offset).catch(() => undefined);
+      await writer.truncate(upload.offset).catch(() => undefined);
       throw resumable(err, upload.offset);
     });
     if (!advanced) {
@@ -166,11 +171,11 @@ export class UploadService {
     return offset;
   }
 
-  private async runningHash(upload: UploadRecord): Promise<RunningHash> {
+  private async runningHash(upload: UploadRecord, writer: BlobWriter): Promise<RunningHash> {
     const cached = this.hashes.get(upload.id);
     if (cached && cached.offset === upload.offset) return cached;
     const hash = newHash('sha256');
-    await pipeline(this.blobs.uploads.read(upload.id, upload.offset), async (src: AsyncIterable<Buffer>) => {
+    await pipeline(writer.read(upload.offset), async (src: AsyncIterable<Buffer>) => {
       for await (const chunk of src) hash.update(chunk);
     });
     const rebuilt = { offset: upload.offset, hash };
@@ -192,6 +197,12 @@ function resumable(err: unknown, offset: number): unknown {
     detail: known.detail,
     headers: { ...known.headers, ...rangeHeaders(offset) },
     cause: known.cause ?? err,
+  });
+}
+
+function unknownUpload(repo: string, id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is not in progress for repository ${repo}: start a new one with POST /v2/${repo}/blobs/uploads/`, {
+    detail: { uuid: id },
   });
 }
 

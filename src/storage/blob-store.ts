@@ -1,7 +1,9 @@
-// Content-addressed blob bytes. Small capabilities (stat, open, ingest, delete) and an upload area
-// for sessions. Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
+// Content-addressed blob bytes. Small capabilities: stat and open what is committed; writers that
+// take bytes, let readers follow them as they grow, verify them and place them under their digest.
+// No file path crosses this interface, so an object store can implement it too (a writer is then a
+// multipart upload to a staging key, commit a copy to the digest's key once verified).
+// Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
 import type { Readable } from 'node:stream';
-import type { DigestAlgorithm } from '../oci/digest.js';
 
 export interface ByteRange {
   /** First byte, inclusive. */
@@ -12,40 +14,26 @@ export interface ByteRange {
 
 export interface BlobStat {
   size: number;
+  /** When the bytes were last written (ms since the epoch). */
+  modifiedAt: number;
 }
-
-export interface IngestResult {
-  digest: string;
-  size: number;
-}
-
-/**
- * Records a verified blob in the metadata (a fresh row, links) once its bytes are in place. The
- * store calls it after placing the file and puts the file back if a collector removed it meanwhile,
- * so a blob is never recorded without its bytes (see src/gc/collector.ts).
- */
-export type RegisterBlob = (result: IngestResult) => Promise<void>;
 
 export interface BlobStore {
   stat(digest: string): Promise<BlobStat | undefined>;
-  /** Opens the bytes (or a range of them); throws BLOB_UNKNOWN when absent. */
+  /** Opens the bytes (or a range of them); throws BlobNotFoundError when absent. */
   open(digest: string, range?: ByteRange): Promise<Readable>;
-  /**
-   * Streams `source` to a temporary file while hashing, verifies the expected digest and size
-   * (when given), then renames it into place. On any mismatch or error nothing is left behind
-   * and DIGEST_INVALID / SIZE_INVALID is thrown.
-   */
-  ingest(
-    source: Readable,
-    expected: { digest?: string; size?: number; algorithm?: DigestAlgorithm },
-    register?: RegisterBlob,
-  ): Promise<IngestResult>;
   delete(digest: string): Promise<boolean>;
-  /** A temporary blob that is written while others read it (a pull-through fill). */
-  temp(): Promise<TempBlob>;
-
-  /** Upload area: one append-only file per session. */
-  uploads: UploadArea;
+  /**
+   * A new writer. With `session` (an upload's id), the bytes persist under that id across requests
+   * and processes until the writer is committed and cancelled, or removed.
+   */
+  writer(session?: string): Promise<BlobWriter>;
+  /** The writer of an upload session at its stored size; undefined when there is none. */
+  resume(session: string): Promise<BlobWriter | undefined>;
+  /** Writers (sessions and anonymous ones) not written since `before` (ms): abandoned by a crash or a client. */
+  staleWriters(before: number): AsyncIterable<StaleWriter>;
+  /** Drops a writer's bytes by its id (a stale one, an upload cancelled); nothing when there are none. */
+  removeWriter(id: string): Promise<void>;
 
   /** Committed blobs in digest order, after `after`, at most `limit` (the collector's orphan sweep, fsck). */
   list(after: string | undefined, limit: number): Promise<StoredBlob[]>;
@@ -76,48 +64,52 @@ export interface AsideHandle {
   readonly key: string;
 }
 
-export interface UploadArea {
-  create(id: string): Promise<void>;
-  /** Size of the session's file, undefined when it does not exist. */
-  size(id: string): Promise<number | undefined>;
-  /**
-   * Appends `source` at `offset` and returns the new size. `onData` sees every byte taken, in
-   * order (the running hash). With `length`, more or fewer bytes fail with SIZE_INVALID. A failed
-   * append (that, a write error such as ENOSPC, a source error) leaves the file at `offset` bytes:
-   * the chunk's bytes are given back and the session resumes where it was.
-   */
-  append(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, length?: number): Promise<number>;
-  /** Cuts the session's file to `size` bytes (a chunk whose offset could not be recorded gives its bytes back). */
-  truncate(id: string, size: number): Promise<void>;
-  /** Reads the session's bytes [0, end) — used to rebuild a running hash in another process. */
-  read(id: string, end?: number): Readable;
-  /**
-   * Cuts the session's file to `size` (bytes past it come from a failed chunk), verifies it has
-   * `digest` (trusting `knownDigest` from a running hash when given) and moves it into the blob store.
-   * Removes the file on mismatch.
-   */
-  commit(id: string, digest: string, opts: { size: number; knownDigest?: string; register?: RegisterBlob }): Promise<IngestResult>;
-  remove(id: string): Promise<void>;
+export interface StaleWriter {
+  id: string;
+  /** An upload session's writer (its metadata row decides whether it is abandoned), not an anonymous one. */
+  session: boolean;
 }
 
-/** A blob being written that readers may follow as it grows; committed only once verified. */
-export interface TempBlob {
-  /** The one writer: bytes go in order from offset 0; a failed write (a full disk) rejects. */
-  openWriter(): Promise<TempBlobWriter>;
-  openReader(): Promise<TempBlobReader>;
-  /** Moves the bytes into place under `digest` (the caller has verified them). */
-  commit(digest: string, size: number, register?: RegisterBlob): Promise<void>;
-  discard(): Promise<void>;
+/**
+ * Bytes being written, in order from offset 0, one call at a time. Readers may follow them as they
+ * grow; nothing is visible under a digest before commit() has verified it.
+ */
+export interface BlobWriter {
+  readonly id: string;
+  /** Bytes written so far. */
+  readonly size: number;
+  /** Appends the buffers in order (a fill's vectored writes). A failed write rejects and leaves `size` unchanged. */
+  write(buffers: Buffer[]): Promise<void>;
+  /**
+   * Appends a stream (an upload chunk); `onData` sees every byte taken, in order (the running hash).
+   * With `length`, more or fewer bytes fail with SizeMismatchError. A failed append (that, a write
+   * error such as ENOSPC, a source error) leaves the writer at its previous size: the bytes are given
+   * back at once. Returns the new size.
+   */
+  append(source: Readable, opts?: { onData?: (chunk: Buffer) => void; length?: number }): Promise<number>;
+  /** Cuts back to `size` (a chunk whose offset could not be recorded gives its bytes back). */
+  truncate(size: number): Promise<void>;
+  /**
+   * A reader for followers of the growing bytes: read(position, length) returns what is written
+   * there (fewer at the end). It stays valid after commit (it then reads the committed blob).
+   */
+  reader(): Promise<BlobReader>;
+  /** The written bytes [0, end) (all when `end` is absent), to rebuild a running hash in another process. */
+  read(end?: number): Readable;
+  /**
+   * Verifies the bytes (cut to `size` first when given; hashed unless `knownDigest` of the same
+   * algorithm is given) and places them under `digest`. A wrong digest: DigestMismatchError, and
+   * nothing becomes visible under any digest. The writer keeps its own copy until cancel(): commit
+   * with the same digest again after a success puts the bytes back if a collector set them aside
+   * meanwhile (the ledger does this once it has recorded the blob). No write after a commit.
+   */
+  commit(digest: string, opts?: { knownDigest?: string; size?: number }): Promise<BlobStat>;
+  /** Drops the writer's own bytes (a committed blob stays). Idempotent. */
+  cancel(): Promise<void>;
 }
 
-export interface TempBlobReader {
+export interface BlobReader {
   /** Up to `length` bytes at `position` (fewer at the end of what is written). */
   read(position: number, length: number): Promise<Buffer>;
-  close(): Promise<void>;
-}
-
-export interface TempBlobWriter {
-  /** Writes every buffer, in order, at `position`. */
-  write(buffers: Buffer[], position: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -2,13 +2,16 @@
 //
 //   <data>/
 //     blobs/<algorithm>/<first 2 hex>/<hex>   committed, content-addressed bytes (blobs and manifests)
-//     uploads/<session uuid>                  bytes of an upload session, append-only
-//     uploads/.ingest-<random>                a streaming write in progress (renamed into blobs/ once verified)
-//     uploads/.fill-<random>                  a pull-through fill in progress, read by clients as it grows
+//     uploads/<session uuid>                  a session writer: bytes of an upload session, append-only
+//     uploads/.writer-<random>                an anonymous writer (a monolithic push, a manifest, a pull-through
+//                                             fill read by clients as it grows); .ingest-/.fill- from older versions
+//     uploads/<writer>.copy                   a committed writer's copy on its way into blobs/ (no hard links)
 //     trash/<algorithm>-<hex>.<random>        a blob the collector set aside: restored or purged next
 //     metadata.db                             the embedded metadata store (SQLite, WAL)
 //
-// Only digests that passed parseDigest and session ids that are UUIDs are ever joined into a path.
+// A committed writer's bytes get a second name in blobs/ (a hard link, or a copy renamed into place):
+// the writer's own name stays until it is cancelled, so the blob can be put back under its digest.
+// Only digests that passed parseDigest and writer ids of the shapes above are ever joined into a path.
 import { join } from 'node:path';
 import { checkDigest } from '../oci/digest.js';
 
@@ -29,6 +32,21 @@ export function metadataPath(root: string): string {
 
 export function uploadsDir(root: string): string {
   return join(root, 'uploads');
+}
+
+const ANONYMOUS = /^\.(?:writer|ingest|fill)-[0-9a-f]+$/;
+const WRITER_FILE = /^(.+?)(?:\.copy)?$/;
+
+/** Whether `name` in uploads/ is a writer's file (or the copy of one); what the stale-writer sweep looks at. */
+export function isWriterFile(name: string): boolean {
+  const id = WRITER_FILE.exec(name)?.[1];
+  return id !== undefined && (isSessionId(id) || ANONYMOUS.test(id));
+}
+
+/** The file of a writer (an upload session or an anonymous writer), or of the copy of one. */
+export function writerPath(root: string, id: string): string {
+  if (!isWriterFile(id)) throw new Error(`not a blob writer id: ${id}`);
+  return join(root, 'uploads', id);
 }
 
 export function uploadPath(root: string, id: string): string {

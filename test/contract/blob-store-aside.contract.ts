@@ -1,7 +1,6 @@
 // The BlobStore contract for the collector's side: list, and the two-step delete (setAside, then
 // restore or purge; leftAside after a crash). Every driver runs it from its own test file:
 // blobStoreAsideContract(t, 'fs', (t) => a fresh, empty store and a way to open it again).
-import { Readable } from 'node:stream';
 import type t from 'tap';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { BlobNotFoundError } from '../../src/storage/storage-errors.js';
@@ -19,7 +18,10 @@ export interface AsideFixture {
 /** Stores `content` as a committed blob; its digest. */
 async function put(store: BlobStore, content: string, algorithm: DigestAlgorithm = 'sha256'): Promise<string> {
   const digest = digestOf(content, algorithm);
-  await store.ingest(Readable.from([Buffer.from(content)]), { digest });
+  const writer = await store.writer();
+  await writer.write([Buffer.from(content)]);
+  await writer.commit(digest);
+  await writer.cancel();
   return digest;
 }
 

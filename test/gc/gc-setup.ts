@@ -53,10 +53,9 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   async function blob(repo: string, content: string, local = true): Promise<string> {
     const digest = sha(content);
     if (local) return registry.uploads.monolithic(repo, digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content));
-    await blobs.ingest(Readable.from([Buffer.from(content)]), { digest }, async (r) => {
-      await metadata.putBlob(r.digest, r.size, { local: false });
-      await metadata.linkBlob(repo, r.digest);
-    });
+    const writer = await blobs.writer();
+    await writer.write([Buffer.from(content)]);
+    await registry.ledger.commit(writer, digest, { local: false, repo });
     return digest;
   }
 

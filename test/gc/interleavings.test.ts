@@ -2,7 +2,6 @@
 // mark and the sweep, or between a row's deletion and its file's removal. Each would lose a blob if
 // the sweep trusted the mark or a writer trusted an existing file.
 import { existsSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import t from 'tap';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import type { GcMetadata } from '../../src/metadata/metadata-store.js';
@@ -10,6 +9,7 @@ import { RegistryError } from '../../src/registry/errors.js';
 import { MissingContentError } from '../../src/metadata/metadata-store.js';
 import { blobPath } from '../../src/storage/paths.js';
 import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
+import { wrapWriter } from '../helpers/wrap-writer.js';
 import { HOUR, setup, sha } from './gc-setup.js';
 
 const markOld = (s: Awaited<ReturnType<typeof setup>>) =>
@@ -94,15 +94,25 @@ t.test('the collector moves the file away between a writer placing it and record
   const s = await setup(t);
   const content = 'placed, then swept, then recorded';
   const d = sha(content);
-  // Inside register: the file is in place, no row yet — a collector sees an orphan and removes it.
-  await s.blobs.ingest(Readable.from([Buffer.from(content)]), { digest: d }, async (r) => {
-    t.ok(existsSync(blobPath(s.dir, d)), 'file placed before the row');
-    // An orphan to a collector whose grace has passed.
-    t.equal(await s.registry.ledger.sweepOrphans(Date.now() + HOUR, false), 1, 'collector removed it');
-    t.notOk(existsSync(blobPath(s.dir, d)));
-    await s.metadata.putBlob(r.digest, r.size, { local: true });
-    await s.metadata.linkBlob('team/app', r.digest);
+  const writer = await s.blobs.writer();
+  await writer.write([Buffer.from(content)]);
+  // Right after the ledger's first commit: the file is in place, no row yet — a collector sees an
+  // orphan and removes it.
+  let commits = 0;
+  const racing = wrapWriter(writer, {
+    commit: async (digest, opts) => {
+      const placed = await writer.commit(digest, opts);
+      if (commits++ === 0) {
+        t.ok(existsSync(blobPath(s.dir, d)), 'file placed before the row');
+        t.equal(await s.metadata.getBlob(d), undefined, 'no row yet');
+        // An orphan to a collector whose grace has passed.
+        t.equal(await s.registry.ledger.sweepOrphans(Date.now() + HOUR, false), 1, 'collector removed it');
+        t.notOk(existsSync(blobPath(s.dir, d)));
+      }
+      return placed;
+    },
   });
+  await s.registry.ledger.commit(racing, d, { local: true, repo: 'team/app' });
   t.ok(existsSync(blobPath(s.dir, d)), 'the writer put the file back after recording the row');
   t.ok(await s.stored(d));
   t.ok((await s.fsck()).ok);

@@ -1,12 +1,13 @@
 // A blob store whose disk fills up: a real FsBlobStore in a temporary directory, wrapped so that
 // every write past a budget fails with ENOSPC exactly as node:fs reports it (code, errno, syscall).
-// The budget covers the writers a full disk stops: a fill's temporary blob, an upload's appends and
-// an ingest (monolithic pushes, manifests). Reads are not affected.
+// The budget covers every BlobWriter's writes and appends (a fill, an upload's chunks, monolithic
+// pushes, manifests). Reads are not affected.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { TempBlob } from '../../src/storage/blob-store.js';
+import type { BlobWriter } from '../../src/storage/blob-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { wrapWriter } from './wrap-writer.js';
 
 export interface FullDisk {
   store: FsBlobStore;
@@ -42,26 +43,19 @@ export async function fullDiskStore(root: string): Promise<FullDisk> {
       })(),
       { objectMode: false },
     );
-  const uploads = Object.create(inner.uploads) as FsBlobStore['uploads'];
-  uploads.append = (id, offset, source, onData, length) => inner.uploads.append(id, offset, limited(source), onData, length);
-  const store = Object.create(inner) as FsBlobStore;
-  Object.defineProperty(store, 'uploads', { value: uploads });
-  store.ingest = (source, expected, register) => inner.ingest(limited(source), expected, register);
-  store.temp = async (): Promise<TempBlob> => {
-    const temp = await inner.temp();
-    return {
-      ...temp,
-      openWriter: async () => {
-        const writer = await temp.openWriter();
-        return {
-          write: async (buffers, position) => {
-            take(buffers.reduce((n, b) => n + b.length, 0));
-            await writer.write(buffers, position);
-          },
-          close: () => writer.close(),
-        };
+  const limitedWriter = (w: BlobWriter): BlobWriter =>
+    wrapWriter(w, {
+      write: async (buffers) => {
+        take(buffers.reduce((n, b) => n + b.length, 0));
+        await w.write(buffers);
       },
-    };
+      append: (source, opts) => w.append(limited(source), opts),
+    });
+  const store = Object.create(inner) as FsBlobStore;
+  store.writer = async (session) => limitedWriter(await inner.writer(session));
+  store.resume = async (session) => {
+    const w = await inner.resume(session);
+    return w && limitedWriter(w);
   };
   disk.store = store;
   return disk;

@@ -9,6 +9,7 @@ import { Fill, type FillFetcher, type FillOptions, type FillSource } from '../..
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { tempDir } from '../helpers/server.js';
 import { fullDiskStore } from '../helpers/full-disk.js';
+import { wrapWriter } from '../helpers/wrap-writer.js';
 import { bulkBytes, sha256 } from '../helpers/oci-layout.js';
 
 const SIZE = 100_000;
@@ -69,15 +70,18 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 3000): Promise
   return cond();
 }
 
-function fillFiles(root: string): string[] {
-  return readdirSync(join(root, 'uploads')).filter((f) => f.startsWith('.fill-'));
+/** Writers' files left in the store (a fill's among them). */
+function writerFiles(root: string): string[] {
+  return readdirSync(join(root, 'uploads'));
 }
 
 function options(overrides: Partial<FillOptions> = {}) {
   const commits: Array<[string, number]> = [];
   const events: Array<[string, Record<string, unknown>]> = [];
   const opts: FillOptions = {
-    onCommit: async (d, n) => {
+    // What the ledger does first: place the bytes under their digest.
+    onCommit: async (w, d, n) => {
+      await w.commit(d);
       commits.push([d, n]);
     },
     onEvent: (e, detail) => events.push([e, detail]),
@@ -108,7 +112,7 @@ t.test('bytes stream before verification, but the last byte is held back until t
     await end.wait;
   }
   const { opts, commits } = options();
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: SIZE, body: body() }), opts);
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: SIZE, body: body() }), opts);
   t.equal(await fill.sized(), SIZE, 'size known from the response');
   const c = collect(fill.stream());
   t.ok(await until(() => liveLength(c) === SIZE / 2 - 1), 'all but the last written byte stream before the end');
@@ -137,7 +141,7 @@ t.test('a digest mismatch destroys every follower stream and commits nothing', a
   wrong[SIZE / 2] = wrong[SIZE / 2]! ^ 0xff;
   const end = gate();
   const { opts, commits, events } = options();
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: SIZE, body: chunks(wrong, 8192, { hold: end.wait }) }), opts);
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: SIZE, body: chunks(wrong, 8192, { hold: end.wait }) }), opts);
   await fill.sized();
   const followers = [
     collect(fill.stream()),
@@ -157,7 +161,7 @@ t.test('a digest mismatch destroys every follower stream and commits nothing', a
   t.match(fill.error?.message, /hashes to/);
   t.same(commits, [], 'onCommit never called');
   t.equal(await store.stat(digest), undefined, 'nothing in the store');
-  t.same(fillFiles(root), [], 'the temporary file is gone');
+  t.same(writerFiles(root), [], 'the temporary file is gone');
   t.ok(events.some(([e]) => e === 'failed'));
   const late = collect(fill.stream());
   await late.done;
@@ -176,7 +180,7 @@ t.test('resume after an error continues the hash from where it stopped', async (
     return { start: offset, total: SIZE, body: chunks(content.subarray(offset), 5000) };
   };
   const { opts, commits, events } = options();
-  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  const fill = new Fill(digest, await store.writer(), fetcher, opts);
   const c = collect(fill.stream());
   await fill.done;
   await c.done;
@@ -199,7 +203,7 @@ t.test('a body that ends early without an error is resumed too', async (t) => {
     return { start: offset, total: SIZE, body: chunks(content.subarray(offset, end), 4096) };
   };
   const { opts } = options();
-  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  const fill = new Fill(digest, await store.writer(), fetcher, opts);
   await fill.done;
   t.same(offsets, [0, 12_345]);
   t.equal(fill.state, 'committed', fill.error?.message ?? '');
@@ -218,7 +222,7 @@ t.test('a 200 after a partial response skips the bytes already written', async (
     return { start: 0, total: SIZE, body: chunks(content, 4096) };
   };
   const { opts, commits } = options();
-  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  const fill = new Fill(digest, await store.writer(), fetcher, opts);
   const c = collect(fill.stream());
   await fill.done;
   await c.done;
@@ -240,7 +244,7 @@ t.test('resumes run out: the fill fails and commits nothing', async (t) => {
     return { start: offset, total: SIZE, body: chunks(content.subarray(offset, offset + 1000), 500, { fail: new Error('reset') }) };
   };
   const { opts, commits } = options({ maxResumes: 2 });
-  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  const fill = new Fill(digest, await store.writer(), fetcher, opts);
   const c = collect(fill.stream());
   await fill.done;
   await c.done;
@@ -250,7 +254,7 @@ t.test('resumes run out: the fill fails and commits nothing', async (t) => {
   t.ok(c.bytes.length < SIZE);
   t.same(commits, []);
   t.equal(await store.stat(digest), undefined);
-  t.same(fillFiles(root), []);
+  t.same(writerFiles(root), []);
 });
 
 t.test('an upstream that sends more than the announced size fails the fill', async (t) => {
@@ -258,7 +262,7 @@ t.test('an upstream that sends more than the announced size fails the fill', asy
   const content = bulkBytes('more', SIZE);
   const digest = sha256(content);
   const { opts, commits } = options();
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: SIZE - 10, body: chunks(content, 8192) }), opts);
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: SIZE - 10, body: chunks(content, 8192) }), opts);
   const c = collect(fill.stream());
   await fill.done;
   await c.done;
@@ -273,7 +277,7 @@ t.test('size unknown (no Content-Length): clients still get the blob once it is 
   const content = bulkBytes('chunked', SIZE);
   const digest = sha256(content);
   const { opts } = options();
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, body: chunks(content, 8192) }), opts);
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, body: chunks(content, 8192) }), opts);
   const size = await fill.sized();
   t.equal(size, SIZE, 'sized() resolves with the verified size');
   // ProxyBlobs.read does exactly this: await sized(), then stream().
@@ -288,10 +292,15 @@ t.test('a follower that asks for the stream just as the fill commits still gets 
   const content = bulkBytes('late', 1000);
   const digest = sha256(content);
   const commit = gate();
-  const { opts } = options({ onCommit: () => commit.wait });
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: 1000, body: chunks(content, 1000) }), opts);
-  // The temporary file is renamed into the store before onCommit runs; the fill is still 'running'
-  // (and still in the FillTable), so a new request joins it here.
+  const { opts } = options({
+    onCommit: async (w, d) => {
+      await w.commit(d);
+      await commit.wait;
+    },
+  });
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: 1000, body: chunks(content, 1000) }), opts);
+  // The bytes are in place while onCommit records them; the fill is still 'running' (and still in
+  // the FillTable), so a new request joins it here.
   t.ok(await until(async () => (await store.stat(digest)) !== undefined, 3000), 'bytes in place, onCommit pending');
   t.equal(fill.state, 'running');
   const c = collect(fill.stream());
@@ -315,13 +324,13 @@ t.test('a refusal while resuming (429, 404) ends the fill at once instead of ret
       throw Object.assign(new Error(`upstream answered ${status}`), { status });
     };
     const { opts, commits } = options();
-    const fill = new Fill(digest, await store.temp(), fetcher, opts);
+    const fill = new Fill(digest, await store.writer(), fetcher, opts);
     await fill.done;
     t.equal(fill.state, 'failed', `${status}: the fill failed`);
     t.equal(calls, 2, `${status}: one resume attempt, no retry storm`);
     t.match(fill.error?.message, new RegExp(String(status)));
     t.same(commits, []);
-    t.same(fillFiles(root), [], `${status}: nothing left behind`);
+    t.same(writerFiles(root), [], `${status}: nothing left behind`);
   }
 });
 
@@ -337,7 +346,7 @@ t.test('a 5xx while resuming is retried like a dropped connection', async (t) =>
     return { start: offset, total: SIZE, body: chunks(content.subarray(offset), 10_000) };
   };
   const { opts, commits } = options();
-  const fill = new Fill(digest, await store.temp(), fetcher, opts);
+  const fill = new Fill(digest, await store.writer(), fetcher, opts);
   await fill.done;
   t.equal(fill.state, 'committed');
   t.equal(calls, 3);
@@ -367,7 +376,7 @@ t.test('a failed write (a full disk) stops reading from the upstream at once and
     }
   }
   const { opts, commits, events } = options();
-  const fill = new Fill(sha256(piece), await disk.store.temp(), async () => ({ start: 0, total: TOTAL, body: body() }), opts);
+  const fill = new Fill(sha256(piece), await disk.store.writer(), async () => ({ start: 0, total: TOTAL, body: body() }), opts);
   const followers = [collect(fill.stream()), collect(fill.stream())];
   await fill.done;
   await Promise.all(followers.map((f) => f.done));
@@ -380,7 +389,7 @@ t.test('a failed write (a full disk) stops reading from the upstream at once and
   for (const f of followers) t.ok(f.error, 'every follower is cut');
   t.same(commits, []);
   t.match(events.at(-1), ['failed', { error: /storage is full/ }]);
-  t.same(fillFiles(root), [], 'nothing left behind');
+  t.same(writerFiles(root), [], 'nothing left behind');
 });
 
 t.test('an upstream that trickles below the minimum rate ends the fill and frees its followers', async (t) => {
@@ -400,7 +409,7 @@ t.test('an upstream that trickles below the minimum rate ends the fill and frees
     }
   }
   const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 200 } });
-  const fill = new Fill(sha256(Buffer.from('x')), await store.temp(), async () => ({ start: 0, total: 10 * 1024 ** 3, body: Readable.from(trickle()) }), opts);
+  const fill = new Fill(sha256(Buffer.from('x')), await store.writer(), async () => ({ start: 0, total: 10 * 1024 ** 3, body: Readable.from(trickle()) }), opts);
   const follower = collect(fill.stream());
   await fill.done;
   await follower.done;
@@ -412,7 +421,7 @@ t.test('an upstream that trickles below the minimum rate ends the fill and frees
   await sleep(50);
   t.equal(sent, at, 'nothing more is read');
   t.same(commits, []);
-  t.same(fillFiles(root), []);
+  t.same(writerFiles(root), []);
 });
 
 t.test('an upstream at or above the minimum rate is not cut', async (t) => {
@@ -427,7 +436,7 @@ t.test('an upstream at or above the minimum rate is not cut', async (t) => {
   }
   // About 200 KB/s against a minimum of 1 KB/s over 50 ms windows: many windows, none below.
   const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 50 } });
-  const fill = new Fill(digest, await store.temp(), async () => ({ start: 0, total: content.length, body: Readable.from(steady()) }), opts);
+  const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: content.length, body: Readable.from(steady()) }), opts);
   await fill.done;
   t.equal(fill.state, 'committed', fill.error?.message ?? 'committed');
   t.same(commits, [[digest, content.length]]);
@@ -437,15 +446,9 @@ t.test('a slow disk after the last byte arrived does not count against the upstr
   const { store } = await newStore(t);
   const content = bulkBytes('slow-disk', 20_000);
   const digest = sha256(content);
-  const temp = await store.temp();
+  const w = await store.writer();
   // Every write takes 200 ms: four 50 ms windows with no new upstream bytes while the disk catches up.
-  const slow = {
-    ...temp,
-    openWriter: async () => {
-      const w = await temp.openWriter();
-      return { write: async (b: Buffer[], at: number) => (await sleep(200), w.write(b, at)), close: () => w.close() };
-    },
-  };
+  const slow = wrapWriter(w, { write: async (b) => (await sleep(200), w.write(b)) });
   const { opts, commits } = options({ minRate: { bytesPerSecond: 1000, windowMs: 50 } });
   const fill = new Fill(digest, slow, async () => ({ start: 0, total: content.length, body: chunks(content, 10_000) }), opts);
   await fill.done;
@@ -456,14 +459,9 @@ t.test('a slow disk after the last byte arrived does not count against the upstr
 t.test('a write that fails for another reason (EIO) ends the fill at once as our fault, not the upstream\'s', async (t) => {
   const { store, root } = await newStore(t);
   const content = bulkBytes('eio', SIZE);
-  const temp = await store.temp();
-  const broken = {
-    ...temp,
-    openWriter: async () => {
-      const w = await temp.openWriter();
-      return { write: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })), close: () => w.close() };
-    },
-  };
+  const broken = wrapWriter(await store.writer(), {
+    write: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })),
+  });
   let calls = 0;
   const { opts, commits } = options();
   const fill = new Fill(sha256(content), broken, async () => (calls++, { start: 0, total: SIZE, body: chunks(content, 1000) }), opts);
@@ -472,5 +470,5 @@ t.test('a write that fails for another reason (EIO) ends the fill at once as our
   t.match(fill.error, { code: 'INTERNAL_ERROR', message: /writing blob .* failed: EIO/ });
   t.equal(calls, 1, 'not resumed: the upstream did nothing wrong');
   t.same(commits, []);
-  t.same(fillFiles(root), []);
+  t.same(writerFiles(root), []);
 });

@@ -1,0 +1,219 @@
+// A writer of the filesystem blob store: one file under uploads/ (named by the session for an
+// upload, at random otherwise) that grows in order, is hashed, and gets a second name in blobs/ once
+// verified. The second name comes from an atomic link or rename, so a reader never sees a partial
+// blob and two writers of the same digest both end with the same complete file; the writer's own
+// name stays until cancel(), so a commit repeated after a collector set the blob aside puts it back.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, link, mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { BlobReader, BlobStat, BlobWriter } from './blob-store.js';
+import { blobPath } from './paths.js';
+import { DigestMismatchError, SizeMismatchError } from './storage-errors.js';
+import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
+
+export const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+
+/** Counts bytes as they pass and shows each to `onChunk`; fails once more than `max` bytes arrive. */
+class Meter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly onChunk: (chunk: Buffer) => void,
+    private readonly max = Number.POSITIVE_INFINITY,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.max) {
+      cb(new SizeMismatchError(`content is longer than the declared ${this.max} bytes`, this.max));
+      return;
+    }
+    this.onChunk(chunk);
+    cb(null, chunk);
+  }
+}
+
+export class FsBlobWriter implements BlobWriter {
+  /** The digest the bytes were verified and placed under. */
+  private committed: string | undefined;
+  private cancelled = false;
+  /** Open for write() (vectored writes at the end), closed by commit and cancel. */
+  private handle: FileHandle | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly root: string,
+    private readonly path: string,
+    private written: number,
+  ) {}
+
+  get size(): number {
+    return this.written;
+  }
+
+  async write(buffers: Buffer[]): Promise<void> {
+    this.writable();
+    const start = this.written;
+    const total = buffers.reduce((n, b) => n + b.length, 0);
+    try {
+      this.handle ??= await open(this.path, 'r+');
+      await writeAll(this.handle, buffers, start);
+    } catch (err) {
+      // Bytes of a failed write go back at once (cutting a file needs no free space).
+      await truncate(this.path, start).catch(() => undefined);
+      throw err;
+    }
+    this.written = start + total;
+  }
+
+  async append(source: Readable, opts: { onData?: (chunk: Buffer) => void; length?: number } = {}): Promise<number> {
+    this.writable();
+    const start = this.written;
+    const meter = new Meter(opts.onData ?? (() => {}), opts.length);
+    try {
+      await pipeline(source, meter, createWriteStream(this.path, { flags: 'r+', start }));
+      if (opts.length !== undefined && meter.bytes !== opts.length) {
+        throw new SizeMismatchError(`chunk declared ${opts.length} bytes but ${meter.bytes} arrived`, opts.length, meter.bytes);
+      }
+    } catch (err) {
+      // A failed chunk (a full disk, a short or long body, a client gone) takes its bytes back at
+      // once: the space is free again and the writer resumes where it was.
+      await truncate(this.path, start).catch(() => undefined);
+      throw err;
+    }
+    this.written = start + meter.bytes;
+    return this.written;
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.writable();
+    await truncate(this.path, size);
+    this.written = size;
+  }
+
+  async reader(): Promise<BlobReader> {
+    // Opened on the writer's file while it exists; the descriptor stays valid after it is linked,
+    // renamed or unlinked. A reader that arrives after cancel() finds the bytes at their digest.
+    let file: FileHandle;
+    try {
+      file = await open(this.path, 'r');
+    } catch (err) {
+      if (!isNotFound(err) || this.committed === undefined) throw err;
+      file = await open(blobPath(this.root, this.committed), 'r');
+    }
+    return {
+      read: async (position, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buf, 0, length, position);
+        return buf.subarray(0, bytesRead);
+      },
+      close: () => file.close(),
+    };
+  }
+
+  read(end?: number): Readable {
+    if (end === 0) return Readable.from([]);
+    return createReadStream(this.path, end === undefined ? {} : { start: 0, end: end - 1 });
+  }
+
+  async commit(digest: string, opts: { knownDigest?: string; size?: number } = {}): Promise<BlobStat> {
+    if (this.cancelled) throw new Error(`blob writer ${this.id} was cancelled`);
+    if (this.committed !== undefined && this.committed !== digest) {
+      throw new Error(`blob writer ${this.id} is committed as ${this.committed}, not ${digest}`);
+    }
+    if (this.committed === undefined) {
+      const { algorithm } = checkDigest(digest);
+      await this.closeHandle();
+      if (opts.size !== undefined && opts.size !== this.written) {
+        await truncate(this.path, opts.size);
+        this.written = opts.size;
+      }
+      const known = opts.knownDigest;
+      const actual = known !== undefined && checkDigest(known).algorithm === algorithm ? known : await hashFile(this.path, algorithm);
+      if (actual !== digest) throw new DigestMismatchError(`content has digest ${actual}, not the declared ${digest}`, digest, actual);
+      this.committed = digest;
+    }
+    const placed = await this.place(digest);
+    return { size: this.written, modifiedAt: placed.mtimeMs };
+  }
+
+  async cancel(): Promise<void> {
+    this.cancelled = true;
+    await this.closeHandle();
+    await rm(this.path, { force: true });
+    await rm(`${this.path}.copy`, { force: true });
+  }
+
+  private writable(): void {
+    if (this.cancelled || this.committed !== undefined) {
+      throw new Error(`blob writer ${this.id} is ${this.cancelled ? 'cancelled' : 'committed'}: no more writes`);
+    }
+  }
+
+  private async closeHandle(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close();
+  }
+
+  /** Puts a second name on the writer's file at the blob's place unless a complete file is there already. */
+  private async place(digest: string): Promise<{ mtimeMs: number }> {
+    const target = blobPath(this.root, digest);
+    const existing = await statOf(target);
+    if (existing && existing.size === this.written) return existing;
+    await mkdir(dirname(target), { recursive: true });
+    if (existing) await rm(target, { force: true });
+    try {
+      await link(this.path, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return (await statOf(target)) ?? { mtimeMs: Date.now() };
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
+      // No hard links here: a copy under a temporary name, renamed into place.
+      const copy = `${this.path}.copy`;
+      await copyFile(this.path, copy);
+      await rename(copy, target);
+    }
+    // A collector may set the blob aside at any moment; the time of our own file serves then.
+    return (await statOf(target)) ?? (await stat(this.path));
+  }
+}
+
+async function statOf(path: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<string> {
+  const hash = newHash(algorithm);
+  await pipeline(createReadStream(path), async (src: AsyncIterable<Buffer>) => {
+    for await (const chunk of src) hash.update(chunk);
+  });
+  return `${algorithm}:${hash.digest('hex')}`;
+}
+
+/** Writes every buffer at `position`, in order, with as few vectored writes as it takes. */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await file.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
+  }
+}
