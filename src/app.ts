@@ -8,7 +8,9 @@ import { metadataPath } from './storage/paths.js';
 import { storageFullCode } from './storage/storage-errors.js';
 import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
-import { RegistryService } from './registry/registry-service.js';
+import { BlobLedger } from './ledger/blob-ledger.js';
+import { LocalRegistry } from './registry/local-registry.js';
+import { PullThroughRegistry } from './proxy/pull-through-registry.js';
 import { registerErrorHandler, sendError } from './http/plugins/error-handler.js';
 import { RegistryError } from './registry/errors.js';
 import { Upstreams } from './upstream/upstream-pool.js';
@@ -57,20 +59,13 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
   capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
   const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
-  const registry = new RegistryService(metadata, blobs, {
+  const ledger = new BlobLedger(metadata, blobs);
+  const local = new LocalRegistry({
+    metadata,
+    blobStore: blobs,
+    ledger,
     chunkMinLength: config.uploads.chunkMinLength,
     maxDescriptors: config.manifests.maxDescriptors,
-    localNamespaces: config.local.namespaces,
-    upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
-    events: {
-      onFill: (event, detail) => {
-        // A failed fill cut its clients: say which upstream and blob, and why.
-        if (event === 'failed') {
-          const { error, ...rest } = detail;
-          logger.warn({ component: 'fill', event, ...rest, reason: error }, `blob fill failed: ${String(error)}`);
-        } else logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`);
-      },
-    },
     // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
     accessTracker: new AccessTracker(metadata, {
       intervalMs: 5000,
@@ -82,8 +77,24 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     }),
   });
-  const collector = new GarbageCollector(metadata, registry.ledger, blobs, {
-    activeFills: () => registry.pullThrough.blobs.fills.digests(),
+  // The one Registry the routes see: names routed to an upstream go through the pull-through cache.
+  const registry = new PullThroughRegistry(local, {
+    ledger,
+    blobStore: blobs,
+    localNamespaces: config.local.namespaces,
+    upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
+    events: {
+      onFill: (event, detail) => {
+        // A failed fill cut its clients: say which upstream and blob, and why.
+        if (event === 'failed') {
+          const { error, ...rest } = detail;
+          logger.warn({ component: 'fill', event, ...rest, reason: error }, `blob fill failed: ${String(error)}`);
+        } else logger.debug({ component: 'fill', event, ...detail }, `blob fill ${event}`);
+      },
+    },
+  });
+  const collector = new GarbageCollector(metadata, ledger, blobs, {
+    activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
   });
 

@@ -69,7 +69,7 @@ export interface GcLog {
 }
 
 export interface GcDeps {
-  /** Digests of pull-through fills in progress (ProxyBlobs.fills.digests()). */
+  /** Digests of pull-through fills in progress (PullThroughRegistry.activeFills()). */
   activeFills?: () => Iterable<string>;
   now?: () => number;
   log?: GcLog;

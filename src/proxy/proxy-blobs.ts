@@ -6,12 +6,13 @@
 // digest. HEAD on a miss asks the upstream without downloading.
 import { RegistryError } from '../registry/errors.js';
 import { parseRange } from '../registry/range.js';
-import type { BlobRead, BlobService } from '../registry/blob-service.js';
+import type { BlobRead } from '../registry/blob-service.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { MaybeStale } from '../registry/repository.js';
+import type { MaybeStale } from '../registry/registry.js';
+import type { CacheStore } from '../registry/cache-store.js';
 import { FillTable, type Fill, type FillSource } from './blob-fill.js';
-import type { ProxyTarget } from './proxy-manifests.js';
+import type { UpstreamRepository } from './upstream-repository.js';
 import { discard, expectStatus, header, toRegistryError } from './upstream-failure.js';
 
 export interface FillEvents {
@@ -24,7 +25,7 @@ export class ProxyBlobs {
   private readonly confirmed = new WeakMap<Fill, Set<string>>();
 
   constructor(
-    private readonly blobs: BlobService,
+    private readonly local: CacheStore,
     private readonly ledger: BlobLedger,
     store: BlobStore,
     private readonly events: FillEvents = {},
@@ -32,20 +33,20 @@ export class ProxyBlobs {
     this.fills = new FillTable(store);
   }
 
-  async read(t: ProxyTarget, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead & MaybeStale> {
-    const stored = await this.ledger.access(t.repo, digest, async () => {
-      await this.headUpstream(t, digest);
+  async read(repo: UpstreamRepository, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead & MaybeStale> {
+    const stored = await this.ledger.access(repo.name, digest, async () => {
+      await this.headUpstream(repo, digest);
     });
-    if (stored) return this.blobs.serve(digest, stored.size, opts);
+    if (stored) return this.local.serveBlob(digest, stored.size, opts);
     const running = this.fills.get(digest);
-    if (opts.head && !(running && this.confirmed.get(running)?.has(t.repo))) return this.headUpstream(t, digest, opts.rangeHeader);
-    const fill = running ?? (await this.startFill(t, digest));
-    await this.follow(t, fill);
+    if (opts.head && !(running && this.confirmed.get(running)?.has(repo.name))) return this.headUpstream(repo, digest, opts.rangeHeader);
+    const fill = running ?? (await this.startFill(repo, digest));
+    await this.follow(repo, fill);
     let size: number;
     try {
       size = await fill.sized();
     } catch (err) {
-      throw toRegistryError(err, t.upstream, { code: 'BLOB_UNKNOWN', subject: `blob ${digest} of ${t.remote}` });
+      throw toRegistryError(err, repo.upstream, { code: 'BLOB_UNKNOWN', subject: `blob ${digest} of ${repo.remote}` });
     }
     const range = parseRange(opts.rangeHeader, size);
     if (opts.head) return { digest, size, range };
@@ -53,16 +54,16 @@ export class ProxyBlobs {
   }
 
   /**
-   * Lets `t.repo` read a running fill: at once when the fill fetches for it, otherwise after its
+   * Lets `repo.name` read a running fill: at once when the fill fetches for it, otherwise after its
    * upstream confirms the digest; the blob is linked there too once the fill commits.
    */
-  private async follow(t: ProxyTarget, fill: Fill): Promise<void> {
-    if (this.confirmed.get(fill)?.has(t.repo)) return;
-    await this.headUpstream(t, fill.digest);
-    this.confirm(fill, t.repo);
+  private async follow(repo: UpstreamRepository, fill: Fill): Promise<void> {
+    if (this.confirmed.get(fill)?.has(repo.name)) return;
+    await this.headUpstream(repo, fill.digest);
+    this.confirm(fill, repo.name);
     void fill.done.then(async () => {
-      if (fill.state === 'committed') await this.ledger.adopt(t.repo, fill.digest);
-    }).catch((err: unknown) => this.events.onFill?.('failed', { upstream: t.upstream.name, digest: fill.digest, error: `link in ${t.repo}: ${(err as Error).message}` }));
+      if (fill.state === 'committed') await this.ledger.adopt(repo.name, fill.digest);
+    }).catch((err: unknown) => this.events.onFill?.('failed', { upstream: repo.upstream.name, digest: fill.digest, error: `link in ${repo.name}: ${(err as Error).message}` }));
   }
 
   /** Records that `repo` may read `fill` (added to, never replacing, what followers recorded). */
@@ -72,13 +73,13 @@ export class ProxyBlobs {
     else this.confirmed.set(fill, new Set([repo]));
   }
 
-  private async startFill(t: ProxyTarget, digest: string): Promise<Fill> {
-    const path = `/v2/${t.remote}/blobs/${digest}`;
+  private async startFill(repo: UpstreamRepository, digest: string): Promise<Fill> {
+    const path = `/v2/${repo.remote}/blobs/${digest}`;
     const fetcher = async (offset: number): Promise<FillSource> => {
-      const res = await t.client.request({
+      const res = await repo.client.request({
         method: 'GET',
         path,
-        repository: t.remote,
+        repository: repo.remote,
         headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
       });
       expectStatus(res, [200, 206]);
@@ -94,32 +95,32 @@ export class ProxyBlobs {
       return { start: 0, total: length === undefined ? undefined : Number(length), body: res.body };
     };
     const { fill, coalesced } = await this.fills.join(digest, fetcher, {
-      ...(t.minRate ? { minRate: t.minRate } : {}),
+      ...(repo.minRate ? { minRate: repo.minRate } : {}),
       // The fill's hash worker verified the bytes: the commit need not read them again.
       onCommit: async (writer, d, size) => {
-        await this.ledger.commit(writer, d, { local: false, repo: t.repo, knownDigest: d, size });
+        await this.ledger.commit(writer, d, { local: false, repo: repo.name, knownDigest: d, size });
       },
-      onEvent: (event, detail) => this.events.onFill?.(event, { upstream: t.upstream.name, ...detail }),
+      onEvent: (event, detail) => this.events.onFill?.(event, { upstream: repo.upstream.name, ...detail }),
     });
     // The fill's own GET asks the upstream about this repository: its readers need no other check.
-    if (!coalesced) this.confirm(fill, t.repo);
-    this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: t.upstream.name, digest });
+    if (!coalesced) this.confirm(fill, repo.name);
+    this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: repo.upstream.name, digest });
     return fill;
   }
 
   /** What this repository's upstream says of the digest (size), without downloading; throws when it refuses. */
-  private async headUpstream(t: ProxyTarget, digest: string, rangeHeader?: string): Promise<BlobRead> {
+  private async headUpstream(repo: UpstreamRepository, digest: string, rangeHeader?: string): Promise<BlobRead> {
     try {
-      const res = await t.client.request({ method: 'HEAD', path: `/v2/${t.remote}/blobs/${digest}`, repository: t.remote });
+      const res = await repo.client.request({ method: 'HEAD', path: `/v2/${repo.remote}/blobs/${digest}`, repository: repo.remote });
       expectStatus(res, [200]);
       discard(res.body);
       const length = Number(header(res.headers, 'content-length'));
       if (!Number.isSafeInteger(length) || length < 0) {
-        throw new RegistryError('UNAVAILABLE', `upstream ${t.upstream.name} gave no size for blob ${digest}`);
+        throw new RegistryError('UNAVAILABLE', `upstream ${repo.upstream.name} gave no size for blob ${digest}`);
       }
       return { digest, size: length, range: parseRange(rangeHeader, length) };
     } catch (err) {
-      throw toRegistryError(err, t.upstream, { code: 'BLOB_UNKNOWN', subject: `blob ${digest} of ${t.remote}` });
+      throw toRegistryError(err, repo.upstream, { code: 'BLOB_UNKNOWN', subject: `blob ${digest} of ${repo.remote}` });
     }
   }
 }

@@ -18,11 +18,7 @@ export interface ReferrersIndex {
 }
 
 export class DiscoveryService {
-  constructor(
-    private readonly metadata: MetadataStore,
-    /** A stored repository's canonical name (Router.canonicalOf): what clients send and policies judge. */
-    private readonly canonicalOf: (repo: string) => string,
-  ) {}
+  constructor(private readonly metadata: MetadataStore) {}
 
   async tags(repo: string, page: Page): Promise<Listing> {
     if (!(await this.metadata.repositoryExists(repo))) {
@@ -32,17 +28,18 @@ export class DiscoveryService {
   }
 
   /**
-   * Canonical repository names in lexical order, only those `visible` accepts when given (what the
-   * caller may pull); `last` and `next` are canonical names too. Canonical names do not sort like the
+   * Canonical repository names (each stored name mapped by `canonicalOf`, Router.canonicalOf when
+   * upstreams are routed: what clients send and policies judge) in lexical order, only those `visible`
+   * accepts when given (what the caller may pull); `last` and `next` are canonical names too. Canonical names do not sort like the
    * stored ones (`docker.io/library/alpine` lists as `library/alpine`), so the names are read, mapped
    * and sorted here; `visible` is asked only until the page is full.
    */
-  async catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing> {
+  async catalog(page: Page, canonicalOf: (repo: string) => string, visible?: (canonical: string) => Promise<boolean>): Promise<Listing> {
     if (page.n === 0) return { items: [] };
     const names: string[] = [];
     for (let last: string | undefined; ; ) {
       const batch = await this.metadata.listRepositories({ last, n: CATALOG_BATCH });
-      for (const repo of batch) names.push(this.canonicalOf(repo));
+      for (const repo of batch) names.push(canonicalOf(repo));
       if (batch.length < CATALOG_BATCH) break;
       last = batch[batch.length - 1];
     }

@@ -41,11 +41,13 @@ t.test('pulls through the services are recorded, batched into one write', async 
   });
   // Long enough for the pulls below on a loaded machine; the test waits for the batch, not the time.
   const tracker = new AccessTracker(spy, { intervalMs: 1000 });
-  const { RegistryService } = await import('../../src/registry/registry-service.js');
-  const registry = new RegistryService(s.metadata, s.blobs, { chunkMinLength: 0, accessTracker: tracker });
+  const { LocalRegistry } = await import('../../src/registry/local-registry.js');
+  const { BlobLedger } = await import('../../src/ledger/blob-ledger.js');
+  const registry = new LocalRegistry({ metadata: s.metadata, blobStore: s.blobs, ledger: new BlobLedger(s.metadata, s.blobs), chunkMinLength: 0, accessTracker: tracker });
+  const repo = registry.repository('team/app');
   for (let i = 0; i < 5; i++) {
-    await registry.manifests.get('team/app', 'v1');
-    await registry.blobs.read('team/app', img.layers[0]!, { head: true });
+    await repo.manifests.get('v1');
+    await repo.blobs.get(img.layers[0]!, { head: true });
   }
   t.equal(batches.length, 0, 'no write per pull');
   // The tracker's timer does not hold the process open; this does while the test waits.

@@ -48,7 +48,7 @@ t.test('a tagged image stays; untagged stays unless deleteUntagged', async (t) =
   t.notOk(await s.stored(b.layers[0]!));
   t.notOk(await s.stored(b.config));
   for (const d of [a.digest, a.config, ...a.layers, c.digest]) t.ok(await s.stored(d), 'tagged image content kept');
-  t.equal((await s.registry.manifests.get('team/app', 'v1')).digest, a.digest, 'tag still pulls');
+  t.equal((await s.registry.repository('team/app').manifests.get('v1')).digest, a.digest, 'tag still pulls');
 });
 
 t.test('a tag deleted through the API releases its manifest, even without deleteUntagged', async (t) => {
@@ -56,24 +56,24 @@ t.test('a tag deleted through the API releases its manifest, even without delete
   const a = await s.image('team/app', 'a', { tag: 'v1' });
   const b = await s.image('team/app', 'b', { tag: 'v2' });
   const d = await s.image('team/app', 'd', { tag: 'v3' });
-  await s.registry.manifests.delete('team/app', 'v2');
+  await s.registry.repository('team/app').manifests.delete('v2');
   // d has a second tag: deleting one of them releases nothing.
   await s.image('team/app', 'd', { tag: 'v4' });
-  await s.registry.manifests.delete('team/app', 'v3');
+  await s.registry.repository('team/app').manifests.delete('v3');
   s.clock.skew = 2 * HOUR;
   const r = await collect(t, s);
   t.equal(r.manifestsDeleted, 1, 'only the manifest whose last tag was deleted');
   t.notOk(await s.stored(b.digest));
   t.notOk(await s.stored(b.layers[0]!));
   for (const x of [a.digest, d.digest, ...d.layers]) t.ok(await s.stored(x), 'the others stay');
-  t.equal((await s.registry.manifests.get('team/app', 'v4')).digest, d.digest);
+  t.equal((await s.registry.repository('team/app').manifests.get('v4')).digest, d.digest);
 });
 
 t.test('grace: content created or touched within it is live', async (t) => {
   const s = await setup(t);
   const loose = await s.blob('team/app', 'pushed, no manifest yet');
   const img = await s.image('team/app', 'fresh', { tag: 'tmp' });
-  await s.registry.manifests.delete('team/app', 'tmp');
+  await s.registry.repository('team/app').manifests.delete('tmp');
 
   let r = await collect(t, s, options({ deleteUntagged: true }));
   t.equal(r.blobsDeleted + r.manifestsDeleted, 0, 'nothing older than grace');
@@ -107,7 +107,7 @@ t.test('referrers of a live subject stay; they go with their subject', async (t)
   t.ok(await s.stored(sig.layers[0]!));
   t.notOk(await s.stored(orphanSig.digest));
 
-  await s.registry.manifests.delete('team/app', 'v1');
+  await s.registry.repository('team/app').manifests.delete('v1');
   r = await collect(t, s, options({ deleteUntagged: true }));
   t.equal(r.manifestsDeleted, 2, 'subject and signature');
   t.notOk(await s.stored(app.digest));
@@ -126,7 +126,7 @@ t.test('children of a live index stay', async (t) => {
   t.equal(r.manifestsDeleted, 0);
   for (const d of [amd.digest, arm.digest, ...amd.layers, arm.config]) t.ok(await s.stored(d), 'child content kept');
 
-  await s.registry.manifests.delete('team/multi', 'latest');
+  await s.registry.repository('team/multi').manifests.delete('latest');
   r = await collect(t, s, options({ deleteUntagged: true }));
   t.equal(r.manifestsDeleted, 3);
   t.equal(r.tagsDeleted, 0);
@@ -139,7 +139,7 @@ t.test('a layer shared with a manifest that stays is kept, counted once', async 
   const s = await setup(t);
   const keep = await s.image('team/a', 'keep', { tag: 'v1', layers: ['shared base', 'keep top'] });
   const drop = await s.image('team/b', 'drop', { tag: 'v1', layers: ['shared base', 'drop top'] });
-  await s.registry.manifests.delete('team/b', drop.digest);
+  await s.registry.repository('team/b').manifests.delete(drop.digest);
   s.clock.skew = 2 * HOUR;
   const r = await collect(t, s);
   t.equal(r.manifestsDeleted, 0, 'deleted through the API already');
@@ -152,14 +152,14 @@ t.test('a layer shared with a manifest that stays is kept, counted once', async 
 
 t.test('uploads: in progress kept, expired removed with their bytes', async (t) => {
   const s = await setup(t);
-  const old = await s.registry.uploads.start('team/app');
+  const old = await s.registry.repository('team/app').uploads.start();
   s.clock.skew = 2 * DAY;
   const r = await collect(t, s);
   t.equal(r.uploadsDeleted, 1);
   t.equal(await s.metadata.getUpload(old.id), undefined);
   t.notOk(existsSync(uploadPath(s.dir, old.id)), 'bytes removed');
 
-  const fresh = await s.registry.uploads.start('team/app');
+  const fresh = await s.registry.repository('team/app').uploads.start();
   s.clock.skew = 0;
   const r2 = await collect(t, s);
   t.equal(r2.uploadsDeleted, 0);
@@ -278,7 +278,7 @@ t.test('one run at a time: in this process and across processes', async (t) => {
 
   // Another process holds the lock row.
   t.ok(await s.metadata.gc.acquireLock('other-process', 60_000));
-  const other = new GarbageCollector(s.metadata, s.registry.ledger, s.blobs);
+  const other = new GarbageCollector(s.metadata, s.ledger, s.blobs);
   await t.rejects(other.run(options()), GcBusyError, 'lock held elsewhere');
   await t.rejects(s.gc.run(options()), GcBusyError);
   await s.metadata.gc.releaseLock('other-process');

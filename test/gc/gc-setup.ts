@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
-import { RegistryService } from '../../src/registry/registry-service.js';
+import { LocalRegistry } from '../../src/registry/local-registry.js';
+import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { GarbageCollector, type GcOptions } from '../../src/gc/collector.js';
 import { fsck } from '../../src/gc/fsck.js';
 import { parseManifest } from '../../src/registry/manifest.js';
@@ -39,11 +40,12 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   const dir = tempDir('wharf-gc-');
   const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
   const blobs = await FsBlobStore.open(dir);
-  const registry = new RegistryService(metadata, blobs, { chunkMinLength: 0 });
+  const ledger = new BlobLedger(metadata, blobs);
+  const registry = new LocalRegistry({ metadata, blobStore: blobs, ledger, chunkMinLength: 0 });
   /** How far the collector's clock is ahead of the wall clock (rows are written at wall-clock time). */
   const clock = { skew: 0 };
   const now = () => Date.now() + clock.skew;
-  const gc = new GarbageCollector(metadata, registry.ledger, blobs, { now, activeFills: opts.activeFills });
+  const gc = new GarbageCollector(metadata, ledger, blobs, { now, activeFills: opts.activeFills });
   t.teardown(async () => {
     await registry.close();
     rmSync(dir, { recursive: true, force: true });
@@ -52,10 +54,10 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   /** A blob pushed into a local repository (monolithic), or stored as cached content of `repo`. */
   async function blob(repo: string, content: string, local = true): Promise<string> {
     const digest = sha(content);
-    if (local) return registry.uploads.monolithic(repo, digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content));
+    if (local) return registry.repository(repo).uploads.monolithic(digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content));
     const writer = await blobs.writer();
     await writer.write([Buffer.from(content)]);
-    await registry.ledger.commit(writer, digest, { local: false, repo });
+    await ledger.commit(writer, digest, { local: false, repo });
     return digest;
   }
 
@@ -93,9 +95,9 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
     const buf = Buffer.from(body);
     const digest = sha(buf);
     if (local) {
-      await registry.manifests.put(repo, tag ?? digest, buf, mediaType);
+      await registry.repository(repo).manifests.put(tag ?? digest, buf, mediaType);
     } else {
-      await registry.manifests.store(repo, digest, buf, parseManifest(buf, mediaType), tag ? [tag] : [], { local: false });
+      await registry.storeManifest(repo, digest, buf, parseManifest(buf, mediaType), tag ? [tag] : []);
     }
     return digest;
   }
@@ -108,5 +110,5 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
     return row;
   }
 
-  return { dir, metadata, blobs, registry, gc, clock, now, blob, image, index, stored, fsck: () => fsck(metadata, blobs) };
+  return { dir, metadata, blobs, ledger, registry, gc, clock, now, blob, image, index, stored, fsck: () => fsck(metadata, blobs) };
 }

@@ -30,7 +30,7 @@ t.test('a manifest put after the mark keeps the blobs it references', async (t) 
     config: { mediaType: OCI_CONFIG, digest: config, size: 15 },
     layers: [{ mediaType: OCI_LAYER, digest: layer, size: 10 }],
   });
-  await s.registry.manifests.put('team/app', 'v1', Buffer.from(body), OCI_MANIFEST);
+  await s.registry.repository('team/app').manifests.put('v1', Buffer.from(body), OCI_MANIFEST);
   t.equal(await s.metadata.gc.sweepBlob(layer, cutoff), undefined, 'the sweep re-checks and keeps the layer');
   t.equal(await s.metadata.gc.sweepBlob(config, cutoff), undefined);
   t.equal(await s.metadata.gc.sweepLinks(cutoff, undefined, 100).then((r) => r.removed), 0, 'links referenced now');
@@ -53,7 +53,7 @@ t.test('a manifest put after its blob row was swept is refused, not recorded', a
     config: { mediaType: OCI_CONFIG, digest: config, size: 12 },
     layers: [{ mediaType: OCI_LAYER, digest: layer, size: 11 }],
   });
-  const err = await s.registry.manifests.put('team/app', 'v1', Buffer.from(body), OCI_MANIFEST).then(() => undefined, (e: unknown) => e);
+  const err = await s.registry.repository('team/app').manifests.put('v1', Buffer.from(body), OCI_MANIFEST).then(() => undefined, (e: unknown) => e);
   t.ok(err instanceof RegistryError, 'refused with a registry error', { err });
   t.equal((err as RegistryError).code, 'MANIFEST_BLOB_UNKNOWN');
   t.match(JSON.stringify((err as RegistryError).detail), layer, 'names the missing layer');
@@ -106,13 +106,13 @@ t.test('the collector moves the file away between a writer placing it and record
         t.ok(existsSync(blobPath(s.dir, d)), 'file placed before the row');
         t.equal(await s.metadata.getBlob(d), undefined, 'no row yet');
         // An orphan to a collector whose grace has passed.
-        t.equal(await s.registry.ledger.sweepOrphans(Date.now() + HOUR, false), 1, 'collector removed it');
+        t.equal(await s.ledger.sweepOrphans(Date.now() + HOUR, false), 1, 'collector removed it');
         t.notOk(existsSync(blobPath(s.dir, d)));
       }
       return placed;
     },
   });
-  await s.registry.ledger.commit(racing, d, { local: true, repo: 'team/app' });
+  await s.ledger.commit(racing, d, { local: true, repo: 'team/app' });
   t.ok(existsSync(blobPath(s.dir, d)), 'the writer put the file back after recording the row');
   t.ok(await s.stored(d));
   t.ok((await s.fsck()).ok);

@@ -8,7 +8,7 @@ import type { Action, TokenScope } from '../../auth/types.js';
 import type { ServiceTokenRecord } from '../../metadata/metadata-store.js';
 import { decodeDuration } from '../../config/schema.js';
 import { RegistryError } from '../../registry/errors.js';
-import type { RegistryService } from '../../registry/registry-service.js';
+import type { Registry } from '../../registry/registry.js';
 import { queryValue, queryValues, readBody } from '../request-helpers.js';
 import type { V2Route } from '../v2-path.js';
 import type { MayPull } from '../../ledger/blob-ledger.js';
@@ -40,7 +40,7 @@ export interface V2Access {
  */
 export async function guardV2(
   access: AccessControl,
-  registry: RegistryService,
+  registry: Registry,
   request: FastifyRequest,
   route: V2Route,
   publicUrl: string | undefined,
@@ -69,7 +69,7 @@ export async function guardV2(
     const from = queryValue(request, 'from');
     if (from !== undefined) await access.require(caller, registry.route(from, ns), 'pull', realm);
     // The same check as `from`, on each stored repository that holds the blob (as the catalogue names it).
-    else return { mayPull: async (repo) => (await access.allowed(caller, registry.route(registry.router.canonicalOf(repo)))).includes('pull') };
+    else return { mayPull: async (repo) => (await access.allowed(caller, registry.route(registry.canonicalOf(repo)))).includes('pull') };
   }
   return {};
 }

@@ -3,15 +3,15 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDirectBody } from '../../../storage/file-blob-stream.js';
 import { parseDigest } from '../../../registry/reference.js';
-import type { RegistryService } from '../../../registry/registry-service.js';
+import type { Registry } from '../../../registry/registry.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';
 import { clientGone, noteCut } from '../../request-log.js';
 
-export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
+export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string) {
   const { digest } = parseDigest(digestParam);
   const head = request.method === 'HEAD';
-  const read = await registry.reader(name, queryValue(request, 'ns')).blob(digest, { rangeHeader: request.headers.range, head });
+  const read = await registry.repository(name, queryValue(request, 'ns')).blobs.get(digest, { rangeHeader: request.headers.range, head });
   if (read.warning) reply.header('warning', read.warning);
   reply.header(CONTENT_DIGEST, digest).header('accept-ranges', 'bytes').type('application/octet-stream');
   if (read.range) {
@@ -41,8 +41,8 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
   return reply.send(read.body);
 }
 
-export async function deleteBlob(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, digestParam: string) {
+export async function deleteBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string) {
   const { digest } = parseDigest(digestParam);
-  await registry.blobs.delete(registry.writable(name, queryValue(request, 'ns')), digest);
+  await registry.repository(name, queryValue(request, 'ns')).blobs.delete(digest);
   return reply.code(202).header(CONTENT_DIGEST, digest).send();
 }

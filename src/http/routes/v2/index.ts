@@ -2,7 +2,7 @@
 // request, parseV2Path finds the endpoint, and the method picks the handler.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../../registry/errors.js';
-import type { RegistryService } from '../../../registry/registry-service.js';
+import type { Registry } from '../../../registry/registry.js';
 import { API_VERSION, API_VERSION_HEADER } from '../../oci-headers.js';
 import { parseV2Path, type V2Route } from '../../v2-path.js';
 import type { AccessControl } from '../../../auth/access-control.js';
@@ -12,7 +12,7 @@ import { listCatalog, listReferrers, listTags } from './listings.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
 
-type Handler = (request: FastifyRequest, reply: FastifyReply, registry: RegistryService, route: V2Route, access: V2Access) => Promise<unknown>;
+type Handler = (request: FastifyRequest, reply: FastifyReply, registry: Registry, route: V2Route, access: V2Access) => Promise<unknown>;
 
 const base: Handler = async (_req, reply) => reply.code(200).type('application/json').send({});
 
@@ -64,7 +64,7 @@ export interface V2Options {
 /** Without auth everything is visible and every repository may be pulled (a mount without `from` too). */
 const OPEN: V2Access = { mayPull: async () => true };
 
-export function registerV2Routes(app: FastifyInstance, registry: RegistryService, opts: V2Options = {}): void {
+export function registerV2Routes(app: FastifyInstance, registry: Registry, opts: V2Options = {}): void {
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(API_VERSION_HEADER, API_VERSION);
     const path = (request.url.split('?')[0] ?? '').replace(/^\/v2\/?/, '');

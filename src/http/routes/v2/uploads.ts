@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../../registry/errors.js';
 import { assertName, parseDigest } from '../../../registry/reference.js';
 import { rangeHeaders, type ChunkRange, type UploadState } from '../../../registry/upload-service.js';
-import type { RegistryService } from '../../../registry/registry-service.js';
+import type { Registry } from '../../../registry/registry.js';
 import type { MayPull } from '../../../ledger/blob-ledger.js';
 import { CHUNK_MIN_LENGTH, CONTENT_DIGEST, UPLOAD_UUID } from '../../oci-headers.js';
 import { contentLength, hasBody, queryValue } from '../../request-helpers.js';
@@ -22,9 +22,9 @@ function created(reply: FastifyReply, name: string, digest: string): FastifyRepl
 /** Fails closed: a mount without `from` takes a blob only where a `mayPull` the caller was given says so. */
 const nobody: MayPull = async () => false;
 
-export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, mayPull: MayPull = nobody) {
+export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, mayPull: MayPull = nobody) {
   const ns = queryValue(request, 'ns');
-  const repo = registry.writable(name, ns);
+  const { uploads } = registry.repository(name, ns);
   const mount = queryValue(request, 'mount');
   const from = queryValue(request, 'from');
   const digest = queryValue(request, 'digest');
@@ -33,19 +33,19 @@ export async function startUpload(request: FastifyRequest, reply: FastifyReply, 
     // Without `from` the blob is taken from any repository the caller may pull; when no source
     // holds it, the spec asks for an ordinary session.
     const source = from === undefined ? undefined : registry.route(assertName(from), ns).repo;
-    if (await registry.uploads.mount(repo, mounted, source, mayPull)) return created(reply, name, mounted);
+    if (await uploads.mount(mounted, source, mayPull)) return created(reply, name, mounted);
   } else if (digest !== undefined) {
     parseDigest(digest);
-    const stored = await registry.uploads.monolithic(repo, digest, request.raw, contentLength(request));
+    const stored = await uploads.monolithic(digest, request.raw, contentLength(request));
     return created(reply, name, stored);
   }
-  const state = await registry.uploads.start(repo);
-  return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(registry.options.chunkMinLength)).send();
+  const state = await uploads.start();
+  return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(uploads.chunkMinLength)).send();
 }
 
-export async function uploadStatus(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  const repo = registry.writable(name, queryValue(request, 'ns'));
-  const state = await registry.uploads.status(repo, id);
+export async function uploadStatus(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
+  const { uploads } = registry.repository(name, queryValue(request, 'ns'));
+  const state = await uploads.status(id);
   return sessionReply(reply, state, 204).send();
 }
 
@@ -58,15 +58,15 @@ function parseContentRange(value: string | undefined): ChunkRange | undefined {
   return { start: Number(m[1]), end: Number(m[2]) };
 }
 
-export async function patchUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  const repo = registry.writable(name, queryValue(request, 'ns'));
+export async function patchUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
+  const { uploads } = registry.repository(name, queryValue(request, 'ns'));
   const range = parseContentRange(request.headers['content-range']);
-  const state = await registry.uploads.append(repo, id, request.raw, range, contentLength(request));
+  const state = await uploads.append(id, request.raw, range, contentLength(request));
   return sessionReply(reply, state, 202).send();
 }
 
-export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  const repo = registry.writable(name, queryValue(request, 'ns'));
+export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
+  const { uploads } = registry.repository(name, queryValue(request, 'ns'));
   const digest = queryValue(request, 'digest');
   if (digest === undefined) {
     throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload: PUT ...?digest=<digest>');
@@ -74,12 +74,12 @@ export async function completeUpload(request: FastifyRequest, reply: FastifyRepl
   parseDigest(digest);
   const body = hasBody(request) ? request.raw : undefined;
   const range = body ? parseContentRange(request.headers['content-range']) : undefined;
-  const stored = await registry.uploads.complete(repo, id, digest, body, body ? contentLength(request) : undefined, range);
+  const stored = await uploads.complete(id, digest, body, body ? contentLength(request) : undefined, range);
   return created(reply, name, stored);
 }
 
-export async function cancelUpload(request: FastifyRequest, reply: FastifyReply, registry: RegistryService, name: string, id: string) {
-  const repo = registry.writable(name, queryValue(request, 'ns'));
-  await registry.uploads.cancel(repo, id);
+export async function cancelUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
+  const { uploads } = registry.repository(name, queryValue(request, 'ns'));
+  await uploads.cancel(id);
   return reply.code(204).send();
 }

@@ -1,0 +1,95 @@
+// The pull-through cache as a Registry wrapped around the local one (distribution's decorator):
+// each name is routed; local names go to the local registry, names routed to an upstream get a
+// ProxyRepository, read-only, whose content is fetched from the upstream on a miss and kept in the
+// local registry's storage. One instance per registry process owns the fills in progress, the tag
+// freshness and the list cache.
+import Keyv from 'keyv';
+import type { Registry, Repository } from '../registry/registry.js';
+import type { CacheStore } from '../registry/cache-store.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
+import { Router, type RouteTarget } from '../registry/router.js';
+import type { Listing } from '../registry/discovery-service.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { Page } from '../oci/page.js';
+import type { UpstreamConfig } from '../config/schema.js';
+import { ProxyBlobs, type FillEvents } from './proxy-blobs.js';
+import { ProxyListings } from './proxy-listings.js';
+import { ProxyManifests } from './proxy-manifests.js';
+import { ProxyRepository, type ProxyParts } from './proxy-repository.js';
+import type { UpstreamFetcher } from './upstream-fetcher.js';
+import type { UpstreamSettings } from './upstream-repository.js';
+
+export interface PullThroughOptions {
+  /** The local registry's ledger and blob store: fills write there and record through the ledger. */
+  ledger: BlobLedger;
+  blobStore: BlobStore;
+  /** Configured upstreams with their clients. */
+  upstreams: ReadonlyArray<{ config: UpstreamConfig; client: UpstreamFetcher }>;
+  /** Namespaces that stay local whatever the upstreams (local.namespaces). */
+  localNamespaces?: readonly string[];
+  /** Shared TTL caches (tag freshness, lists): in memory by default, PostgreSQL for several nodes. */
+  cache?: Keyv<unknown>;
+  events?: FillEvents;
+}
+
+export class PullThroughRegistry implements Registry {
+  private readonly router: Router;
+  private readonly parts: ProxyParts;
+  private readonly upstreams = new Map<string, UpstreamSettings>();
+
+  constructor(
+    private readonly local: Registry & CacheStore,
+    opts: PullThroughOptions,
+  ) {
+    const cache = opts.cache ?? new Keyv<unknown>();
+    this.router = new Router(
+      opts.upstreams.map((u) => u.config),
+      opts.localNamespaces ?? [],
+    );
+    this.parts = {
+      manifests: new ProxyManifests(local, cache as Keyv<string>),
+      blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events),
+      listings: new ProxyListings(local, cache),
+    };
+    for (const { config, client } of opts.upstreams) {
+      this.upstreams.set(config.name, {
+        upstream: { name: config.name, url: config.url },
+        client,
+        tagTtlMs: config.tagTTL,
+        listTtlMs: config.listTTL,
+        minRate: { bytesPerSecond: config.timeouts.minRate, windowMs: config.timeouts.minRateWindow },
+      });
+    }
+  }
+
+  repository(name: string, ns?: string): Repository {
+    const target = this.route(name, ns);
+    if (target.kind === 'local') return this.local.repository(target.repo);
+    const settings = this.upstreams.get(target.upstream);
+    if (!settings) throw new Error(`no client for upstream ${target.upstream}`);
+    return new ProxyRepository(settings, name, target.remote, target.repo, this.parts);
+  }
+
+  route(name: string, ns?: string): RouteTarget {
+    return this.router.route(name, ns);
+  }
+
+  canonicalOf(stored: string): string {
+    return this.router.canonicalOf(stored);
+  }
+
+  catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing> {
+    return this.local.catalog(page, visible, (stored) => this.router.canonicalOf(stored));
+  }
+
+  /** Digests of the fills in progress: the collector leaves their blobs alone. */
+  activeFills(): Iterable<string> {
+    return this.parts.blobs.fills.digests();
+  }
+
+  /** Lets fills in progress finish, then closes the local registry. */
+  async close(): Promise<void> {
+    await this.parts.blobs.fills.drain();
+    await this.local.close();
+  }
+}

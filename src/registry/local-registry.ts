@@ -1,0 +1,93 @@
+// The local registry: the services of the domain over one MetadataStore, one BlobStore and the
+// BlobLedger, behind the Registry interface. Every name is a repository in this registry's own
+// storage; the pull-through cache wraps this registry for names routed to an upstream, and stores
+// what it fetches through the CacheStore side of it.
+import { BlobService } from './blob-service.js';
+import { DiscoveryService } from './discovery-service.js';
+import { ManifestService } from './manifest-service.js';
+import { UploadService } from './upload-service.js';
+import { LocalRepository, type LocalServices } from './local-repository.js';
+import { assertName } from './reference.js';
+import type { RouteTarget } from './router.js';
+import type { Registry, Repository } from './registry.js';
+import type { CacheStore } from './cache-store.js';
+import type { ParsedManifest } from './manifest.js';
+import type { BlobLedger } from '../ledger/blob-ledger.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { Page } from '../oci/page.js';
+import type { AccessTracker } from '../metadata/access-tracker.js';
+
+export interface LocalRegistryDeps {
+  metadata: MetadataStore;
+  blobStore: BlobStore;
+  ledger: BlobLedger;
+  /** OCI-Chunk-Min-Length announced for chunked uploads (0 = none). */
+  chunkMinLength: number;
+  /** Most descriptors per manifest, pushed or pulled through (default DEFAULT_MAX_DESCRIPTORS). */
+  maxDescriptors?: number;
+  /**
+   * Records pulls (manifest and blob access times) for the collector's cache eviction, batched.
+   * Closed (flushed) by close(), before the metadata store. None = access times stay at push/fill time.
+   */
+  accessTracker?: AccessTracker;
+}
+
+const asStored = (name: string): string => name;
+
+export class LocalRegistry implements Registry, CacheStore {
+  private readonly services: LocalServices;
+
+  constructor(private readonly deps: LocalRegistryDeps) {
+    const { metadata, blobStore, ledger, accessTracker } = deps;
+    this.services = {
+      blobs: new BlobService(ledger, blobStore, accessTracker),
+      uploads: new UploadService(metadata, blobStore, ledger),
+      manifests: new ManifestService(metadata, blobStore, ledger, accessTracker, { maxDescriptors: deps.maxDescriptors }),
+      discovery: new DiscoveryService(metadata),
+      chunkMinLength: deps.chunkMinLength,
+    };
+  }
+
+  repository(name: string): Repository {
+    return new LocalRepository(assertName(name), this.services);
+  }
+
+  /** Every name is local here, as spelled. */
+  route(name: string): RouteTarget {
+    return { kind: 'local', repo: name, canonical: name };
+  }
+
+  canonicalOf(stored: string): string {
+    return stored;
+  }
+
+  catalog(page: Page, visible?: (canonical: string) => Promise<boolean>, canonicalOf: (stored: string) => string = asStored) {
+    return this.services.discovery.catalog(page, canonicalOf, visible);
+  }
+
+  findManifest(repo: string, digest: string, opts?: { head?: boolean }) {
+    return this.services.manifests.find(repo, digest, opts);
+  }
+
+  taggedDigest(repo: string, tag: string): Promise<string | undefined> {
+    return this.deps.metadata.getTag(repo, tag);
+  }
+
+  parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {
+    return this.services.manifests.parse(body, contentType);
+  }
+
+  storeManifest(repo: string, digest: string, body: Buffer, parsed: ParsedManifest, tags: string[]): Promise<void> {
+    return this.services.manifests.store(repo, digest, body, parsed, tags, { local: false });
+  }
+
+  serveBlob(digest: string, size: number, opts: { rangeHeader?: string; head?: boolean }) {
+    return this.services.blobs.serve(digest, size, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.deps.accessTracker?.close();
+    await this.deps.metadata.close();
+  }
+}
