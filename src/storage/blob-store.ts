@@ -1,5 +1,7 @@
 // Content-addressed blob bytes. Small capabilities: stat and open what is committed; writers that
-// take bytes, let readers follow them as they grow, verify them and place them under their digest.
+// take bytes, let readers follow them as they grow, verify them and place them under their digest;
+// list and the collector's two-step delete (setAside, then restore or purge: never a plain delete,
+// so bytes a writer recorded again meanwhile can come back).
 // No file path crosses this interface, so an object store can implement it too (a writer is then a
 // multipart upload to a staging key, commit a copy to the digest's key once verified).
 // Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
@@ -22,7 +24,6 @@ export interface BlobStore {
   stat(digest: string): Promise<BlobStat | undefined>;
   /** Opens the bytes (or a range of them); throws BlobNotFoundError when absent. */
   open(digest: string, range?: ByteRange): Promise<Readable>;
-  delete(digest: string): Promise<boolean>;
   /**
    * A new writer. With `session` (an upload's id), the bytes persist under that id across requests
    * and processes until the writer is committed and cancelled, or removed.

@@ -55,16 +55,6 @@ export class FsBlobStore implements BlobStore {
     return new FileBlobStream(handle, 0, size - 1);
   }
 
-  async delete(digest: string): Promise<boolean> {
-    try {
-      await rm(blobPath(this.root, digest));
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }
-
   async writer(session?: string): Promise<BlobWriter> {
     const id = session ?? `.writer-${randomBytes(12).toString('hex')}`;
     const path = session === undefined ? writerPath(this.root, id) : uploadPath(this.root, session);
