@@ -2,7 +2,7 @@
 // between two steps); everything else is the wrapped writer's.
 import type { BlobWriter } from '../../src/storage/blob-store.js';
 
-export function wrapWriter(w: BlobWriter, over: Partial<Pick<BlobWriter, 'write' | 'append' | 'commit'>>): BlobWriter {
+export function wrapWriter(w: BlobWriter, over: Partial<Pick<BlobWriter, 'write' | 'append' | 'commit' | 'cancel'>>): BlobWriter {
   return {
     get id() {
       return w.id;
@@ -16,6 +16,6 @@ export function wrapWriter(w: BlobWriter, over: Partial<Pick<BlobWriter, 'write'
     reader: () => w.reader(),
     read: (end) => w.read(end),
     commit: over.commit ?? ((digest, opts) => w.commit(digest, opts)),
-    cancel: () => w.cancel(),
+    cancel: over.cancel ?? (() => w.cancel()),
   };
 }

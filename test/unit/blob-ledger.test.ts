@@ -6,7 +6,10 @@ import { createHash } from 'node:crypto';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import type { BlobStore } from '../../src/storage/blob-store.js';
+import { DigestMismatchError } from '../../src/storage/storage-errors.js';
 import { tempDir } from '../helpers/server.js';
+import { wrapWriter } from '../helpers/wrap-writer.js';
 
 const BYTES = Buffer.from('ledger test blob');
 const DIGEST = `sha256:${createHash('sha256').update(BYTES).digest('hex')}`;
@@ -23,8 +26,51 @@ async function setup(t: Test) {
   const writer = await store.writer();
   await writer.write([BYTES]);
   await ledger.commit(writer, DIGEST, { local: true, repo: 'team/source' });
-  return { metadata, ledger };
+  return { metadata, ledger, store };
 }
+
+/** A writer of `bytes` whose commits are counted, and whose cancel is seen. */
+async function countedWriter(store: BlobStore, bytes: Buffer) {
+  const inner = await store.writer();
+  await inner.write([bytes]);
+  const seen = { commits: 0, cancelled: false };
+  const writer = wrapWriter(inner, {
+    commit: (digest, opts) => {
+      seen.commits++;
+      return inner.commit(digest, opts);
+    },
+    cancel: () => {
+      seen.cancelled = true;
+      return inner.cancel();
+    },
+  });
+  return { writer, seen };
+}
+
+t.test('commit places, records and links, commits again (puts back what was set aside) and cancels the writer', async (t) => {
+  const { metadata, ledger, store } = await setup(t);
+  const bytes = Buffer.from('another blob');
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const { writer, seen } = await countedWriter(store, bytes);
+  t.match(await ledger.commit(writer, digest, { local: false, repo: 'cache/app' }), { size: bytes.length });
+  t.equal(seen.commits, 2, 'committed before and after the row was recorded');
+  t.ok(seen.cancelled, 'the writer is cancelled');
+  t.match(await metadata.getBlob(digest), { size: bytes.length, local: false });
+  t.equal(await metadata.isBlobLinked('cache/app', digest), true);
+  t.equal(await ledger.isLinked('cache/app', digest), true);
+});
+
+t.test('commit with a wrong digest records nothing and still cancels the writer', async (t) => {
+  const { metadata, ledger, store } = await setup(t);
+  const bytes = Buffer.from('not what was declared');
+  const declared = `sha256:${createHash('sha256').update('something else').digest('hex')}`;
+  const { writer, seen } = await countedWriter(store, bytes);
+  await t.rejects(ledger.commit(writer, declared, { local: true, repo: 'team/app' }), DigestMismatchError);
+  t.ok(seen.cancelled, 'the writer is cancelled');
+  t.equal(await metadata.getBlob(declared), undefined, 'no row');
+  t.equal(await metadata.isBlobLinked('team/app', declared), false, 'no link');
+  t.equal(await store.stat(declared), undefined, 'no bytes');
+});
 
 t.test('a blob is served under a repository only when linked there', async (t) => {
   const { ledger } = await setup(t);
