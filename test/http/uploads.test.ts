@@ -358,7 +358,7 @@ t.test('DELETE of a session answers 204, then the session is 404 BLOB_UPLOAD_UNK
 t.test('an upload id that is not a UUID answers 404 BLOB_UPLOAD_UNKNOWN on every method', async (t) => {
   const { app } = await startWharf(t);
   await startSession(app, 'repo');
-  for (const id of ['not-a-uuid', '12345', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ', '.ingest-abc', '123E4567-E89B-42D3-A456-426614174000']) {
+  for (const id of ['not-a-uuid', '12345', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ', '.ingest-abc', '.writer-0123abcd', '123E4567-E89B-42D3-A456-426614174000']) {
     const path = `/v2/repo/blobs/uploads/${encodeURIComponent(id)}`;
     assertError(t, await inject(app, 'GET', path), 404, 'BLOB_UPLOAD_UNKNOWN', `GET ${id}`);
     assertError(t, await patch(app, path, 'x'), 404, 'BLOB_UPLOAD_UNKNOWN', `PATCH ${id}`);
