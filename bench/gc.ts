@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     await populateStore(dir, { blobs: BLOBS, manifests: MANIFESTS });
     const blobs = await FsBlobStore.open(dir);
     const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
-    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
+    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
     const opts = { grace: 0, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 86_400_000, dryRun: true };
     // Reset the kernel's peak-RSS mark (VmHWM), so the peak below is the collector's alone.
     writeFileSync('/proc/self/clear_refs', '5');

@@ -93,7 +93,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     },
   });
-  const collector = new GarbageCollector(metadata, ledger, blobs, {
+  const collector = new GarbageCollector(metadata, ledger, {
     activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
   });

@@ -27,7 +27,7 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   const { gcOptionsFrom } = await import('../config/gc-options.js');
   const { BlobLedger } = await import('../ledger/blob-ledger.js');
   return withStores(io, values, async ({ config, metadata, blobs }) => {
-    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
+    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
     let report: GcReport;
     try {
       report = await collector.run(gcOptionsFrom(config, values['dry-run'] === true));

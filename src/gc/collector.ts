@@ -17,10 +17,12 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { GcMarkResult, MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
-import type { FsBlobStore } from '../storage/fs-blob-store.js';
+
+/** The metadata the collector works on: its own queries (lock, mark, sweep, reports) and upload sessions. */
+export type GcStores = Pick<MetadataStore, 'gc' | 'getUpload'>;
 
 /** What the collector asks of the blob ledger: blob rows and bytes go through it only. */
-export type BlobSweeper = Pick<BlobLedger, 'sweep' | 'sweepOrphans' | 'recoverAside' | 'removeWriter'>;
+export type BlobSweeper = Pick<BlobLedger, 'sweep' | 'sweepOrphans' | 'recoverAside' | 'removeWriter' | 'sweepWriters'>;
 
 export interface GcOptions {
   /** ms: anything created or touched within it is live. */
@@ -86,9 +88,8 @@ export class GarbageCollector {
   private readonly now: () => number;
 
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly metadata: GcStores,
     private readonly ledger: BlobSweeper,
-    private readonly blobs: FsBlobStore,
     private readonly deps: GcDeps = {},
   ) {
     this.now = deps.now ?? Date.now;
@@ -188,7 +189,7 @@ export class GarbageCollector {
       await this.sweepLinks(cutoff, checkLock);
       await this.sweepBlobs(cutoff, report, checkLock);
       await this.ledger.recoverAside();
-      await this.sweepTempFiles(started - Math.max(opts.grace, opts.uploadsMaxAge, TEMP_MIN_AGE_MS));
+      await this.sweepWriters(started - Math.max(opts.grace, opts.uploadsMaxAge, TEMP_MIN_AGE_MS));
     }
     report.orphanFilesRemoved = await this.ledger.sweepOrphans(cutoff, dryRun, checkLock);
     if (!dryRun) report.bytesKept = await gc.blobBytes();
@@ -269,13 +270,8 @@ export class GarbageCollector {
   }
 
   /** Writers' bytes without a session: uploads whose row is gone, anonymous writers of crashed processes. */
-  private async sweepTempFiles(before: number): Promise<void> {
-    let removed = 0;
-    for await (const w of this.blobs.staleWriters(before)) {
-      if (w.session && (await this.metadata.getUpload(w.id))) continue;
-      await this.blobs.removeWriter(w.id);
-      removed++;
-    }
+  private async sweepWriters(before: number): Promise<void> {
+    const removed = await this.ledger.sweepWriters(before, async (id) => (await this.metadata.getUpload(id)) !== undefined);
     if (removed > 0) this.deps.log?.info({ files: removed }, 'gc: abandoned upload files removed');
   }
 }

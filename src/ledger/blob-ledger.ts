@@ -124,6 +124,14 @@ export class BlobLedger {
     return this.sweeper.recoverAside();
   }
 
+  /**
+   * Writers not written since `before` that nothing will finish: anonymous ones (a crashed process)
+   * and sessions `isLiveSession` does not know (their row is gone); how many were removed.
+   */
+  sweepWriters(before: number, isLiveSession: (id: string) => Promise<boolean>): Promise<number> {
+    return this.sweeper.sweepWriters(before, isLiveSession);
+  }
+
   /** The bytes of an upload session whose row the collector has removed. */
   removeWriter(id: string): Promise<void> {
     return this.store.removeWriter(id);

@@ -75,6 +75,17 @@ export class BlobSweep {
     return purged;
   }
 
+  /** See BlobLedger.sweepWriters. */
+  async sweepWriters(before: number, isLiveSession: (id: string) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for await (const w of this.store.staleWriters(before)) {
+      if (w.session && (await isLiveSession(w.id))) continue;
+      await this.store.removeWriter(w.id);
+      removed++;
+    }
+    return removed;
+  }
+
   /** Step two for set-aside bytes: restored where the blob has a row again, purged elsewhere. */
   private async settle(handles: AsideHandle[]): Promise<{ restored: string[]; purged: string[] }> {
     const restored: string[] = [];

@@ -278,7 +278,7 @@ t.test('one run at a time: in this process and across processes', async (t) => {
 
   // Another process holds the lock row.
   t.ok(await s.metadata.gc.acquireLock('other-process', 60_000));
-  const other = new GarbageCollector(s.metadata, s.ledger, s.blobs);
+  const other = new GarbageCollector(s.metadata, s.ledger);
   await t.rejects(other.run(options()), GcBusyError, 'lock held elsewhere');
   await t.rejects(s.gc.run(options()), GcBusyError);
   await s.metadata.gc.releaseLock('other-process');

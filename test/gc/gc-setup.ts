@@ -45,7 +45,7 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   /** How far the collector's clock is ahead of the wall clock (rows are written at wall-clock time). */
   const clock = { skew: 0 };
   const now = () => Date.now() + clock.skew;
-  const gc = new GarbageCollector(metadata, ledger, blobs, { now, activeFills: opts.activeFills });
+  const gc = new GarbageCollector(metadata, ledger, { now, activeFills: opts.activeFills });
   t.teardown(async () => {
     await registry.close();
     rmSync(dir, { recursive: true, force: true });

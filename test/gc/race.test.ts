@@ -20,7 +20,7 @@ t.test('pushes, tag moves and deletes racing a collector with almost no grace lo
   const metadata = SqliteMetadataStore.open(join(server.dataDir, 'metadata.db'));
   t.teardown(() => metadata.close());
   const blobs = await FsBlobStore.open(server.dataDir);
-  const gc = new GarbageCollector(metadata, new BlobLedger(metadata, blobs), blobs);
+  const gc = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
   // A push takes a few ms between its blobs and its manifest; with a grace shorter than that the
   // collector would take the blobs every time and the push could never finish.
   const gcOptions = { grace: 50, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 0, dryRun: false };
