@@ -1,5 +1,4 @@
 // buildApp(config) → a ready Fastify instance: the stores, the registry services, and the HTTP layer.
-import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { WharfConfig } from './config/schema.js';

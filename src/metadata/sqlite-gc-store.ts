@@ -146,7 +146,6 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   private evictBySize(maxBytes: number, cutoff: number): void {
-    const db = this.db;
     let total =
       (this.prepare('SELECT SUM(b.size) AS n FROM blobs b JOIN gc_live_blobs l ON l.digest = b.digest WHERE b.local = 0').get() as { n: number | null })
         .n ?? 0;
@@ -225,7 +224,6 @@ export class SqliteGcStore implements GcMetadata {
   }
 
   async sweepLinks(cutoff: number, after: [string, string] | undefined, limit: number): Promise<{ removed: number; next?: [string, string] }> {
-    const db = this.db;
     const rows = this.prepare<[string, string, number], { repo: string; digest: string }>(
         'SELECT repo, digest FROM repo_blobs WHERE (repo, digest) > (?, ?) ORDER BY repo, digest LIMIT ?',
       )

@@ -244,7 +244,6 @@ t.test('serve: a request still in flight after shutdownTimeoutMs does not keep t
 });
 
 t.test('bin/wharf.js runs the compiled CLI', async (t) => {
-  const distMain = join(root, 'dist', 'main.js');
   t.before(() => ensureBuilt((m) => t.comment(m)));
 
   t.test('print-schema', async (t) => {
