@@ -48,7 +48,7 @@ export function policyGlobViolations(config: unknown): string[] {
     default: u.default === true,
     username: typeof u.username === 'string' ? u.username : undefined,
   }));
-  const ctx = globContext(routes, namespaces as string[]);
+  const ctx = globContext(routes, namespaces);
   const out: string[] = [];
   listOf(isPlain(config.auth) ? config.auth.policies : undefined).forEach((rule, i) =>
     listOf(isPlain(rule) ? rule.repositories : undefined).forEach((glob, j) => {

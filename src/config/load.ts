@@ -140,7 +140,7 @@ function mergeInto(target: Plain, source: Plain, path: string[], label: string, 
     const given = defined(value);
     if (given === undefined) continue;
     if (isPlain(given) && isPlain(target[key])) {
-      mergeInto(target[key] as Plain, given, here, label, sources);
+      mergeInto(target[key], given, here, label, sources);
     } else {
       target[key] = Value.Clone(given);
       record(sources, here.join('.'), label);
@@ -291,7 +291,7 @@ export interface LoadedConfig {
    * ` (from command line)`, or '' when it is a default. For problems found after loading (preflight:
    * files the configuration names, the data directory), so they say where to look like the rest.
    */
-  origin(key: string): string;
+  origin: (key: string) => string;
 }
 
 /** loadConfig, and where each value came from. */
