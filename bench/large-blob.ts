@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       body: Readable.toWeb(body) as ReadableStream,
       duplex: 'half',
       headers: { 'content-range': `${off}-${off + n - 1}`, 'content-length': String(n), 'content-type': 'application/octet-stream' },
-    } as RequestInit);
+    });
     if (res.status !== 202) throw new Error(`PATCH: ${res.status} ${await res.text()}`);
     location = res.headers.get('location') as string;
   }

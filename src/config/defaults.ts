@@ -15,7 +15,7 @@ import { isPlain } from './plain.js';
  * a value of any other shape is returned as it is.
  */
 export function applyDefaults(schema: TSchema, value: unknown): unknown {
-  const filled = value === undefined && 'default' in schema ? Value.Clone(schema.default) : value;
+  const filled = value === undefined && 'default' in schema ? Value.Clone(schema.default) as unknown : value;
   if (schema[Kind] === 'Object' && isPlain(filled) && isPlain(schema.properties)) {
     for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
       const v = applyDefaults(child, filled[key]);

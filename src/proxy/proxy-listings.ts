@@ -63,7 +63,7 @@ export class ProxyListings {
     const key = `referrers:${repo.upstream.name}:${repo.remote}:${digest}:${artifactType ?? ''}`;
     const hit = (await this.cache.get(key)) as Referrers | undefined;
     if (hit) return hit;
-    const qs = artifactType === undefined ? '' : `?${new URLSearchParams({ artifactType })}`;
+    const qs = artifactType === undefined ? '' : `?${new URLSearchParams({ artifactType }).toString()}`;
     let index: Referrers;
     try {
       const res = await repo.client.request({ method: 'GET', path: `/v2/${repo.remote}/referrers/${digest}${qs}`, repository: repo.remote });

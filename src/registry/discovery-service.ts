@@ -84,7 +84,7 @@ export function paginate(sorted: readonly string[], page: Page): Listing {
   }
   if (page.n === undefined) return { items: sorted.slice(from) };
   const items = sorted.slice(from, from + page.n);
-  return from + page.n < sorted.length && items.length > 0 ? { items, next: items[items.length - 1] as string } : { items };
+  return from + page.n < sorted.length && items.length > 0 ? { items, next: items[items.length - 1] } : { items };
 }
 
 /** Fetches one more than asked to know whether a next page exists. */

@@ -73,7 +73,7 @@ export async function inject(app: FastifyInstance, method: string, url: string, 
     headers: opts.headers ?? {},
     ...(opts.body !== undefined ? { payload: opts.body } : {}),
   });
-  return makeRes(res.statusCode, res.headers as Record<string, unknown>, res.rawPayload);
+  return makeRes(res.statusCode, res.headers, res.rawPayload);
 }
 
 /** A request over a real socket with the path sent exactly as given (no URL normalisation). */

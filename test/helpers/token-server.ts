@@ -126,6 +126,7 @@ export async function startTokenServer(t: Teardownable, opts: TokenServerOptions
   const dir = mkdtempSync(join(tmpdir(), 'wharf-token-'));
   let closed = false;
   const sockets = new Set<Socket>();
+  // eslint-disable-next-line prefer-const -- assigned once below; close() above it may run before that
   let server: Server | undefined;
   const close = async (): Promise<void> => {
     if (closed) return;

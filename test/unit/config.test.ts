@@ -272,7 +272,7 @@ t.test('the result is deeply frozen', async (t) => {
   t.ok(Object.isFrozen(config.storage));
   t.ok(Object.isFrozen(config.log));
   t.throws(() => {
-    (config.storage as { path: string }).path = '/elsewhere';
+    (config.storage).path = '/elsewhere';
   }, TypeError);
   t.throws(() => {
     (config as { listen: string }).listen = ':1';
