@@ -47,7 +47,7 @@ export class PullThroughRegistry implements Registry {
       opts.localNamespaces ?? [],
     );
     this.parts = {
-      manifests: new ProxyManifests(local, cache as Keyv<string>),
+      manifests: new ProxyManifests(local, cache),
       blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events),
       listings: new ProxyListings(local, cache),
     };
