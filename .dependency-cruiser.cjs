@@ -19,12 +19,6 @@ const file = (/** @type {string} */ path) => `^src/${path.replaceAll('.', '\\.')
  */
 const EXCEPTIONS = [
   {
-    rule: 'registry-not-upward',
-    from: 'registry/registry-service.ts',
-    to: 'proxy/pull-through.ts',
-    why: 'the registry service builds the pull-through cache; the cache is to wrap the local registry instead (app.ts)',
-  },
-  {
     rule: 'metadata-imports-only-oci',
     from: 'metadata/metadata-store.ts',
     to: 'auth/types.ts',
@@ -35,12 +29,6 @@ const EXCEPTIONS = [
     from: 'metadata/sqlite-metadata-store.ts',
     to: 'auth/types.ts',
     why: 'the SQLite service token table; it is to move to auth/ with its store',
-  },
-  {
-    rule: 'gc-not-upward',
-    from: 'gc/collector.ts',
-    to: 'storage/fs-blob-store.ts',
-    why: 'the collector takes the concrete FsBlobStore; it is to take the ledger and interfaces',
   },
   {
     rule: 'config-imports-only-oci',
