@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GarbageCollector } from '../src/gc/collector.js';
 import { fsck } from '../src/gc/fsck.js';
-import { SqliteMetadataStore } from '../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../src/metadata/sqlite-database.js';
+import { SqliteGcState } from '../src/metadata/sqlite-gc-state.js';
+import { SqliteRegistryMetadata } from '../src/metadata/sqlite-registry-metadata.js';
+import { SqliteUploadSessions } from '../src/metadata/sqlite-upload-sessions.js';
 import { FsBlobStore } from '../src/storage/fs-blob-store.js';
 import { BlobLedger } from '../src/ledger/blob-ledger.js';
 import { populateStore } from '../test/helpers/gc-fixture.js';
@@ -27,8 +30,10 @@ async function main(): Promise<void> {
     log(`writing ${BLOBS} blobs (files and rows) and ${MANIFESTS} manifests, half of them tagged`);
     await populateStore(dir, { blobs: BLOBS, manifests: MANIFESTS });
     const blobs = await FsBlobStore.open(dir);
-    const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
-    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
+    const database = SqliteDatabase.open(join(dir, 'metadata.db'));
+    const state = new SqliteGcState(database);
+    const ledger = new BlobLedger(new SqliteRegistryMetadata(database), blobs, state);
+    const collector = new GarbageCollector({ gc: state, uploads: new SqliteUploadSessions(database) }, ledger);
     const opts = { grace: 0, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 86_400_000, dryRun: true };
     // Reset the kernel's peak-RSS mark (VmHWM), so the peak below is the collector's alone.
     writeFileSync('/proc/self/clear_refs', '5');
@@ -40,7 +45,7 @@ async function main(): Promise<void> {
     const after = memOf(process.pid);
     log(`memory after: ${JSON.stringify(process.memoryUsage())}`);
     log(`real run: ${JSON.stringify(real)}`);
-    const check = await fsck(metadata, blobs);
+    const check = await fsck(state, blobs);
     const figures = {
       bench: 'gc',
       blobs: BLOBS,
@@ -57,7 +62,7 @@ async function main(): Promise<void> {
       fsckOk: check.ok,
     };
     console.log(JSON.stringify(figures));
-    await metadata.close();
+    await database.close();
     if (!check.ok) process.exitCode = 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { request } from 'undici';
 import { buildApp } from '../src/app.js';
 import { withDefaults } from '../src/config/defaults.js';
-import { SqliteMetadataStore } from '../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../src/metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from '../src/metadata/sqlite-registry-metadata.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../src/registry/manifest.js';
 import { metadataPath } from '../src/storage/paths.js';
 import { median } from './lib/measure.js';
@@ -93,7 +94,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-bench-manifest-'));
   const origin = await upstream(body);
   try {
-    const metadata = SqliteMetadataStore.open(metadataPath(dir));
+    const database = SqliteDatabase.open(metadataPath(dir));
+    const metadata = new SqliteRegistryMetadata(database);
     for (const digest of [config, ...layers]) {
       await metadata.putBlob(digest, 1, { local: true });
       await metadata.linkBlob('local/big', digest);
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
       local: { namespaces: ['local'] },
       upstreams: [{ name: 'up', url: origin.url, registry: 'up.test' }],
     };
-    const app = await buildApp(withDefaults({ ...settings, manifests: limit }), { metadata });
+    const app = await buildApp(withDefaults({ ...settings, manifests: limit }), { database });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const put = (url: string) =>
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
     log(`pull: ${JSON.stringify(pull)}`);
     await app.close();
 
-    const strict = await buildApp(withDefaults(settings), { metadata: SqliteMetadataStore.open(metadataPath(dir)) });
+    const strict = await buildApp(withDefaults(settings), { database: SqliteDatabase.open(metadataPath(dir)) });
     await strict.listen({ host: '127.0.0.1', port: 0 });
     const strictBase = `http://127.0.0.1:${(strict.server.address() as AddressInfo).port}`;
     const refused = await timed(() =>

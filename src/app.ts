@@ -5,8 +5,13 @@ import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { metadataPath } from './storage/paths.js';
 import { storageFullCode } from './storage/storage-errors.js';
-import { SqliteMetadataStore } from './metadata/sqlite-metadata-store.js';
-import type { MetadataStore } from './metadata/metadata-store.js';
+import { SqliteDatabase } from './metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from './metadata/sqlite-registry-metadata.js';
+import { SqliteUploadSessions } from './metadata/sqlite-upload-sessions.js';
+import { SqliteGcState } from './metadata/sqlite-gc-state.js';
+import { SqliteServiceTokenStore } from './auth/sqlite-service-token-store.js';
+import type { RegistryMetadata } from './metadata/registry-metadata.js';
+import type { UploadSessions } from './metadata/upload-sessions.js';
 import { BlobLedger } from './ledger/blob-ledger.js';
 import { LocalRegistry } from './registry/local-registry.js';
 import { PullThroughRegistry } from './proxy/pull-through-registry.js';
@@ -25,7 +30,11 @@ import { trustedProxies } from './http/trusted-proxies.js';
 import { RequestLogController, registerRequestLog } from './http/request-log.js';
 
 export interface AppDeps {
-  metadata?: MetadataStore;
+  /** The metadata database (default: SQLite in the data directory); closed with the app. */
+  database?: SqliteDatabase;
+  /** Used instead of the SQLite stores over `database` (tests make them fail). */
+  metadata?: RegistryMetadata;
+  uploads?: UploadSessions;
   blobs?: FsBlobStore;
   /** Where the log goes (default stdout): tests read it. */
   logStream?: DestinationStream;
@@ -33,7 +42,11 @@ export interface AppDeps {
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
-  const metadata = deps.metadata ?? SqliteMetadataStore.open(metadataPath(config.storage.path));
+  const database = deps.database ?? SqliteDatabase.open(metadataPath(config.storage.path));
+  const metadata = deps.metadata ?? new SqliteRegistryMetadata(database);
+  const uploads = deps.uploads ?? new SqliteUploadSessions(database);
+  const gcState = new SqliteGcState(database);
+  const tokens = new SqliteServiceTokenStore(database);
   const isTrustedProxy = trustedProxies(config.http.trustProxy);
   const app = Fastify({
     logger: deps.logStream ? { level: config.log.level, stream: deps.logStream } : { level: config.log.level },
@@ -58,9 +71,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
   capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
   const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
-  const ledger = new BlobLedger(metadata, blobs);
+  const ledger = new BlobLedger(metadata, blobs, gcState);
   const local = new LocalRegistry({
     metadata,
+    uploads,
     blobStore: blobs,
     ledger,
     chunkMinLength: config.uploads.chunkMinLength,
@@ -92,7 +106,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     },
   });
-  const collector = new GarbageCollector(metadata, ledger, {
+  const collector = new GarbageCollector({ gc: gcState, uploads }, ledger, {
     activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
   });
@@ -107,7 +121,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   registerErrorHandler(app);
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
   const access = config.auth
-    ? await AccessControl.create({ ...config, auth: config.auth }, metadata, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
+    ? await AccessControl.create({ ...config, auth: config.auth }, { metadata, tokens }, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
     : undefined;
   if (access) registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
@@ -148,6 +162,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     clearInterval(schedule);
     await collecting;
     await registry.close();
+    await database.close();
     await upstreams.close();
   });
   await app.ready();

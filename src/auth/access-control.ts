@@ -16,7 +16,8 @@ import { LRUCache } from 'lru-cache';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
 import { RegistryError } from '../registry/errors.js';
 import type { RouteTarget } from '../registry/router.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { RegistryMetadata } from '../metadata/registry-metadata.js';
+import type { ServiceTokenStore } from './service-token-store.js';
 import { loadOrCreateSigningKey, loadVerificationKeys, signJwt, verificationKeyOf, verifyJwt, JwtError, type JwtClaims, type SigningKey, type VerificationKey } from './jwt.js';
 import { LoginLimiter } from './login-limiter.js';
 import { Policy, type RepositoryFacts, type RepositoryZone } from './policy.js';
@@ -87,7 +88,7 @@ export class AccessControl {
   private constructor(
     private readonly auth: AuthConfig,
     private readonly users: UserDirectory,
-    private readonly metadata: MetadataStore,
+    private readonly metadata: RegistryMetadata,
     private readonly route: RouteName,
     readonly tokens: ServiceTokens,
     readonly policy: Policy,
@@ -103,7 +104,8 @@ export class AccessControl {
 
   static async create(
     config: WharfConfig & { auth: AuthConfig },
-    metadata: MetadataStore,
+    /** Repository owners are recorded in the registry's metadata; tokens in their own store. */
+    stores: { metadata: RegistryMetadata; tokens: ServiceTokenStore },
     route: RouteName,
     log: FastifyBaseLogger,
     now: () => number = Date.now,
@@ -125,7 +127,7 @@ export class AccessControl {
     const keyFile = auth.token.key ?? join(config.storage.path, 'auth', 'token-key.pem');
     const signingKey = await loadOrCreateSigningKey(keyFile, auth.token.algorithm);
     const trusted = auth.token.trust ? { issuer: auth.token.trust.issuer, keys: loadVerificationKeys(auth.token.trust.keys) } : undefined;
-    return new AccessControl(auth, users, metadata, route, new ServiceTokens(metadata, now, globChecker({ route, upstreams: config.upstreams })), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
+    return new AccessControl(auth, users, stores.metadata, route, new ServiceTokens(stores.tokens, now, globChecker({ route, upstreams: config.upstreams })), policy, limiter, signingKey, [verificationKeyOf(signingKey)], trusted, log, now);
   }
 
   get service(): string {

@@ -6,7 +6,7 @@
 // comparison. SHA-256 rather than a slow password hash: the secret has 256 bits of entropy, so there is
 // nothing for a slow hash to protect against, and every request carrying a token pays for the check.
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import type { MetadataStore, ServiceTokenRecord } from '../metadata/metadata-store.js';
+import type { ServiceTokenRecord, ServiceTokenStore } from './service-token-store.js';
 import type { ActionPattern, TokenScope } from './types.js';
 
 export const TOKEN_PREFIX = 'wharf_';
@@ -115,12 +115,12 @@ const isUsable = (rec: ServiceTokenRecord, now: number): boolean =>
 export type GlobCheck = (glob: string) => string | undefined;
 
 export class ServiceTokens {
-  readonly #store: MetadataStore;
+  readonly #store: ServiceTokenStore;
   readonly #now: () => number;
   readonly #checkGlob: GlobCheck;
 
   /** `checkGlob` refuses scopes that name no canonical repository (the configuration's routing decides). */
-  constructor(store: MetadataStore, now: () => number = Date.now, checkGlob: GlobCheck = () => undefined) {
+  constructor(store: ServiceTokenStore, now: () => number = Date.now, checkGlob: GlobCheck = () => undefined) {
     this.#store = store;
     this.#now = now;
     this.#checkGlob = checkGlob;

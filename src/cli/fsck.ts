@@ -18,8 +18,8 @@ async function runFsck(args: string[], io: CliIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
   const { fsck } = await import('../gc/fsck.js');
   const { FsBlobStore } = await import('../storage/fs-blob-store.js');
-  return withMetadata(io, values, async (config, metadata) => {
-    const result = await fsck(metadata, FsBlobStore.existing(config.storage.path));
+  return withMetadata(io, values, async (config, { gc }) => {
+    const result = await fsck(gc, FsBlobStore.existing(config.storage.path));
     if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.ok) io.stdout.write('ok: metadata and blob files agree\n');
     else {

@@ -26,8 +26,8 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   const { GarbageCollector, GcBusyError } = await import('../gc/collector.js');
   const { gcOptionsFrom } = await import('../config/gc-options.js');
   const { BlobLedger } = await import('../ledger/blob-ledger.js');
-  return withStores(io, values, async ({ config, metadata, blobs }) => {
-    const collector = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
+  return withStores(io, values, async ({ config, metadata, uploads, gc, blobs }) => {
+    const collector = new GarbageCollector({ gc, uploads }, new BlobLedger(metadata, blobs, gc));
     let report: GcReport;
     try {
       report = await collector.run(gcOptionsFrom(config, values['dry-run'] === true));

@@ -1,7 +1,10 @@
 // The stores of the configured data directory, opened for gc, fsck and token as `serve` opens them.
 import { existsSync } from 'node:fs';
 import type { WharfConfig } from '../config/schema.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { ServiceTokenStore } from '../auth/service-token-store.js';
+import type { GcState } from '../metadata/gc-state.js';
+import type { RegistryMetadata } from '../metadata/registry-metadata.js';
+import type { UploadSessions } from '../metadata/upload-sessions.js';
 import type { FsBlobStore } from '../storage/fs-blob-store.js';
 import { metadataPath } from '../storage/paths.js';
 import { helpOption, type CliIo } from './command.js';
@@ -19,36 +22,55 @@ export interface StoreFlags {
   data?: string;
 }
 
+/** The metadata stores over the data directory's database. */
+export interface MetadataStores {
+  metadata: RegistryMetadata;
+  uploads: UploadSessions;
+  gc: GcState;
+  tokens: ServiceTokenStore;
+}
+
 /** The stores of the configured data directory, as `serve` opens them; closed after `fn`. */
 export async function withStores<T>(
   io: CliIo,
   flags: StoreFlags,
-  fn: (stores: { config: WharfConfig; metadata: MetadataStore; blobs: FsBlobStore }) => Promise<T>,
+  fn: (stores: MetadataStores & { config: WharfConfig; blobs: FsBlobStore }) => Promise<T>,
 ): Promise<T> {
-  return withMetadata(io, flags, async (config, metadata) => {
+  return withMetadata(io, flags, async (config, stores) => {
     const { FsBlobStore } = await import('../storage/fs-blob-store.js');
-    return fn({ config, metadata, blobs: await FsBlobStore.open(config.storage.path) });
+    return fn({ ...stores, config, blobs: await FsBlobStore.open(config.storage.path) });
   });
 }
 
 /**
  * Runs `fn` against the metadata database of the configured data directory, the one `serve` opens.
- * The store waits on a server's write lock (busy_timeout) instead of failing.
+ * The database waits on a server's write lock (busy_timeout) instead of failing.
  */
-export async function withMetadata<T>(io: CliIo, flags: StoreFlags, fn: (config: WharfConfig, metadata: MetadataStore) => Promise<T>): Promise<T> {
+export async function withMetadata<T>(io: CliIo, flags: StoreFlags, fn: (config: WharfConfig, stores: MetadataStores) => Promise<T>): Promise<T> {
   const config = loadCliConfig(io, flags);
   // These commands work on a store that serve created; opening a path that holds none would create
   // an empty one there and report on it as if all were well (a mistyped --data, a wrong config).
-  const db = metadataPath(config.storage.path);
-  if (!existsSync(db)) {
-    throw new Error(`${config.storage.path} holds no Wharf store (no ${db}): check --data, --config or storage.path; wharf serve creates the store`);
+  const file = metadataPath(config.storage.path);
+  if (!existsSync(file)) {
+    throw new Error(`${config.storage.path} holds no Wharf store (no ${file}): check --data, --config or storage.path; wharf serve creates the store`);
   }
   // Loaded here, not at the top: verify-config and print-schema do not need the database driver.
-  const { SqliteMetadataStore } = await import('../metadata/sqlite-metadata-store.js');
-  const metadata = SqliteMetadataStore.open(db);
+  const [{ SqliteDatabase }, { SqliteRegistryMetadata }, { SqliteUploadSessions }, { SqliteGcState }, { SqliteServiceTokenStore }] = await Promise.all([
+    import('../metadata/sqlite-database.js'),
+    import('../metadata/sqlite-registry-metadata.js'),
+    import('../metadata/sqlite-upload-sessions.js'),
+    import('../metadata/sqlite-gc-state.js'),
+    import('../auth/sqlite-service-token-store.js'),
+  ]);
+  const database = SqliteDatabase.open(file);
   try {
-    return await fn(config, metadata);
+    return await fn(config, {
+      metadata: new SqliteRegistryMetadata(database),
+      uploads: new SqliteUploadSessions(database),
+      gc: new SqliteGcState(database),
+      tokens: new SqliteServiceTokenStore(database),
+    });
   } finally {
-    await metadata.close();
+    await database.close();
   }
 }

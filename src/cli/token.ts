@@ -1,10 +1,10 @@
-// `wharf token create|list|revoke`: manage service tokens in the metadata store `serve` uses.
+// `wharf token create|list|revoke`: manage service tokens in the metadata database `serve` uses.
 import { parseArgs } from 'node:util';
 import { ServiceTokens, formatScope, parseScope, publicView, validateTokenName } from '../auth/service-tokens.js';
 import { globChecker } from '../auth/repository-globs.js';
 import type { TokenScope } from '../auth/types.js';
 import { decodeDuration } from '../config/schema.js';
-import type { ServiceTokenRecord } from '../metadata/metadata-store.js';
+import type { ServiceTokenRecord } from '../auth/service-token-store.js';
 import { printHelp, UsageError, type CliIo, type Command, type CommandHelp } from './command.js';
 import { globContext } from './preflight.js';
 import { storeOptions, withMetadata, type StoreFlags } from './stores.js';
@@ -55,9 +55,9 @@ async function token(args: string[], io: CliIo): Promise<number> {
 
 /** Runs `fn` with the service tokens of the configured data directory. */
 function withTokens<T>(io: CliIo, flags: StoreFlags, fn: (tokens: ServiceTokens) => Promise<T>): Promise<T> {
-  return withMetadata(io, flags, (config, metadata) => {
+  return withMetadata(io, flags, (config, { tokens }) => {
     // Scopes are checked against the configuration's routing, as the management API checks them.
-    return fn(new ServiceTokens(metadata, Date.now, globChecker(globContext(config.upstreams, config.local.namespaces))));
+    return fn(new ServiceTokens(tokens, Date.now, globChecker(globContext(config.upstreams, config.local.namespaces))));
   });
 }
 

@@ -15,11 +15,15 @@
 // blob ledger's two-step delete, src/ledger/blob-sweep.ts).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { GcMarkResult, MetadataStore } from '../metadata/metadata-store.js';
+import type { GcMarkResult, GcState } from '../metadata/gc-state.js';
+import type { UploadSessions } from '../metadata/upload-sessions.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 
 /** The metadata the collector works on: its own queries (lock, mark, sweep, reports) and upload sessions. */
-export type GcStores = Pick<MetadataStore, 'gc' | 'getUpload'>;
+export interface GcStores {
+  gc: GcState;
+  uploads: UploadSessions;
+}
 
 /** What the collector asks of the blob ledger: blob rows and bytes go through it only. */
 export type BlobSweeper = Pick<BlobLedger, 'sweep' | 'sweepOrphans' | 'recoverAside' | 'removeWriter' | 'sweepWriters'>;
@@ -199,15 +203,15 @@ export class GarbageCollector {
 
   /** Upload sessions not updated since `before`: rows first, then their bytes. */
   private async sweepUploads(before: number, dryRun: boolean, checkLock: () => void): Promise<number> {
-    const gc = this.metadata.gc;
+    const uploads = this.metadata.uploads;
     let count = 0;
     let after: string | undefined;
     for (;;) {
       checkLock();
-      const ids = await gc.staleUploads(before, after, PAGE);
+      const ids = await uploads.staleUploads(before, after, PAGE);
       for (const id of ids) {
         if (dryRun) count++;
-        else if (await gc.sweepUpload(id, before)) {
+        else if (await uploads.sweepUpload(id, before)) {
           count++;
           await this.ledger.removeWriter(id);
         }
@@ -271,7 +275,7 @@ export class GarbageCollector {
 
   /** Writers' bytes without a session: uploads whose row is gone, anonymous writers of crashed processes. */
   private async sweepWriters(before: number): Promise<void> {
-    const removed = await this.ledger.sweepWriters(before, async (id) => (await this.metadata.getUpload(id)) !== undefined);
+    const removed = await this.ledger.sweepWriters(before, async (id) => (await this.metadata.uploads.getUpload(id)) !== undefined);
     if (removed > 0) this.deps.log?.info({ files: removed }, 'gc: abandoned upload files removed');
   }
 }

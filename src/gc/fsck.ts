@@ -1,7 +1,7 @@
 // Checks that metadata and stored blobs agree: every blob row has its bytes, every committed blob has
 // a row, local manifests reference recorded blobs, and tags point at manifests. Read-only; pages
 // through the rows and the store's listing.
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { GcState } from '../metadata/gc-state.js';
 import type { BlobStore } from '../storage/blob-store.js';
 
 export interface FsckResult {
@@ -20,8 +20,7 @@ const PAGE = 1000;
 /** At most this many entries per list (the counts matter, not a million lines). */
 const MAX_LISTED = 1000;
 
-export async function fsck(metadata: MetadataStore, store: Pick<BlobStore, 'stat' | 'list'>): Promise<FsckResult> {
-  const gc = metadata.gc;
+export async function fsck(gc: GcState, store: Pick<BlobStore, 'stat' | 'list'>): Promise<FsckResult> {
   const missingFiles: string[] = [];
   let after: string | undefined;
   for (;;) {

@@ -7,7 +7,8 @@
 // Uploads, fills, manifests and mounts call this module; none of them links on its own. The
 // collector removes blobs through it too (sweep, src/ledger/blob-sweep.ts).
 import type { BlobStat, BlobStore, BlobWriter } from '../storage/blob-store.js';
-import type { GcMetadata, MetadataStore } from '../metadata/metadata-store.js';
+import type { GcState } from '../metadata/gc-state.js';
+import type { RegistryMetadata } from '../metadata/registry-metadata.js';
 import { BlobSweep, type SweepResult } from './blob-sweep.js';
 
 /** Whether the caller may pull a repository (stored name); decided by the access-control layer. */
@@ -20,9 +21,9 @@ export class BlobLedger {
   private readonly sweeper: BlobSweep;
 
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly metadata: RegistryMetadata,
     private readonly store: BlobStore,
-    gc: GcMetadata = metadata.gc,
+    gc: GcState,
   ) {
     this.sweeper = new BlobSweep(gc, store);
   }

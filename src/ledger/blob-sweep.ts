@@ -6,7 +6,7 @@
 // record the row before they rely on the bytes and check the bytes again after (the store's commit),
 // so whichever side moves second sees the other: the bytes are never gone while their row exists.
 import type { AsideHandle, BlobStore } from '../storage/blob-store.js';
-import type { GcMetadata } from '../metadata/metadata-store.js';
+import type { GcState } from '../metadata/gc-state.js';
 
 export interface SweepResult {
   /** Blobs whose rows and bytes went, with their sizes. */
@@ -20,7 +20,7 @@ const PAGE = 1000;
 
 export class BlobSweep {
   constructor(
-    private readonly gc: GcMetadata,
+    private readonly gc: GcState,
     private readonly store: BlobStore,
   ) {}
 

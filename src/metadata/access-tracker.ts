@@ -3,7 +3,7 @@
 // The collector's cache eviction (maxAge, maxSize LRU) reads these times. Times only move forward,
 // so several processes flushing out of order do no harm. A touch lost in a crash costs an earlier
 // eviction at worst, never data.
-import type { MetadataStore } from './metadata-store.js';
+import type { RegistryMetadata } from './registry-metadata.js';
 
 export interface AccessTrackerOptions {
   /** How often the batch is written; default 5 s. */
@@ -24,7 +24,7 @@ export class AccessTracker {
   private readonly now: () => number;
 
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly metadata: RegistryMetadata,
     private readonly opts: AccessTrackerOptions = {},
   ) {
     this.maxPending = opts.maxPending ?? 10_000;
@@ -52,7 +52,7 @@ export class AccessTracker {
     return this.flushing;
   }
 
-  /** Stops the timer and writes what is pending; call before closing the metadata store. */
+  /** Stops the timer and writes what is pending; call before closing the metadata database. */
   async close(): Promise<void> {
     if (this.closed) return this.flushing;
     this.closed = true;

@@ -2,7 +2,7 @@
 import { RegistryError } from './errors.js';
 import { parseDigest } from './reference.js';
 import { OCI_INDEX } from '../oci/media-types.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { RegistryMetadata } from '../metadata/registry-metadata.js';
 import type { Page } from '../oci/page.js';
 
 export interface Listing {
@@ -18,7 +18,7 @@ export interface ReferrersIndex {
 }
 
 export class DiscoveryService {
-  constructor(private readonly metadata: MetadataStore) {}
+  constructor(private readonly metadata: RegistryMetadata) {}
 
   async tags(repo: string, page: Page): Promise<Listing> {
     if (!(await this.metadata.repositoryExists(repo))) {

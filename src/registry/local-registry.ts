@@ -1,5 +1,5 @@
-// The local registry: the services of the domain over one MetadataStore, one BlobStore and the
-// BlobLedger, behind the Registry interface. Every name is a repository in this registry's own
+// The local registry: the services of the domain over the registry's metadata and upload sessions,
+// one BlobStore and the BlobLedger, behind the Registry interface. Every name is a repository in this registry's own
 // storage; the pull-through cache wraps this registry for names routed to an upstream, and stores
 // what it fetches through the CacheStore side of it.
 import { BlobService } from './blob-service.js';
@@ -14,12 +14,14 @@ import type { CacheStore } from './cache-store.js';
 import type { ParsedManifest } from './manifest.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { RegistryMetadata } from '../metadata/registry-metadata.js';
+import type { UploadSessions } from '../metadata/upload-sessions.js';
 import type { Page } from '../oci/page.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
 
 export interface LocalRegistryDeps {
-  metadata: MetadataStore;
+  metadata: RegistryMetadata;
+  uploads: UploadSessions;
   blobStore: BlobStore;
   ledger: BlobLedger;
   /** OCI-Chunk-Min-Length announced for chunked uploads (0 = none). */
@@ -28,7 +30,7 @@ export interface LocalRegistryDeps {
   maxDescriptors?: number;
   /**
    * Records pulls (manifest and blob access times) for the collector's cache eviction, batched.
-   * Closed (flushed) by close(), before the metadata store. None = access times stay at push/fill time.
+   * Closed (flushed) by close(), before the metadata database. None = access times stay at push/fill time.
    */
   accessTracker?: AccessTracker;
 }
@@ -39,10 +41,10 @@ export class LocalRegistry implements Registry, CacheStore {
   private readonly services: LocalServices;
 
   constructor(private readonly deps: LocalRegistryDeps) {
-    const { metadata, blobStore, ledger, accessTracker } = deps;
+    const { metadata, uploads, blobStore, ledger, accessTracker } = deps;
     this.services = {
       blobs: new BlobService(ledger, blobStore, accessTracker),
-      uploads: new UploadService(metadata, blobStore, ledger),
+      uploads: new UploadService(uploads, blobStore, ledger),
       manifests: new ManifestService(metadata, blobStore, ledger, accessTracker, { maxDescriptors: deps.maxDescriptors }),
       discovery: new DiscoveryService(metadata),
       chunkMinLength: deps.chunkMinLength,
@@ -88,6 +90,5 @@ export class LocalRegistry implements Registry, CacheStore {
 
   async close(): Promise<void> {
     await this.deps.accessTracker?.close();
-    await this.deps.metadata.close();
   }
 }

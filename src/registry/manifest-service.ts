@@ -6,7 +6,7 @@ import { digestOf } from '../oci/digest.js';
 import { parseManifest, type ParseOptions, type ParsedManifest } from './manifest.js';
 import { assertTag, isValidTag, parseDigest, parseReference } from './reference.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { MissingContentError, type ManifestRecord, type MetadataStore } from '../metadata/metadata-store.js';
+import { MissingContentError, type ManifestRecord, type RegistryMetadata } from '../metadata/registry-metadata.js';
 import type { AccessTracker } from '../metadata/access-tracker.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 
@@ -34,7 +34,7 @@ export class ManifestService {
   });
 
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly metadata: RegistryMetadata,
     private readonly blobs: BlobStore,
     private readonly ledger: BlobLedger,
     private readonly tracker?: AccessTracker,

@@ -1,5 +1,5 @@
 // Blob uploads into local repositories: monolithic, chunked, streamed, and cross-repository mounts.
-// Session state (offset) lives in the MetadataStore and the bytes in a session writer of the
+// Session state (offset) lives in UploadSessions and the bytes in a session writer of the
 // BlobStore, so a session survives a restart and any process can continue it. The running hash lives in the
 // process that took the previous chunk; any other process rebuilds it from the stored bytes.
 import { randomUUID, type Hash } from 'node:crypto';
@@ -10,7 +10,7 @@ import { newHash } from '../oci/digest.js';
 import { parseDigest } from './reference.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobStore, BlobWriter } from '../storage/blob-store.js';
-import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.js';
+import type { UploadRecord, UploadSessions } from '../metadata/upload-sessions.js';
 import { isSessionId } from '../storage/paths.js';
 import type { BlobLedger, MayPull } from '../ledger/blob-ledger.js';
 
@@ -37,7 +37,7 @@ export class UploadService {
   private readonly hashes = new Map<string, RunningHash>();
 
   constructor(
-    private readonly metadata: MetadataStore,
+    private readonly sessions: UploadSessions,
     private readonly blobs: BlobStore,
     private readonly ledger: BlobLedger,
   ) {}
@@ -46,7 +46,7 @@ export class UploadService {
     const id = randomUUID();
     await this.blobs.writer(id);
     const now = Date.now();
-    await this.metadata.createUpload({ id, repo, offset: 0, startedAt: now, updatedAt: now });
+    await this.sessions.createUpload({ id, repo, offset: 0, startedAt: now, updatedAt: now });
     this.hashes.set(id, { offset: 0, hash: newHash('sha256') });
     return { id, repo, offset: 0 };
   }
@@ -113,7 +113,7 @@ export class UploadService {
         // Success or digest mismatch: the session is over either way and nothing of it is left behind
         // (the ledger has cancelled the writer).
         this.hashes.delete(id);
-        await this.metadata.deleteUpload(id);
+        await this.sessions.deleteUpload(id);
       }
     });
   }
@@ -122,13 +122,13 @@ export class UploadService {
     await this.lock.run(id, async () => {
       await this.find(repo, id);
       this.hashes.delete(id);
-      await this.metadata.deleteUpload(id);
+      await this.sessions.deleteUpload(id);
       await this.blobs.removeWriter(id);
     });
   }
 
   private async find(repo: string, id: string): Promise<UploadRecord> {
-    const upload = isSessionId(id) ? await this.metadata.getUpload(id) : undefined;
+    const upload = isSessionId(id) ? await this.sessions.getUpload(id) : undefined;
     if (!upload || upload.repo !== repo) throw unknownUpload(repo, id);
     return upload;
   }
@@ -158,7 +158,7 @@ export class UploadService {
     const offset = await writer.append(body, { onData: (c) => next.update(c), length: declared }).catch((err: unknown) => {
       throw resumable(err, upload.offset);
     });
-    const advanced = await this.metadata.advanceUpload(upload.id, upload.offset, offset).catch(async (err: unknown) => {
+    const advanced = await this.sessions.advanceUpload(upload.id, upload.offset, offset).catch(async (err: unknown) => {
       // The new offset could not be recorded (a full database): the chunk's bytes go back too.
       await writer.truncate(upload.offset).catch(() => undefined);
       throw resumable(err, upload.offset);

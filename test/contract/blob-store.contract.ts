@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BlobStore, BlobWriter } from '../../src/storage/blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, SizeMismatchError } from '../../src/storage/storage-errors.js';
-import type { TestObject } from './metadata-store.contract.js';
+import type { TestObject } from './contract-helpers.js';
 
 export interface BlobStoreFixture {
   store: BlobStore;

@@ -5,7 +5,7 @@ import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { tempDir } from '../helpers/server.js';
 import { blobStoreContract } from './blob-store.contract.js';
 import { blobStoreAsideContract } from './blob-store-aside.contract.js';
-import type { TestObject } from './metadata-store.contract.js';
+import type { TestObject } from './contract-helpers.js';
 
 const open = async (t: TestObject) => {
   const dir = tempDir('wharf-fs-blob-store-');

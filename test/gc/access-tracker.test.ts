@@ -1,7 +1,7 @@
 // Pull times are batched in memory and written in one go; a pull never waits on the store.
 import t from 'tap';
 import { AccessTracker } from '../../src/metadata/access-tracker.js';
-import type { AccessBatch } from '../../src/metadata/metadata-store.js';
+import type { AccessBatch } from '../../src/metadata/registry-metadata.js';
 import { HOUR, setup } from './gc-setup.js';
 
 t.test('touches are held until flush, then written; times never go backwards', async (t) => {
@@ -43,7 +43,7 @@ t.test('pulls through the services are recorded, batched into one write', async 
   const tracker = new AccessTracker(spy, { intervalMs: 1000 });
   const { LocalRegistry } = await import('../../src/registry/local-registry.js');
   const { BlobLedger } = await import('../../src/ledger/blob-ledger.js');
-  const registry = new LocalRegistry({ metadata: s.metadata, blobStore: s.blobs, ledger: new BlobLedger(s.metadata, s.blobs), chunkMinLength: 0, accessTracker: tracker });
+  const registry = new LocalRegistry({ metadata: s.metadata, uploads: s.uploads, blobStore: s.blobs, ledger: new BlobLedger(s.metadata, s.blobs, s.state), chunkMinLength: 0, accessTracker: tracker });
   const repo = registry.repository('team/app');
   for (let i = 0; i < 5; i++) {
     await repo.manifests.get('v1');

@@ -156,14 +156,14 @@ t.test('uploads: in progress kept, expired removed with their bytes', async (t) 
   s.clock.skew = 2 * DAY;
   const r = await collect(t, s);
   t.equal(r.uploadsDeleted, 1);
-  t.equal(await s.metadata.getUpload(old.id), undefined);
+  t.equal(await s.uploads.getUpload(old.id), undefined);
   t.notOk(existsSync(uploadPath(s.dir, old.id)), 'bytes removed');
 
   const fresh = await s.registry.repository('team/app').uploads.start();
   s.clock.skew = 0;
   const r2 = await collect(t, s);
   t.equal(r2.uploadsDeleted, 0);
-  t.ok(await s.metadata.getUpload(fresh.id), 'upload in progress kept');
+  t.ok(await s.uploads.getUpload(fresh.id), 'upload in progress kept');
   t.ok(existsSync(uploadPath(s.dir, fresh.id)));
 });
 
@@ -257,7 +257,7 @@ t.test('bytes a stopped collector left set aside go back when the blob is record
   const recorded = await s.blob('team/app', 'recorded while aside');
   const dropped = await s.blob('team/app', 'row swept before the crash');
   await s.metadata.unlinkBlob('team/app', dropped);
-  t.ok(await s.metadata.gc.sweepBlob(dropped, Date.now() + HOUR), 'its row is gone');
+  t.ok(await s.state.sweepBlob(dropped, Date.now() + HOUR), 'its row is gone');
   // A collector set both aside and stopped (SIGKILL) before deciding.
   t.ok(await s.blobs.setAside(recorded));
   t.ok(await s.blobs.setAside(dropped));
@@ -277,16 +277,16 @@ t.test('one run at a time: in this process and across processes', async (t) => {
   await first;
 
   // Another process holds the lock row.
-  t.ok(await s.metadata.gc.acquireLock('other-process', 60_000));
-  const other = new GarbageCollector(s.metadata, s.ledger);
+  t.ok(await s.state.acquireLock('other-process', 60_000));
+  const other = new GarbageCollector({ gc: s.state, uploads: s.uploads }, s.ledger);
   await t.rejects(other.run(options()), GcBusyError, 'lock held elsewhere');
   await t.rejects(s.gc.run(options()), GcBusyError);
-  await s.metadata.gc.releaseLock('other-process');
+  await s.state.releaseLock('other-process');
   const r = await other.run(options());
   t.equal(r.dryRun, false, 'runs once the lock is free');
 
   // An expired lock (its holder died) is taken over.
-  t.ok(await s.metadata.gc.acquireLock('dead-process', -1));
+  t.ok(await s.state.acquireLock('dead-process', -1));
   await t.resolves(s.gc.run(options()));
 });
 

@@ -1,10 +1,13 @@
-// Shared setup of the collector tests: a real FsBlobStore and SqliteMetadataStore in a temporary
+// Shared setup of the collector tests: a real FsBlobStore and the SQLite stores in a temporary
 // data directory, the registry services over them, and a collector whose clock can be moved forward.
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteGcState } from '../../src/metadata/sqlite-gc-state.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
+import { SqliteUploadSessions } from '../../src/metadata/sqlite-upload-sessions.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { LocalRegistry } from '../../src/registry/local-registry.js';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
@@ -38,16 +41,20 @@ export interface Image {
 
 export async function setup(t: Teardownable, opts: { activeFills?: () => Iterable<string> } = {}) {
   const dir = tempDir('wharf-gc-');
-  const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
+  const database = SqliteDatabase.open(join(dir, 'metadata.db'));
+  const metadata = new SqliteRegistryMetadata(database);
+  const uploads = new SqliteUploadSessions(database);
+  const state = new SqliteGcState(database);
   const blobs = await FsBlobStore.open(dir);
-  const ledger = new BlobLedger(metadata, blobs);
-  const registry = new LocalRegistry({ metadata, blobStore: blobs, ledger, chunkMinLength: 0 });
+  const ledger = new BlobLedger(metadata, blobs, state);
+  const registry = new LocalRegistry({ metadata, uploads, blobStore: blobs, ledger, chunkMinLength: 0 });
   /** How far the collector's clock is ahead of the wall clock (rows are written at wall-clock time). */
   const clock = { skew: 0 };
   const now = () => Date.now() + clock.skew;
-  const gc = new GarbageCollector(metadata, ledger, { now, activeFills: opts.activeFills });
+  const gc = new GarbageCollector({ gc: state, uploads }, ledger, { now, activeFills: opts.activeFills });
   t.teardown(async () => {
     await registry.close();
+    await database.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -110,5 +117,5 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
     return row;
   }
 
-  return { dir, metadata, blobs, ledger, registry, gc, clock, now, blob, image, index, stored, fsck: () => fsck(metadata, blobs) };
+  return { dir, metadata, uploads, state, blobs, ledger, registry, gc, clock, now, blob, image, index, stored, fsck: () => fsck(state, blobs) };
 }

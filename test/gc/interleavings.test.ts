@@ -4,16 +4,16 @@
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
-import type { GcMetadata } from '../../src/metadata/metadata-store.js';
+import type { GcState } from '../../src/metadata/gc-state.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { MissingContentError } from '../../src/metadata/metadata-store.js';
+import { MissingContentError } from '../../src/metadata/registry-metadata.js';
 import { blobPath } from '../../src/storage/paths.js';
 import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
 import { wrapWriter } from '../helpers/wrap-writer.js';
 import { HOUR, setup, sha } from './gc-setup.js';
 
 const markOld = (s: Awaited<ReturnType<typeof setup>>) =>
-  s.metadata.gc.mark({ cutoff: s.now(), deleteUntagged: true, activeBlobs: [] });
+  s.state.mark({ cutoff: s.now(), deleteUntagged: true, activeBlobs: [] });
 
 t.test('a manifest put after the mark keeps the blobs it references', async (t) => {
   const s = await setup(t);
@@ -21,8 +21,8 @@ t.test('a manifest put after the mark keeps the blobs it references', async (t) 
   const layer = await s.blob('team/app', 'late layer');
   s.clock.skew = 2 * HOUR;
   const cutoff = s.now() - HOUR;
-  await s.metadata.gc.mark({ cutoff, deleteUntagged: true, activeBlobs: [] });
-  t.same((await s.metadata.gc.deadBlobs(undefined, 10)).sort(), [config, layer].sort(), 'both unreferenced at the mark');
+  await s.state.mark({ cutoff, deleteUntagged: true, activeBlobs: [] });
+  t.same((await s.state.deadBlobs(undefined, 10)).sort(), [config, layer].sort(), 'both unreferenced at the mark');
 
   const body = JSON.stringify({
     schemaVersion: 2,
@@ -31,10 +31,10 @@ t.test('a manifest put after the mark keeps the blobs it references', async (t) 
     layers: [{ mediaType: OCI_LAYER, digest: layer, size: 10 }],
   });
   await s.registry.repository('team/app').manifests.put('v1', Buffer.from(body), OCI_MANIFEST);
-  t.equal(await s.metadata.gc.sweepBlob(layer, cutoff), undefined, 'the sweep re-checks and keeps the layer');
-  t.equal(await s.metadata.gc.sweepBlob(config, cutoff), undefined);
-  t.equal(await s.metadata.gc.sweepLinks(cutoff, undefined, 100).then((r) => r.removed), 0, 'links referenced now');
-  await s.metadata.gc.endMark();
+  t.equal(await s.state.sweepBlob(layer, cutoff), undefined, 'the sweep re-checks and keeps the layer');
+  t.equal(await s.state.sweepBlob(config, cutoff), undefined);
+  t.equal(await s.state.sweepLinks(cutoff, undefined, 100).then((r) => r.removed), 0, 'links referenced now');
+  await s.state.endMark();
   t.ok((await s.fsck()).ok);
 });
 
@@ -44,7 +44,7 @@ t.test('a manifest put after its blob row was swept is refused, not recorded', a
   const config = await s.blob('team/app', '{"seed":"x"}');
   s.clock.skew = 2 * HOUR;
   await s.metadata.unlinkBlob('team/app', layer);
-  t.ok(await s.metadata.gc.sweepBlob(layer, s.now() - HOUR), 'row swept');
+  t.ok(await s.state.sweepBlob(layer, s.now() - HOUR), 'row swept');
   // The client still thinks the layer is there; the link check passes if it was linked again.
   await s.metadata.linkBlob('team/app', layer);
   const body = JSON.stringify({
@@ -73,8 +73,8 @@ t.test('a blob pushed again while the collector removes its file: the file is pu
   await s.metadata.unlinkBlob('team/app', d);
   s.clock.skew = 2 * HOUR;
   // The collector's state with a window opened right after the rows are deleted, before the bytes go.
-  const gc = s.metadata.gc;
-  const hooked: GcMetadata = Object.assign(Object.create(gc) as GcMetadata, {
+  const gc = s.state;
+  const hooked: GcState = Object.assign(Object.create(gc) as GcState, {
     sweepBlobs: async (digests: string[], cutoff: number) => {
       const swept = await gc.sweepBlobs(digests, cutoff);
       t.ok(swept.has(d), 'collector deleted the row');
@@ -122,19 +122,19 @@ t.test('an evicted cached manifest pulled after the mark stays', async (t) => {
   const s = await setup(t);
   const img = await s.image('hub/x', 'x', { tag: 'latest', local: false });
   s.clock.skew = 30 * 24 * HOUR;
-  await s.metadata.gc.mark({ cutoff: s.now() - HOUR, deleteUntagged: false, ageCutoff: s.now() - 7 * 24 * HOUR, activeBlobs: [] });
-  const [dead] = await s.metadata.gc.deadManifests(undefined, 10);
+  await s.state.mark({ cutoff: s.now() - HOUR, deleteUntagged: false, ageCutoff: s.now() - 7 * 24 * HOUR, activeBlobs: [] });
+  const [dead] = await s.state.deadManifests(undefined, 10);
   t.equal(dead?.rule, 'age');
   await s.metadata.touchAccess({ manifests: [{ repo: 'hub/x', digest: img.digest, at: Date.now() }], blobs: [] });
-  t.equal(await s.metadata.gc.sweepManifest(dead!, s.now() - HOUR), undefined, 'kept: pulled since the mark');
+  t.equal(await s.state.sweepManifest(dead!, s.now() - HOUR), undefined, 'kept: pulled since the mark');
   t.ok(await s.metadata.getManifest('hub/x', img.digest));
-  await s.metadata.gc.endMark();
+  await s.state.endMark();
 });
 
 t.test('a fresh mark does not see a blob pushed after the run started', async (t) => {
   const s = await setup(t);
   await markOld(s);
-  await s.metadata.gc.endMark();
+  await s.state.endMark();
   const d = await s.blob('team/app', 'after start');
   // With no grace, the cutoff is the run's start: the new blob is newer.
   const r = await s.gc.run({ grace: 0, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 0, dryRun: false });

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { GarbageCollector, GcBusyError } from '../../src/gc/collector.js';
 import { fsck } from '../../src/gc/fsck.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteGcState } from '../../src/metadata/sqlite-gc-state.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
+import { SqliteUploadSessions } from '../../src/metadata/sqlite-upload-sessions.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { startWharf } from '../helpers/server.js';
@@ -17,10 +20,12 @@ const MAX_ITERATIONS = 2000;
 
 t.test('pushes, tag moves and deletes racing a collector with almost no grace lose nothing', async (t) => {
   const server = await startWharf(t);
-  const metadata = SqliteMetadataStore.open(join(server.dataDir, 'metadata.db'));
-  t.teardown(() => metadata.close());
+  const database = SqliteDatabase.open(join(server.dataDir, 'metadata.db'));
+  t.teardown(() => database.close());
+  const metadata = new SqliteRegistryMetadata(database);
+  const state = new SqliteGcState(database);
   const blobs = await FsBlobStore.open(server.dataDir);
-  const gc = new GarbageCollector(metadata, new BlobLedger(metadata, blobs));
+  const gc = new GarbageCollector({ gc: state, uploads: new SqliteUploadSessions(database) }, new BlobLedger(metadata, blobs, state));
   // A push takes a few ms between its blobs and its manifest; with a grace shorter than that the
   // collector would take the blobs every time and the push could never finish.
   const gcOptions = { grace: 50, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 0, dryRun: false };
@@ -130,6 +135,6 @@ t.test('pushes, tag moves and deletes racing a collector with almost no grace lo
   }
   const tagsOnServer = (await metadata.listRepositories()).length;
   t.ok(tagsOnServer > 0);
-  const check = await fsck(metadata, blobs);
+  const check = await fsck(state, blobs);
   t.ok(check.ok, 'fsck ok', check);
 });

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { blobPath } from '../../src/storage/paths.js';
 
@@ -20,7 +21,8 @@ export interface Fixture {
 /** Writes `blobs` blobs and `manifests` manifests (each with distinct layers) under `dir`. */
 export async function populateStore(dir: string, opts: { blobs: number; manifests: number; repos?: number }): Promise<Fixture> {
   await FsBlobStore.open(dir); // lays out the directories
-  const metadata = SqliteMetadataStore.open(join(dir, 'metadata.db'));
+  const database = SqliteDatabase.open(join(dir, 'metadata.db'));
+  const metadata = new SqliteRegistryMetadata(database);
   const repos = opts.repos ?? 100;
   const perManifest = Math.max(2, Math.floor(opts.blobs / opts.manifests));
   const write = (bytes: Buffer): string => {
@@ -68,7 +70,7 @@ export async function populateStore(dir: string, opts: { blobs: number; manifest
       await metadata.linkBlob(`fixture/repo-${made % repos}`, digest);
     }
   } finally {
-    await metadata.close();
+    await database.close();
   }
   return { blobs: opts.blobs, manifests: opts.manifests, tagged };
 }

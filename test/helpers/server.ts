@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import type { WharfConfig } from '../../src/config/schema.js';
 import type { FsBlobStore } from '../../src/storage/fs-blob-store.js';
-import type { MetadataStore } from '../../src/metadata/metadata-store.js';
 import type { LogCapture } from './log-capture.js';
 
 export interface TestServer {
@@ -34,8 +33,8 @@ export async function startWharf(
     dataDir?: string;
     keepData?: boolean;
     blobs?: (dataDir: string) => Promise<FsBlobStore>;
-    /** The metadata store to use (default: SQLite in the data directory). */
-    metadata?: (dataDir: string) => MetadataStore;
+    /** The metadata database and stores to use (default: SQLite in the data directory). */
+    stores?: (dataDir: string) => Pick<AppDeps, 'database' | 'metadata' | 'uploads'>;
     /** Receives the server's log (at info unless overrides set log.level). */
     logs?: LogCapture;
   } = {},
@@ -44,7 +43,7 @@ export async function startWharf(
   const config = withDefaults({ log: { level: opts.logs ? 'info' : 'silent' }, ...overrides, storage: { path: dataDir } });
   const app = await buildApp(config, {
     ...(opts.blobs ? { blobs: await opts.blobs(dataDir) } : {}),
-    ...(opts.metadata ? { metadata: opts.metadata(dataDir) } : {}),
+    ...(opts.stores ? opts.stores(dataDir) : {}),
     ...(opts.logs ? { logStream: opts.logs.stream } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -3,8 +3,11 @@
 // The disk is a real FsBlobStore whose writes fail with ENOSPC past a budget (test/helpers/full-disk.ts).
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
-import type { MetadataStore } from '../../src/metadata/metadata-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
+import { SqliteUploadSessions } from '../../src/metadata/sqlite-upload-sessions.js';
+import type { RegistryMetadata } from '../../src/metadata/registry-metadata.js';
+import type { UploadSessions } from '../../src/metadata/upload-sessions.js';
 import { metadataPath } from '../../src/storage/paths.js';
 import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { readdir } from 'node:fs/promises';
@@ -113,25 +116,29 @@ t.test('a pull that must store content on a full disk: 507 for a manifest, the b
   t.equal(sha(again.body), layer.digest);
 });
 
-/** The SQLite store in the data directory, whose `method` fails with SQLITE_FULL (as on a full disk) while `full` is set. */
+/** The SQLite stores in the data directory, whose `method` fails with SQLITE_FULL (as on a full disk) while `full` is set. */
 function fullDatabase(method: 'touchAccess' | 'advanceUpload') {
+  const failing = <T extends object>(store: T): T =>
+    new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        const bound = (value as (...a: unknown[]) => unknown).bind(target);
+        if (prop !== method) return bound;
+        return (...args: unknown[]) => {
+          if (!db.full) return bound(...args);
+          db.refused++;
+          return Promise.reject(new Database.SqliteError('database or disk is full', 'SQLITE_FULL'));
+        };
+      },
+    });
   const db = {
     full: false,
     refused: 0,
-    open: (dir: string): MetadataStore =>
-      new Proxy(SqliteMetadataStore.open(metadataPath(dir)), {
-        get(target, prop) {
-          const value = Reflect.get(target, prop, target) as unknown;
-          if (typeof value !== 'function') return value;
-          const bound = (value as (...a: unknown[]) => unknown).bind(target);
-          if (prop !== method) return bound;
-          return (...args: unknown[]) => {
-            if (!db.full) return bound(...args);
-            db.refused++;
-            return Promise.reject(new Database.SqliteError('database or disk is full', 'SQLITE_FULL'));
-          };
-        },
-      }),
+    open: (dir: string): { database: SqliteDatabase; metadata: RegistryMetadata; uploads: UploadSessions } => {
+      const database = SqliteDatabase.open(metadataPath(dir));
+      return { database, metadata: failing(new SqliteRegistryMetadata(database)), uploads: failing(new SqliteUploadSessions(database)) };
+    },
   };
   return db;
 }
@@ -208,7 +215,7 @@ t.test('a monolithic push that fills the disk leaves no file behind', async (t) 
 t.test('a full metadata database costs one warn line per access-time flush, without a stack', async (t) => {
   const db = fullDatabase('touchAccess');
   const logs = new LogCapture();
-  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata: db.open, logs });
+  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { stores: db.open, logs });
   const blob = bulkBytes('pulled-often', 10_000);
   t.equal((await pushMonolithic(w.url, 'local/app', blob)).status, 201);
 
@@ -228,7 +235,7 @@ t.test('a full metadata database costs one warn line per access-time flush, with
 
 t.test('a chunk whose offset cannot be recorded (a full database) takes its bytes back too', async (t) => {
   const db = fullDatabase('advanceUpload');
-  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { metadata: db.open });
+  const w = await startWharf(t, { local: { namespaces: ['local'] } }, { stores: db.open });
   const uploads = join(w.dataDir, 'uploads');
   const blob = bulkBytes('unrecorded-chunk', 200_000);
   const started = await req(`${w.url}/v2/local/app/blobs/uploads/`, { method: 'POST' });

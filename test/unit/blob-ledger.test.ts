@@ -4,7 +4,9 @@ import t, { type Test } from 'tap';
 import { rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
+import { SqliteGcState } from '../../src/metadata/sqlite-gc-state.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { DigestMismatchError } from '../../src/storage/storage-errors.js';
@@ -16,13 +18,14 @@ const DIGEST = `sha256:${createHash('sha256').update(BYTES).digest('hex')}`;
 
 async function setup(t: Test) {
   const root = tempDir('wharf-ledger-');
-  const metadata = SqliteMetadataStore.open(':memory:');
+  const database = SqliteDatabase.open(':memory:');
+  const metadata = new SqliteRegistryMetadata(database);
   t.teardown(async () => {
-    await metadata.close();
+    await database.close();
     rmSync(root, { recursive: true, force: true });
   });
   const store = await FsBlobStore.open(root);
-  const ledger = new BlobLedger(metadata, store);
+  const ledger = new BlobLedger(metadata, store, new SqliteGcState(database));
   const writer = await store.writer();
   await writer.write([BYTES]);
   await ledger.commit(writer, DIGEST, { local: true, repo: 'team/source' });

@@ -1,4 +1,4 @@
-// ServiceTokens against a real (in-memory) SQLite store, with a clock the tests move by hand.
+// ServiceTokens against a real (in-memory) SQLite token store, with a clock the tests move by hand.
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import {
@@ -10,22 +10,24 @@ import {
   publicView,
 } from '../../src/auth/service-tokens.js';
 import type { TokenScope } from '../../src/auth/types.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-metadata-store.js';
-import type { MetadataStore } from '../../src/metadata/metadata-store.js';
+import type { ServiceTokenStore } from '../../src/auth/service-token-store.js';
+import { SqliteServiceTokenStore } from '../../src/auth/sqlite-service-token-store.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
 
 const T0 = 1_700_000_000_000;
 const PULL_TEAM: TokenScope[] = [{ repositories: ['team/**'], actions: ['pull'] }];
 const DAY = 86_400_000;
 
 interface Fixture {
-  store: MetadataStore;
+  store: ServiceTokenStore;
   tokens: ServiceTokens;
   clock: { now: number };
 }
 
 function setup(t: { teardown(fn: () => unknown): void }): Fixture {
-  const store = SqliteMetadataStore.open(':memory:');
-  t.teardown(() => store.close());
+  const database = SqliteDatabase.open(':memory:');
+  t.teardown(() => database.close());
+  const store = new SqliteServiceTokenStore(database);
   const clock = { now: T0 };
   return { store, tokens: new ServiceTokens(store, () => clock.now), clock };
 }
@@ -170,7 +172,7 @@ t.test('verify records lastUsedAt at most once a minute per token', async (t) =>
 t.test('a failed lastUsedAt write does not refuse a valid token', async (t) => {
   const { store, tokens } = setup(t);
   const { token } = await tokens.create({ name: 'ci', scopes: PULL_TEAM });
-  const failing = Object.create(store) as MetadataStore;
+  const failing = Object.create(store) as ServiceTokenStore;
   failing.getServiceToken = (id) => store.getServiceToken(id);
   failing.touchServiceToken = async () => {
     throw new Error('database is locked');

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl, Caller } from '../../auth/access-control.js';
 import { publicView } from '../../auth/service-tokens.js';
 import type { Action, TokenScope } from '../../auth/types.js';
-import type { ServiceTokenRecord } from '../../metadata/metadata-store.js';
+import type { ServiceTokenRecord } from '../../auth/service-token-store.js';
 import { decodeDuration } from '../../config/schema.js';
 import { RegistryError } from '../../registry/errors.js';
 import type { Registry } from '../../registry/registry.js';

@@ -1,10 +1,11 @@
-// The collector's queries on SQLite (GcMetadata, see metadata-store.ts and DESIGN.md "Garbage
+// The collector's queries on SQLite (GcState, see gc-state.ts and DESIGN.md "Garbage
 // collection and eviction"). Mark runs in the database: temporary tables of this connection hold the
 // live manifests, the live blobs and the dead manifests, so nothing is loaded into memory at once.
 // Every sweep statement re-checks liveness against the current rows, so what changed after the mark
 // (a push, a tag, a pull) wins over it.
 import type Database from 'better-sqlite3';
-import type { GcDeadManifest, GcMarkOptions, GcMarkResult, GcMetadata, GcRule } from './metadata-store.js';
+import type { GcDeadManifest, GcMarkOptions, GcMarkResult, GcRule, GcState } from './gc-state.js';
+import type { SqliteDatabase } from './sqlite-database.js';
 
 const LOCK = 'gc';
 
@@ -29,7 +30,7 @@ const TEMP_TABLES = `
   DELETE FROM gc_live; DELETE FROM gc_dead; DELETE FROM gc_live_blobs; DELETE FROM gc_active;
 `;
 
-export class SqliteGcStore implements GcMetadata {
+export class SqliteGcState implements GcState {
   /** Statements prepared once and reused: SQLite's compiled statements live outside the JS heap. */
   private readonly statements = new Map<string, Database.Statement>();
   private readonly prepare = ((sql: string) => {
@@ -41,7 +42,11 @@ export class SqliteGcStore implements GcMetadata {
     return statement;
   }) as Database.Database['prepare'];
 
-  constructor(private readonly db: Database.Database) {}
+  private readonly db: Database.Database;
+
+  constructor(database: SqliteDatabase) {
+    this.db = database.connection;
+  }
 
   async acquireLock(holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
@@ -276,16 +281,6 @@ export class SqliteGcStore implements GcMetadata {
 
   async endMark(): Promise<void> {
     this.db.exec('DROP TABLE IF EXISTS temp.gc_live; DROP TABLE IF EXISTS temp.gc_dead; DROP TABLE IF EXISTS temp.gc_live_blobs; DROP TABLE IF EXISTS temp.gc_active;');
-  }
-
-  async staleUploads(before: number, after: string | undefined, limit: number): Promise<string[]> {
-    return this.prepare<[number, string, number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ? AND id > ? ORDER BY id LIMIT ?')
-      .all(before, after ?? '', limit)
-      .map((r) => r.id);
-  }
-
-  async sweepUpload(id: string, before: number): Promise<boolean> {
-    return this.prepare('DELETE FROM uploads WHERE id = ? AND updated_at < ?').run(id, before).changes > 0;
   }
 
   async existingBlobs(digests: string[]): Promise<Set<string>> {

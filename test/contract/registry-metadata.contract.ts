@@ -1,25 +1,11 @@
-// The MetadataStore contract: every driver (SQLite now, PostgreSQL next) must pass this suite.
-// Run it from a driver's test file: metadataStoreContract(t, 'sqlite', () => open a fresh, empty store).
-// Each subtest gets its own store and closes it in teardown. Results whose order the interface does
-// not define (referrers, references) are sorted before comparison so any driver can pass.
-import { createHash } from 'node:crypto';
-import type t from 'tap';
-import { MissingContentError } from '../../src/metadata/metadata-store.js';
+// The RegistryMetadata contract: every driver (SQLite now, PostgreSQL next) must pass this suite.
+// Run it from a driver's test file: registryMetadataContract(t, 'sqlite', (t) => open a fresh, empty store
+// closed when t ends). Results whose order the interface does not define (referrers, references) are
+// sorted before comparison so any driver can pass.
+import { MissingContentError } from '../../src/metadata/registry-metadata.js';
+import type { PutManifestInput, RegistryMetadata } from '../../src/metadata/registry-metadata.js';
 import type { ManifestReference } from '../../src/oci/references.js';
-import type {
-  MetadataStore,
-  PutManifestInput,
-  ServiceTokenRecord,
-} from '../../src/metadata/metadata-store.js';
-
-type Tap = typeof t;
-/** A tap test object (the root `t` or a subtest's). */
-export type TestObject = Parameters<Parameters<Tap['test']>[0]>[0] | Tap;
-
-/** A syntactically valid sha256 digest made from a small number, so tests read as `dg(1)`, `dg(2)`. */
-export function dg(n: number): string {
-  return `sha256:${n.toString(16).padStart(64, '0')}`;
-}
+import { dg, type TestObject } from './contract-helpers.js';
 
 const IMAGE = 'application/vnd.oci.image.manifest.v1+json';
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -46,45 +32,22 @@ const byDigest = <T extends { digest: string }>(a: T, b: T): number =>
 const byKindDigest = (a: ManifestReference, b: ManifestReference): number =>
   a.kind === b.kind ? byDigest(a, b) : a.kind < b.kind ? -1 : 1;
 
-/** A service token record; ids are 12 characters like the real ones, hashes 64 hex digits. */
-function token(id: string, extra: Partial<ServiceTokenRecord> = {}): ServiceTokenRecord {
-  return {
-    id: id.padEnd(12, '0'),
-    name: `ci-${id}`,
-    secretHash: createHash('sha256').update(id).digest('hex'),
-    scopes: [{ repositories: ['team/**'], actions: ['pull'] }],
-    createdAt: 1_700_000_000_000,
-    expiresAt: null,
-    revokedAt: null,
-    lastUsedAt: null,
-    ...extra,
-  };
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function metadataStoreContract(
+export function registryMetadataContract(
   tap: TestObject,
   name: string,
-  factory: () => Promise<MetadataStore>,
+  factory: (t: TestObject) => Promise<RegistryMetadata>,
 ): Promise<unknown> {
-  return tap.test(`MetadataStore contract: ${name}`, async (t) => {
-    async function fresh(tt: TestObject): Promise<MetadataStore> {
-      const store = await factory();
-      tt.teardown(() => store.close());
-      return store;
-    }
+  return tap.test(`RegistryMetadata contract: ${name}`, async (t) => {
+    /** A fresh, empty store, closed when `tt` ends. */
+    const fresh = (tt: TestObject): Promise<RegistryMetadata> => factory(tt);
 
-    t.test('methods return promises and failures reject instead of throwing', async (t) => {
+    t.test('methods return promises', async (t) => {
       const store = await fresh(t);
       const p = store.getTag('r', 'latest');
       t.ok(p instanceof Promise, 'getTag returns a Promise');
       t.equal(await p, undefined);
-      const up = { id: 'u1', repo: 'r', offset: 0, startedAt: 1, updatedAt: 1 };
-      await store.createUpload(up);
-      // A duplicate upload id is a bug, never a silent overwrite.
-      await t.rejects(store.createUpload({ ...up, offset: 99 }));
-      t.equal((await store.getUpload('u1'))?.offset, 0);
     });
 
     t.test('repositories: created by linkBlob and putManifest only', async (t) => {
@@ -93,9 +56,7 @@ export function metadataStoreContract(
       t.equal(await store.repositoryExists('a'), false);
 
       await store.putBlob(dg(1), 10, { local: true });
-      await store.createUpload({ id: 'u', repo: 'pending', offset: 0, startedAt: 1, updatedAt: 1 });
-      t.same(await store.listRepositories(), [], 'putBlob and createUpload create no repository');
-      t.equal(await store.repositoryExists('pending'), false, 'an upload in progress does not make a repo visible');
+      t.same(await store.listRepositories(), [], 'putBlob creates no repository');
 
       await store.linkBlob('a', dg(1));
       t.equal(await store.repositoryExists('a'), true, 'linkBlob creates the repository');
@@ -397,154 +358,6 @@ export function metadataStoreContract(
       );
     });
 
-    t.test('uploads: create, get, compare-and-set advance, delete', async (t) => {
-      const store = await fresh(t);
-      t.equal(await store.getUpload('u1'), undefined);
-      const up = { id: 'u1', repo: 'r', offset: 0, startedAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000 };
-      await store.createUpload(up);
-      t.same(await store.getUpload('u1'), up, 'round-trips exactly');
-
-      const before = Date.now();
-      t.equal(await store.advanceUpload('u1', 0, 100), true);
-      const a = await store.getUpload('u1');
-      t.equal(a?.offset, 100);
-      t.equal(a?.startedAt, up.startedAt, 'startedAt is kept');
-      t.ok((a?.updatedAt ?? 0) >= before, 'updatedAt is refreshed');
-
-      t.equal(await store.advanceUpload('u1', 0, 50), false, 'stale expected offset loses');
-      t.equal((await store.getUpload('u1'))?.offset, 100, 'offset unchanged after a lost CAS');
-      t.equal(await store.advanceUpload('u1', 100, 250), true);
-      t.equal((await store.getUpload('u1'))?.offset, 250);
-      t.equal(await store.advanceUpload('missing', 0, 10), false, 'unknown upload');
-
-      await store.createUpload({ ...up, id: 'u2', offset: 7 });
-      t.equal((await store.getUpload('u2'))?.offset, 7);
-
-      t.equal(await store.deleteUpload('u1'), true);
-      t.equal(await store.getUpload('u1'), undefined);
-      t.equal(await store.deleteUpload('u1'), false, 'deleting twice returns false');
-      t.equal(await store.advanceUpload('u1', 250, 300), false, 'a deleted upload cannot advance');
-      t.equal((await store.getUpload('u2'))?.offset, 7, 'other uploads untouched');
-      t.same(await store.listRepositories(), [], 'uploads never create repositories');
-    });
-
-    t.test('service tokens: create and get round-trip every field', async (t) => {
-      const store = await fresh(t);
-      t.equal(await store.getServiceToken('nothere00000'), undefined);
-      const full = token('a', {
-        name: 'Deploy.bot_1-x',
-        scopes: [
-          { repositories: ['team/**', 'docker.io/library/*'], actions: ['pull', 'push'] },
-          { repositories: ['**'], actions: ['*'] },
-          { repositories: ['é/ü'], actions: ['delete'] },
-        ],
-        expiresAt: 1_800_000_000_000,
-        lastUsedAt: 1_700_000_000_500,
-      });
-      await store.createServiceToken(full);
-      t.same(await store.getServiceToken(full.id), full, 'every field, scopes in order');
-      const plain = token('b');
-      await store.createServiceToken(plain);
-      const got = await store.getServiceToken(plain.id);
-      t.same(got, plain);
-      t.equal(got?.expiresAt, null, 'null stays null');
-      t.equal(got?.revokedAt, null);
-      t.equal(got?.lastUsedAt, null);
-      t.equal(await store.getServiceToken(plain.id.toUpperCase()), undefined, 'ids are case-sensitive');
-      t.same(await store.listRepositories(), [], 'tokens create no repository');
-    });
-
-    t.test('service tokens: a duplicate id rejects and changes nothing', async (t) => {
-      const store = await fresh(t);
-      const a = token('a');
-      await store.createServiceToken(a);
-      await t.rejects(store.createServiceToken({ ...a, name: 'other', secretHash: 'f'.repeat(64) }));
-      t.same(await store.getServiceToken(a.id), a);
-      t.equal((await store.listServiceTokens()).length, 1);
-    });
-
-    t.test('service tokens: a name is unique among tokens that are not revoked', async (t) => {
-      const store = await fresh(t);
-      const first = token('a', { name: 'ci' });
-      await store.createServiceToken(first);
-      await t.rejects(store.createServiceToken(token('b', { name: 'ci' })), /taken/, 'clash with an active token');
-      t.equal(await store.getServiceToken(token('b').id), undefined, 'the clashing token was not stored');
-      // Expiry does not free a name: only revocation does (the name stays readable in logs and lists).
-      const expired = token('c', { name: 'old', expiresAt: 1 });
-      await store.createServiceToken(expired);
-      await t.rejects(store.createServiceToken(token('d', { name: 'old' })), /taken/, 'an expired token still holds its name');
-
-      t.equal(await store.revokeServiceToken(first.id, 1_700_000_001_000), true);
-      const second = token('e', { name: 'ci' });
-      await store.createServiceToken(second);
-      t.equal(await store.revokeServiceToken(second.id, 1_700_000_002_000), true);
-      const third = token('f', { name: 'ci' });
-      await store.createServiceToken(third);
-      const named = (await store.listServiceTokens()).filter((r) => r.name === 'ci');
-      t.same(
-        named.map((r) => [r.id, r.revokedAt]),
-        [
-          [first.id, 1_700_000_001_000],
-          [second.id, 1_700_000_002_000],
-          [third.id, null],
-        ],
-        'revoked tokens keep their name alongside the one active token',
-      );
-      await t.rejects(store.createServiceToken(token('g', { name: 'ci' })), /taken/, 'the new active token holds the name');
-      await t.resolves(store.createServiceToken(token('h', { name: 'ci', revokedAt: 5 })), 'a revoked record never clashes');
-    });
-
-    t.test('service tokens: listed by createdAt, then id', async (t) => {
-      const store = await fresh(t);
-      t.same(await store.listServiceTokens(), []);
-      await store.createServiceToken(token('c', { createdAt: 300 }));
-      await store.createServiceToken(token('b', { createdAt: 100 }));
-      await store.createServiceToken(token('z', { createdAt: 200 }));
-      await store.createServiceToken(token('a', { createdAt: 200 }));
-      await store.revokeServiceToken(token('b').id, 400);
-      const list = await store.listServiceTokens();
-      t.same(
-        list.map((r) => r.id),
-        ['b', 'a', 'z', 'c'].map((id) => token(id).id),
-        'revoked tokens are listed too',
-      );
-      t.same(list[2], token('z', { createdAt: 200 }), 'full records');
-    });
-
-    t.test('service tokens: revoke once; the first revocation time is kept', async (t) => {
-      const store = await fresh(t);
-      const a = token('a');
-      const b = token('b');
-      await store.createServiceToken(a);
-      await store.createServiceToken(b);
-      t.equal(await store.revokeServiceToken(a.id, 5000), true);
-      t.equal((await store.getServiceToken(a.id))?.revokedAt, 5000);
-      t.equal(await store.revokeServiceToken(a.id, 6000), false, 'already revoked');
-      t.equal((await store.getServiceToken(a.id))?.revokedAt, 5000, 'revokedAt unchanged');
-      t.equal(await store.revokeServiceToken('missing00000', 5000), false, 'unknown id');
-      t.equal((await store.getServiceToken(b.id))?.revokedAt, null, 'other tokens untouched');
-      t.same({ ...(await store.getServiceToken(a.id)), revokedAt: null }, a, 'revoking changes only revokedAt');
-    });
-
-    t.test('service tokens: touch sets lastUsedAt, never backwards', async (t) => {
-      const store = await fresh(t);
-      const a = token('a');
-      await store.createServiceToken(a);
-      await store.createServiceToken(token('b'));
-      await store.touchServiceToken(a.id, 2000);
-      t.equal((await store.getServiceToken(a.id))?.lastUsedAt, 2000);
-      await store.touchServiceToken(a.id, 3000);
-      t.equal((await store.getServiceToken(a.id))?.lastUsedAt, 3000);
-      await store.touchServiceToken(a.id, 2500);
-      t.equal((await store.getServiceToken(a.id))?.lastUsedAt, 3000, 'a late, older touch does not move it back');
-      t.equal((await store.getServiceToken(token('b').id))?.lastUsedAt, null, 'other tokens untouched');
-      await t.resolves(store.touchServiceToken('missing00000', 1), 'unknown id is a no-op');
-      t.equal((await store.listServiceTokens()).length, 2, 'touch creates nothing');
-      await store.revokeServiceToken(a.id, 4000);
-      await store.touchServiceToken(a.id, 5000);
-      t.match(await store.getServiceToken(a.id), { revokedAt: 4000, lastUsedAt: 5000 }, 'touch does not clear revocation');
-    });
-
     t.test('putManifest re-put refreshes lastAccessAt and keeps a local manifest local', async (t) => {
       const store = await fresh(t);
       await store.putManifest(manifest('r', dg(1), { local: false }));
@@ -592,32 +405,6 @@ export function metadataStoreContract(
       t.equal(await store.refreshBlob(dg(1)), true);
       t.equal(await store.refreshBlob(dg(4)), false, 'false without a row');
       t.equal(await store.getBlob(dg(4)), undefined);
-    });
-
-    t.test('gc lock: one holder at a time, renewable, taken over once expired', async (t) => {
-      const store = await fresh(t);
-      t.equal(await store.gc.acquireLock('a', 60_000), true);
-      t.equal(await store.gc.acquireLock('b', 60_000), false, 'held by a');
-      t.equal(await store.gc.renewLock('a', 60_000), true);
-      t.equal(await store.gc.renewLock('b', 60_000), false);
-      await store.gc.releaseLock('b');
-      t.equal(await store.gc.acquireLock('b', 60_000), false, 'release by another holder does nothing');
-      await store.gc.releaseLock('a');
-      t.equal(await store.gc.acquireLock('b', -1), true, 'free after release');
-      t.equal(await store.gc.acquireLock('c', 60_000), true, 'an expired lock is taken over');
-      t.equal(await store.gc.renewLock('b', 60_000), false, 'the expired holder lost it');
-    });
-
-    t.test('gc reports: newest first, only the last `keep` kept', async (t) => {
-      const store = await fresh(t);
-      for (let i = 0; i < 5; i++) await store.gc.saveReport({ i }, 3);
-      t.same(await store.gc.listReports(10), [{ i: 4 }, { i: 3 }, { i: 2 }]);
-    });
-
-    t.test('close resolves and may be called twice', async (t) => {
-      const store = await factory();
-      await store.close();
-      await t.resolves(store.close());
     });
   });
 }

@@ -1,27 +1,11 @@
-// The embedded MetadataStore: one SQLite file (better-sqlite3, synchronous calls behind async methods).
-// WAL lets readers run while one writer commits; busy_timeout makes a second process (`wharf gc`)
-// wait for the write lock instead of failing with SQLITE_BUSY.
-import type { TokenScope } from '../auth/types.js';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { sqliteMigrations } from './migrations/sqlite.js';
-import { SqliteGcStore } from './sqlite-gc-store.js';
-import { MissingContentError } from './metadata-store.js';
+// RegistryMetadata in the shared SQLite database: repositories, owners, blobs and links, manifests,
+// their references, tags and referrers.
+import type Database from 'better-sqlite3';
 import type { Page } from '../oci/page.js';
 import type { ManifestReference } from '../oci/references.js';
-import type {
-  AccessBatch,
-  GcMetadata,
-  BlobRecord,
-  ManifestRecord,
-  MetadataStore,
-  PutManifestInput,
-  ServiceTokenRecord,
-  UploadRecord,
-} from './metadata-store.js';
-
-const BUSY_TIMEOUT_MS = 5000;
+import type { SqliteDatabase } from './sqlite-database.js';
+import { MissingContentError } from './registry-metadata.js';
+import type { AccessBatch, BlobRecord, ManifestRecord, PutManifestInput, RegistryMetadata } from './registry-metadata.js';
 
 interface BlobRow {
   digest: string;
@@ -41,43 +25,6 @@ interface ManifestRow {
   annotations: string | null;
   created_at: number;
   last_access_at: number;
-}
-
-interface UploadRow {
-  id: string;
-  repo: string;
-  offset: number;
-  started_at: number;
-  updated_at: number;
-}
-
-interface ServiceTokenRow {
-  id: string;
-  name: string;
-  secret_hash: string;
-  scopes: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-/** Applies the migrations not yet recorded in PRAGMA user_version, all in one write transaction. */
-export function migrate(db: Database.Database, migrations: readonly string[] = sqliteMigrations): void {
-  // IMMEDIATE takes the write lock before reading the version, so two processes opening a fresh
-  // file at once cannot both apply migration 1.
-  db.transaction(() => {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > migrations.length) {
-      throw new Error(
-        `metadata database schema version ${current} is newer than this Wharf (${migrations.length}); upgrade Wharf`,
-      );
-    }
-    for (let v = current; v < migrations.length; v++) {
-      db.exec(migrations[v]!);
-    }
-    if (current !== migrations.length) db.pragma(`user_version = ${migrations.length}`);
-  }).immediate();
 }
 
 function pageArgs(page: Page | undefined): [string, number] {
@@ -113,59 +60,16 @@ function toManifest(row: ManifestRow): ManifestRecord {
   };
 }
 
-function toUpload(row: UploadRow): UploadRecord {
-  return {
-    id: row.id,
-    repo: row.repo,
-    offset: row.offset,
-    startedAt: row.started_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toServiceToken(row: ServiceTokenRow): ServiceTokenRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    scopes: JSON.parse(row.scopes) as TokenScope[],
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-  };
-}
-
-export class SqliteMetadataStore implements MetadataStore {
-  readonly #db: Database.Database;
+export class SqliteRegistryMetadata implements RegistryMetadata {
   readonly #s;
   readonly #deleteTagTx: (repo: string, tag: string) => boolean;
   readonly #linkBlobTx: (repo: string, digest: string, now: number) => void;
   readonly #putManifestTx: (input: PutManifestInput, now: number) => void;
   readonly #deleteManifestTx: (repo: string, digest: string) => boolean;
-  readonly #createServiceTokenTx: Database.Transaction<(rec: ServiceTokenRecord) => void>;
   readonly #touchTx: (batch: AccessBatch) => void;
-  readonly gc: GcMetadata;
 
-  /** Opens (creating if needed) the database at `file`, or ':memory:', and brings its schema up to date. */
-  static open(file: string): SqliteMetadataStore {
-    if (file !== ':memory:' && !file.startsWith('file:')) mkdirSync(dirname(file), { recursive: true });
-    const db = new Database(file);
-    try {
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
-      migrate(db);
-      return new SqliteMetadataStore(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
-  }
-
-  private constructor(db: Database.Database) {
-    this.#db = db;
+  constructor(database: SqliteDatabase) {
+    const db: Database.Database = database.connection;
     this.#s = {
       ensureRepo: db.prepare<[string, number]>(
         'INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
@@ -251,32 +155,6 @@ export class SqliteMetadataStore implements MetadataStore {
           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = manifests.repo AND t.digest = ?)`,
       ),
       deleteTagsOf: db.prepare<[string, string]>('DELETE FROM tags WHERE repo = ? AND digest = ?'),
-
-      createUpload: db.prepare<[string, string, number, number, number]>(
-        'INSERT INTO uploads (id, repo, "offset", started_at, updated_at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE id = ?'),
-      advanceUpload: db.prepare<[number, number, string, number]>(
-        'UPDATE uploads SET "offset" = ?, updated_at = ? WHERE id = ? AND "offset" = ?',
-      ),
-      deleteUpload: db.prepare<[string]>('DELETE FROM uploads WHERE id = ?'),
-
-      createToken: db.prepare<[string, string, string, string, number, number | null, number | null, number | null]>(
-        `INSERT INTO service_tokens
-           (id, name, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      activeTokenNamed: db.prepare<[string], { id: string }>(
-        'SELECT id FROM service_tokens WHERE name = ? AND revoked_at IS NULL',
-      ),
-      getToken: db.prepare<[string], ServiceTokenRow>('SELECT * FROM service_tokens WHERE id = ?'),
-      listTokens: db.prepare<[], ServiceTokenRow>('SELECT * FROM service_tokens ORDER BY created_at, id'),
-      revokeToken: db.prepare<[number, string]>(
-        'UPDATE service_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
-      ),
-      touchToken: db.prepare<[number, string]>(
-        'UPDATE service_tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?',
-      ),
     };
 
     const s = this.#s;
@@ -334,24 +212,6 @@ export class SqliteMetadataStore implements MetadataStore {
       // Its manifest, if no other tag holds it, is released to the collector.
       s.releaseManifest.run(Date.now(), repo, row.digest, row.digest);
       return true;
-    });
-    this.gc = new SqliteGcStore(db);
-    // The name check and the insert share one write transaction, so two processes (server and CLI)
-    // cannot both take a name; the partial unique index is the backstop.
-    this.#createServiceTokenTx = db.transaction((rec: ServiceTokenRecord) => {
-      if (rec.revokedAt === null && s.activeTokenNamed.get(rec.name) !== undefined) {
-        throw new Error(`service token name "${rec.name}" is already taken by an active token`);
-      }
-      s.createToken.run(
-        rec.id,
-        rec.name,
-        rec.secretHash,
-        JSON.stringify(rec.scopes),
-        rec.createdAt,
-        rec.expiresAt,
-        rec.revokedAt,
-        rec.lastUsedAt,
-      );
     });
   }
 
@@ -442,47 +302,5 @@ export class SqliteMetadataStore implements MetadataStore {
         ? this.#s.listReferrers.all(repo, subject)
         : this.#s.listReferrersOfType.all(repo, subject, artifactType);
     return rows.map(toManifest);
-  }
-
-  async createUpload(upload: UploadRecord): Promise<void> {
-    this.#s.createUpload.run(upload.id, upload.repo, upload.offset, upload.startedAt, upload.updatedAt);
-  }
-
-  async getUpload(id: string): Promise<UploadRecord | undefined> {
-    const row = this.#s.getUpload.get(id);
-    return row === undefined ? undefined : toUpload(row);
-  }
-
-  async advanceUpload(id: string, expectedOffset: number, newOffset: number): Promise<boolean> {
-    return this.#s.advanceUpload.run(newOffset, Date.now(), id, expectedOffset).changes > 0;
-  }
-
-  async deleteUpload(id: string): Promise<boolean> {
-    return this.#s.deleteUpload.run(id).changes > 0;
-  }
-
-  async createServiceToken(rec: ServiceTokenRecord): Promise<void> {
-    this.#createServiceTokenTx.immediate(rec);
-  }
-
-  async getServiceToken(id: string): Promise<ServiceTokenRecord | undefined> {
-    const row = this.#s.getToken.get(id);
-    return row === undefined ? undefined : toServiceToken(row);
-  }
-
-  async listServiceTokens(): Promise<ServiceTokenRecord[]> {
-    return this.#s.listTokens.all().map(toServiceToken);
-  }
-
-  async revokeServiceToken(id: string, at: number): Promise<boolean> {
-    return this.#s.revokeToken.run(at, id).changes > 0;
-  }
-
-  async touchServiceToken(id: string, at: number): Promise<void> {
-    this.#s.touchToken.run(at, id);
-  }
-
-  async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
   }
 }

@@ -1,0 +1,115 @@
+// RegistryMetadata: what the registry records about its content besides the bytes — repositories and
+// their owners, blob rows and repository→blob links, manifests with their references, tags and
+// referrers, pull times. One logical schema, several drivers (SQLite embedded now, PostgreSQL next);
+// every driver passes test/contract/registry-metadata.contract.ts. Methods are async so a networked
+// driver fits unchanged.
+import type { Page } from '../oci/page.js';
+import type { ManifestReference } from '../oci/references.js';
+
+export interface BlobRecord {
+  digest: string;
+  size: number;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  lastAccessAt: number;
+  /** true = pushed locally; false = cached from an upstream. */
+  local: boolean;
+}
+
+export interface ManifestRecord {
+  repo: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** Digest of the manifest this one refers to (`subject` field), if any. */
+  subject: string | null;
+  /** artifactType field, else the config media type for image manifests, else null. */
+  artifactType: string | null;
+  /** JSON-encoded annotations object, or null. */
+  annotations: Record<string, string> | null;
+  createdAt: number;
+  lastAccessAt: number;
+}
+
+export interface PutManifestInput {
+  repo: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  subject: string | null;
+  artifactType: string | null;
+  annotations: Record<string, string> | null;
+  references: ManifestReference[];
+  /** Tags to point at this manifest in the same transaction. */
+  tags: string[];
+  /** false = cached from an upstream (evictable by the collector's cache rules). Default true. */
+  local?: boolean;
+  /**
+   * What must still be recorded when the transaction commits, else it rejects with
+   * MissingContentError and changes nothing: 'self' = the manifest's own blob row; 'references' =
+   * that, plus every referenced blob row and child manifest (in the repository). This is how a push
+   * racing the collector is refused instead of recording a manifest whose content was just swept.
+   */
+  verify?: 'self' | 'references';
+}
+
+/** putManifest refused: content it needs is no longer recorded (the collector removed it). */
+export class MissingContentError extends Error {
+  constructor(
+    readonly missing: string[],
+    /** true when the manifest's own bytes are missing (a retry that stores them again succeeds). */
+    readonly self: boolean,
+  ) {
+    super(`content no longer recorded: ${missing.join(', ')}`);
+    this.name = 'MissingContentError';
+  }
+}
+
+/** Pull times gathered by the AccessTracker, flushed in one transaction (never moves a time backwards). */
+export interface AccessBatch {
+  manifests: Array<{ repo: string; digest: string; at: number }>;
+  blobs: Array<{ digest: string; at: number }>;
+}
+
+export interface RegistryMetadata {
+  // Repositories (a repository exists once it holds a blob link or a manifest).
+  listRepositories(page?: Page): Promise<string[]>;
+  repositoryExists(repo: string): Promise<boolean>;
+  /** The user who owns a repository (the first user allowed to push to it), if any. */
+  repositoryOwner(repo: string): Promise<string | undefined>;
+  /** Records `owner` as the repository's owner unless it has one already; returns the owner now recorded. */
+  claimRepository(repo: string, owner: string): Promise<string>;
+
+  // Blobs and repository→blob links. A blob is served under a repository only if linked there.
+  putBlob(digest: string, size: number, opts: { local: boolean }): Promise<void>;
+  getBlob(digest: string): Promise<BlobRecord | undefined>;
+  linkBlob(repo: string, digest: string): Promise<void>;
+  isBlobLinked(repo: string, digest: string): Promise<boolean>;
+  /** Repositories the blob is linked in, in name order, at most `limit`. */
+  blobRepositories(digest: string, limit: number): Promise<string[]>;
+  /** Returns false when the blob was not linked in that repository. */
+  unlinkBlob(repo: string, digest: string): Promise<boolean>;
+
+  // Manifests, their references and tags.
+  /** Records the manifest, its references and tags atomically. Re-putting the same digest is idempotent. */
+  putManifest(input: PutManifestInput): Promise<void>;
+  getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
+  /** The blobs and child manifests a manifest references (as last recorded by putManifest); [] when absent. */
+  listManifestReferences(repo: string, digest: string): Promise<ManifestReference[]>;
+  /** Deletes the manifest and every tag pointing at it; false when absent. */
+  deleteManifest(repo: string, digest: string): Promise<boolean>;
+  getTag(repo: string, tag: string): Promise<string | undefined>;
+  listTags(repo: string, page?: Page): Promise<string[]>;
+  /** false when the tag did not exist. */
+  deleteTag(repo: string, tag: string): Promise<boolean>;
+  /** Manifests in the repository whose subject is `subject`, optionally filtered by artifact type. */
+  listReferrers(repo: string, subject: string, artifactType?: string): Promise<ManifestRecord[]>;
+
+  /** Records pull times; rows that no longer exist are skipped. */
+  touchAccess(batch: AccessBatch): Promise<void>;
+  /**
+   * Makes an existing blob row fresh (last access = now) before a caller relies on its file;
+   * false when there is no row (the collector removed it: the caller must write the bytes again).
+   */
+  refreshBlob(digest: string): Promise<boolean>;
+}
