@@ -19,18 +19,6 @@ const file = (/** @type {string} */ path) => `^src/${path.replaceAll('.', '\\.')
  */
 const EXCEPTIONS = [
   {
-    rule: 'metadata-imports-only-oci',
-    from: 'metadata/metadata-store.ts',
-    to: 'auth/types.ts',
-    why: 'service token rows name TokenScope; the token store is to move to auth/',
-  },
-  {
-    rule: 'metadata-imports-only-oci',
-    from: 'metadata/sqlite-metadata-store.ts',
-    to: 'auth/types.ts',
-    why: 'the SQLite service token table; it is to move to auth/ with its store',
-  },
-  {
     rule: 'config-imports-only-oci',
     from: 'config/gc-options.ts',
     to: 'gc/collector.ts',
