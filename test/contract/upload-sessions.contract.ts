@@ -67,5 +67,28 @@ export function uploadSessionsContract(
       t.equal((await store.getUpload('u2'))?.offset, 7, 'other uploads untouched');
       t.same(await metadata.listRepositories(), [], 'uploads never create repositories');
     });
+
+    t.test('stale sessions: listed by id after a cursor, swept only while still not updated', async (t) => {
+      const { uploads: store } = await fresh(t);
+      for (const [id, at] of [['c', 300], ['a', 100], ['b', 200], ['d', 1000]] as const) {
+        await store.createUpload({ id, repo: 'r', offset: 0, startedAt: at, updatedAt: at });
+      }
+      t.same(await store.staleUploads(250, undefined, 10), ['a', 'b'], 'not updated since `before`, in id order');
+      t.same(await store.staleUploads(250, undefined, 1), ['a'], 'at most limit');
+      t.same(await store.staleUploads(250, 'a', 10), ['b'], 'after the cursor');
+      t.same(await store.staleUploads(100, undefined, 10), [], 'updated at `before` is not stale');
+
+      t.equal(await store.sweepUpload('c', 250), false, 'updated since: kept');
+      t.ok(await store.getUpload('c'));
+      t.equal(await store.sweepUpload('a', 250), true);
+      t.equal(await store.getUpload('a'), undefined, 'swept');
+      t.equal(await store.sweepUpload('a', 250), false, 'sweeping twice returns false');
+
+      // A chunk written after the listing makes the session fresh: the sweep re-checks and keeps it.
+      t.equal(await store.advanceUpload('b', 0, 10), true);
+      t.equal(await store.sweepUpload('b', 250), false, 'advanced since the listing: kept');
+      t.equal((await store.getUpload('b'))?.offset, 10);
+      t.same(await store.staleUploads(250, undefined, 10), [], 'nothing stale left');
+    });
   });
 }
