@@ -7,7 +7,7 @@
 //
 // The rules are the design's forbidden imports, plus the design's import lists of the lower folders (oci, config,
 // upstream, ledger, metadata): together they leave no way for two folders to import each other, directly or round
-// a cycle. Module cycles are forbidden too.
+// a cycle. Folder cycles and module cycles are forbidden outright too.
 
 /** A folder of src/, as a path pattern. */
 const dir = (/** @type {string[]} */ ...names) => `^src/(${names.join('|')})/`;
@@ -136,6 +136,14 @@ for (const e of EXCEPTIONS) {
 module.exports = {
   forbidden: [
     ...RULES.flatMap(withExceptions),
+    {
+      name: 'no-folder-cycles',
+      comment: 'folders (subfolders included) import each other one way only, round a cycle included',
+      severity: 'error',
+      scope: 'folder',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
     {
       name: 'no-circular',
       comment: 'modules import each other one way only',
