@@ -1,7 +1,7 @@
 // Filesystem BlobStore. Committed blobs live under blobs/ by digest; every write goes through a
 // writer, a file under uploads/ (src/storage/fs-blob-writer.ts) that is verified before it gets its
 // name under blobs/. The layout is in src/storage/paths.ts.
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,7 +10,8 @@ import { blobPath, isSessionId, isWriterFile, uploadPath, uploadsDir, writerPath
 import { FileBlobStream } from './file-blob-stream.js';
 import { FsBlobAside } from './fs-blob-aside.js';
 import { listBlobs } from './fs-blob-list.js';
-import { FsBlobWriter, isNotFound } from './fs-blob-writer.js';
+import { FsBlobWriter } from './fs-blob-writer.js';
+import { isNotFound, listDir } from './fs-dirs.js';
 import { BlobNotFoundError } from './storage-errors.js';
 
 export class FsBlobStore implements BlobStore {
@@ -74,14 +75,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *staleWriters(before: number): AsyncIterable<StaleWriter> {
-    let names: string[];
-    try {
-      names = await readdir(uploadsDir(this.root));
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    for (const name of names) {
+    for (const name of await listDir(uploadsDir(this.root))) {
       if (!isWriterFile(name)) continue;
       try {
         if ((await stat(join(uploadsDir(this.root), name))).mtimeMs >= before) continue;

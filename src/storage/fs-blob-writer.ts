@@ -11,9 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobReader, BlobStat, BlobWriter } from './blob-store.js';
 import { blobPath } from './paths.js';
 import { DigestMismatchError, SizeMismatchError } from './storage-errors.js';
+import { isNotFound } from './fs-dirs.js';
 import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
 
-export const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 
 /** Counts bytes as they pass and shows each to `onChunk`; fails once more than `max` bytes arrive. */
 class Meter extends Transform {

@@ -1,19 +1,11 @@
 // The BlobStore contract for the collector's side: list, and the two-step delete (setAside, then
 // restore or purge; leftAside after a crash). Every driver runs it from its own test file:
 // blobStoreAsideContract(t, 'fs', (t) => a fresh, empty store and a way to open it again).
-import type t from 'tap';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { BlobNotFoundError } from '../../src/storage/storage-errors.js';
 import { digestOf, type DigestAlgorithm } from '../../src/oci/digest.js';
-
-type Tap = typeof t;
-type TestObject = Parameters<Parameters<Tap['test']>[0]>[0] | Tap;
-
-export interface AsideFixture {
-  store: BlobStore;
-  /** A second instance on the same storage, as a process started after a crash would open. */
-  reopen(): Promise<BlobStore>;
-}
+import type { OpenBlobStore } from './blob-store.contract.js';
+import type { TestObject } from './contract-helpers.js';
 
 /** Stores `content` as a committed blob; its digest. */
 async function put(store: BlobStore, content: string, algorithm: DigestAlgorithm = 'sha256'): Promise<string> {
@@ -37,7 +29,7 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-export function blobStoreAsideContract(t: TestObject, name: string, open: (t: TestObject) => Promise<AsideFixture>): Promise<unknown> {
+export function blobStoreAsideContract(t: TestObject, name: string, open: OpenBlobStore): Promise<unknown> {
   return t.test(`BlobStore aside and list contract: ${name}`, async (t) => {
     t.test('a blob set aside is neither stat-ed nor opened', async (t) => {
       const { store } = await open(t);
