@@ -23,7 +23,7 @@ import { registerAuthRoutes } from './http/routes/auth.js';
 import { AccessControl } from './auth/access-control.js';
 import { AccessTracker } from './metadata/access-tracker.js';
 import { GarbageCollector, GcBusyError } from './gc/collector.js';
-import { gcOptionsFrom } from './config/gc-options.js';
+import { gcOptionsFrom } from './gc/options.js';
 import { registerGcRoutes } from './http/routes/gc.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';

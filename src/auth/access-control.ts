@@ -11,7 +11,6 @@
 //   none                   anonymous, under the same policies
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { FastifyBaseLogger } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { AuthConfig, WharfConfig } from '../config/schema.js';
 import { RegistryError } from '../registry/errors.js';
@@ -28,6 +27,12 @@ import { UserDirectory } from './users.js';
 
 /** Longest Authorization header looked at; longer ones are refused unread. */
 const MAX_AUTHORIZATION = 8192;
+
+/** Where auth reports failed logins and bad reloads (a pino logger fits). */
+export interface AuthLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
 
 /** One entry of a token's `access` claim (Docker token spec). */
 export interface AccessEntry {
@@ -98,7 +103,7 @@ export class AccessControl {
     private readonly ownKeys: VerificationKey[],
     /** An external issuer's name and keys: its keys are never trusted for another issuer name. */
     private readonly trusted: { issuer: string; keys: VerificationKey[] } | undefined,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: AuthLog,
     private readonly now: () => number,
   ) {}
 
@@ -107,7 +112,7 @@ export class AccessControl {
     /** Repository owners are recorded in the registry's metadata; tokens in their own store. */
     stores: { metadata: RegistryMetadata; tokens: ServiceTokenStore },
     route: RouteName,
-    log: FastifyBaseLogger,
+    log: AuthLog,
     now: () => number = Date.now,
   ): Promise<AccessControl> {
     const auth = config.auth;

@@ -24,7 +24,7 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   if (values.help) return printHelp(io, help, 'gc');
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got '${positionals[0]}'`);
   const { GarbageCollector, GcBusyError } = await import('../gc/collector.js');
-  const { gcOptionsFrom } = await import('../config/gc-options.js');
+  const { gcOptionsFrom } = await import('../gc/options.js');
   const { BlobLedger } = await import('../ledger/blob-ledger.js');
   return withStores(io, values, async ({ config, metadata, uploads, gc, blobs }) => {
     const collector = new GarbageCollector({ gc, uploads }, new BlobLedger(metadata, blobs, gc));

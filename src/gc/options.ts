@@ -1,6 +1,6 @@
 // The collector's options from configuration: one mapping for the schedule, `wharf gc` and /api/gc.
-import type { GcOptions } from '../gc/collector.js';
-import type { WharfConfig } from './schema.js';
+import type { GcOptions } from './collector.js';
+import type { WharfConfig } from '../config/schema.js';
 
 export function gcOptionsFrom(config: WharfConfig, dryRun = false): GcOptions {
   return {
