@@ -3,36 +3,18 @@
 // closed when t ends). Results whose order the interface does not define (referrers, references) are
 // sorted before comparison so any driver can pass.
 import { MissingContentError } from '../../src/metadata/registry-metadata.js';
-import type { PutManifestInput, RegistryMetadata } from '../../src/metadata/registry-metadata.js';
+import type { RegistryMetadata } from '../../src/metadata/registry-metadata.js';
 import type { ManifestReference } from '../../src/oci/references.js';
-import { dg, type TestObject } from './contract-helpers.js';
+import { dg, IMAGE, manifest, sleep, type TestObject } from './contract-helpers.js';
 
-const IMAGE = 'application/vnd.oci.image.manifest.v1+json';
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const SIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 const SBOM = 'application/spdx+json';
-
-function manifest(repo: string, digest: string, extra: Partial<PutManifestInput> = {}): PutManifestInput {
-  return {
-    repo,
-    digest,
-    mediaType: IMAGE,
-    size: 512,
-    subject: null,
-    artifactType: null,
-    annotations: null,
-    references: [],
-    tags: [],
-    ...extra,
-  };
-}
 
 const byDigest = <T extends { digest: string }>(a: T, b: T): number =>
   a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0;
 const byKindDigest = (a: ManifestReference, b: ManifestReference): number =>
   a.kind === b.kind ? byDigest(a, b) : a.kind < b.kind ? -1 : 1;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function registryMetadataContract(
   tap: TestObject,
