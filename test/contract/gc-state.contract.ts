@@ -309,6 +309,30 @@ export function gcStateContract(
       await gc.endMark();
     });
 
+    t.test('mark: size eviction frees only bytes nothing live still needs', async (t) => {
+      const { gc, metadata } = await fresh(t);
+      const now = Date.now();
+      await blob(metadata, dg(10), 100, { local: false });
+      await blob(metadata, dg(11), 100, { local: false });
+      await blob(metadata, dg(13), 1_000, { local: false }); // fresh
+      await put(metadata, 'c', dg(1), { tags: ['a'], blobs: [dg(10)], local: false });
+      await put(metadata, 'c2', dg(1), { tags: ['a'], blobs: [dg(10)], local: false }); // the same manifest cached twice
+      await put(metadata, 'c', dg(2), { tags: ['b'], blobs: [dg(11), dg(13)], local: false });
+      await pullManifest(metadata, 'c', dg(1), now + HOUR);
+      await pullManifest(metadata, 'c', dg(2), now + 2 * HOUR);
+      await pullManifest(metadata, 'c2', dg(1), now + 3 * HOUR);
+      const cutoff = now + 10 * HOUR;
+      await pullBlob(metadata, dg(13), cutoff);
+
+      // Cached bytes 1 + 1 + 100 + 100 + 1000 = 1202. Evicting c/1 frees nothing (c2 keeps its bytes and
+      // layer); evicting c/2 frees 101 (its fresh layer stays): 1101, within budget.
+      const marked = await gc.mark(opts(cutoff, { maxCachedBytes: 1_101 }));
+      t.same(await allDead(gc), [at('c', dg(1), 'size'), at('c', dg(2), 'size')]);
+      t.same(await gc.deadBlobs(undefined, 10), [dg(2), dg(11)], 'the bytes of a manifest live in another repository and a fresh layer stay');
+      t.same([marked.blobs, marked.bytes, marked.bytesKept], [2, 101, 1_101]);
+      await gc.endMark();
+    });
+
     t.test('deadManifests: pages in (repo, digest) order after a cursor', async (t) => {
       const { gc, metadata } = await fresh(t);
       for (const [repo, n] of [['b', 2], ['a', 3], ['b', 1], ['a', 1], ['c', 9]] as const) await put(metadata, repo, dg(n));
