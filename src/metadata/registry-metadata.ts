@@ -31,14 +31,8 @@ export interface ManifestRecord {
   lastAccessAt: number;
 }
 
-export interface PutManifestInput {
-  repo: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  subject: string | null;
-  artifactType: string | null;
-  annotations: Record<string, string> | null;
+/** What a manifest is recorded with: its record's fields but the times, which the store sets. */
+export interface PutManifestInput extends Omit<ManifestRecord, 'createdAt' | 'lastAccessAt'> {
   references: ManifestReference[];
   /** Tags to point at this manifest in the same transaction. */
   tags: string[];
