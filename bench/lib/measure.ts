@@ -175,3 +175,18 @@ export const median = (xs: number[]): number => {
 
 export const mbps = (bytes: number, seconds: number): number => Math.round((bytes / MiB / seconds) * 10) / 10;
 export const mib = (bytes: number): number => Math.round((bytes / MiB) * 10) / 10;
+
+export interface ProcStatus {
+  /** VmRSS, VmHWM (peak resident set since start), RssAnon, RssFile: MiB. */
+  rss: number;
+  hwm: number;
+  anon: number;
+  file: number;
+}
+
+/** The memory lines of /proc/PID/status, in MiB (one decimal). */
+export function procStatus(pid: number): ProcStatus {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: mib(kb('VmRSS')), hwm: mib(kb('VmHWM')), anon: mib(kb('RssAnon')), file: mib(kb('RssFile')) };
+}
