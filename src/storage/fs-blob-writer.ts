@@ -3,10 +3,10 @@
 // verified. The second name comes from an atomic link or rename, so a reader never sees a partial
 // blob and two writers of the same digest both end with the same complete file; the writer's own
 // name stays until cancel(), so a commit repeated after a collector set the blob aside puts it back.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobReader, BlobStat, BlobWriter } from './blob-store.js';
 import { blobPath } from './paths.js';
@@ -15,25 +15,15 @@ import { isNotFound } from './fs-dirs.js';
 import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
 
 
-/** Counts bytes as they pass and shows each to `onChunk`; fails once more than `max` bytes arrive. */
-class Meter extends Transform {
-  bytes = 0;
-  constructor(
-    private readonly onChunk: (chunk: Buffer) => void,
-    private readonly max = Number.POSITIVE_INFINITY,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.max) {
-      cb(new SizeMismatchError(`content is longer than the declared ${this.max} bytes`, this.max));
-      return;
-    }
-    this.onChunk(chunk);
-    cb(null, chunk);
-  }
-}
+/**
+ * How an append batches what it takes: a vectored write starts as soon as the previous one is done
+ * and at least WRITE_MIN bytes wait; reading stops while WRITE_MAX bytes wait behind a running
+ * write. The hash (onData) runs on the bytes as they arrive, alongside the write of the batch before:
+ * per-chunk writes through a write stream (64 KiB at a time, the next chunk waiting for each) left
+ * the disk and the hash taking turns.
+ */
+const WRITE_MIN = 1024 * 1024;
+const WRITE_MAX = 8 * 1024 * 1024;
 
 export class FsBlobWriter implements BlobWriter {
   /** The digest the bytes were verified and placed under. */
@@ -71,20 +61,60 @@ export class FsBlobWriter implements BlobWriter {
   async append(source: Readable, opts: { onData?: (chunk: Buffer) => void; length?: number } = {}): Promise<number> {
     this.writable();
     const start = this.written;
-    const meter = new Meter(opts.onData ?? (() => {}), opts.length);
+    const max = opts.length ?? Number.POSITIVE_INFINITY;
+    const onData = opts.onData;
+    // Its own descriptor, closed before returning: a writer resumed for one chunk is dropped after it.
+    const file = await open(this.path, 'r+');
+    let position = start;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let running: Promise<void> | undefined;
+    let failure: unknown;
+    const flush = () => {
+      const buffers = batch;
+      const at = position;
+      position += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      running = writeAll(file, buffers, at).then(
+        () => void (running = undefined),
+        (err: unknown) => void (failure ??= err),
+      );
+    };
     try {
-      await pipeline(source, meter, createWriteStream(this.path, { flags: 'r+', start }));
-      if (opts.length !== undefined && meter.bytes !== opts.length) {
-        throw new SizeMismatchError(`chunk declared ${opts.length} bytes but ${meter.bytes} arrived`, opts.length, meter.bytes);
+      let bytes = 0;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        if (failure !== undefined) throw failure;
+        bytes += chunk.length;
+        if (bytes > max) throw new SizeMismatchError(`content is longer than the declared ${max} bytes`, max);
+        onData?.(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (running && batchBytes >= WRITE_MAX) await running;
+        if (failure !== undefined) throw failure;
+        if (!running && batchBytes >= WRITE_MIN) flush();
       }
+      if (opts.length !== undefined && bytes !== opts.length) {
+        throw new SizeMismatchError(`chunk declared ${opts.length} bytes but ${bytes} arrived`, opts.length, bytes);
+      }
+      if (running) await running;
+      if (failure === undefined && batchBytes > 0) {
+        flush();
+        await running;
+      }
+      if (failure !== undefined) throw failure;
+      this.written = start + bytes;
+      return this.written;
     } catch (err) {
       // A failed chunk (a full disk, a short or long body, a client gone) takes its bytes back at
-      // once: the space is free again and the writer resumes where it was.
+      // once: the space is free again and the writer resumes where it was. A write still running
+      // finishes first, so nothing lands after the cut.
+      await running;
       await truncate(this.path, start).catch(() => undefined);
       throw err;
+    } finally {
+      await file.close();
     }
-    this.written = start + meter.bytes;
-    return this.written;
   }
 
   async truncate(size: number): Promise<void> {
