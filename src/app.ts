@@ -19,8 +19,6 @@ import { registerErrorHandler, sendError } from './http/plugins/error-handler.js
 import { RegistryError } from './registry/errors.js';
 import { Upstreams } from './upstream/upstream-pool.js';
 import { registerV2Routes } from './http/routes/v2/index.js';
-import { registerAuthRoutes } from './http/routes/auth.js';
-import { AccessControl } from './auth/access-control.js';
 import { AccessTracker } from './metadata/access-tracker.js';
 import { GarbageCollector, GcBusyError } from './gc/collector.js';
 import { gcOptionsFrom } from './gc/options.js';
@@ -59,6 +57,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     // X-Forwarded-For counts only from the configured proxies (request.ip is then the client).
     trustProxy: config.http.trustProxy.length > 0 ? (address: string) => isTrustedProxy(address) : false,
     return503OnClosing: true,
+    // No route declares a schema (the handlers validate what they take), so fastify's compilers,
+    // ajv and fast-json-stringify with their dependencies, are never loaded.
+    schemaController: { compilersFactory: { buildValidator: noSchemas, buildSerializer: noSchemas } },
     frameworkErrors: (error, request, reply) => {
       // A malformed percent-encoding in the path: still an OCI error body.
       sendError(request, reply, new RegistryError('NAME_INVALID', `malformed path: ${error.message}`, { status: 400 }));
@@ -120,10 +121,11 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
 
   registerErrorHandler(app);
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
+  // Loaded only with auth on: an open registry never needs jose, bcrypt or the token routes.
   const access = config.auth
-    ? await AccessControl.create({ ...config, auth: config.auth }, { metadata, tokens }, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
+    ? await (await import('./auth/access-control.js')).AccessControl.create({ ...config, auth: config.auth }, { metadata, tokens }, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
     : undefined;
-  if (access) registerAuthRoutes(app, access, config.publicUrl);
+  if (access) (await import('./http/routes/auth.js')).registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
   registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
   registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
@@ -167,6 +169,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
   await app.ready();
   return app;
+}
+
+function noSchemas(): never {
+  throw new Error('route schemas are not used: a route validates its input in its handler');
 }
 
 /** Query parameters that may carry a secret are logged as `[redacted]`. */
