@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
-import { metadataPath } from './storage/paths.js';
+import { changeSignalPath, metadataPath } from './storage/paths.js';
 import { storageFullCode } from './storage/storage-errors.js';
 import { SqliteDatabase } from './metadata/sqlite-database.js';
 import { SqliteRegistryMetadata } from './metadata/sqlite-registry-metadata.js';
@@ -26,6 +26,9 @@ import { registerGcRoutes } from './http/routes/gc.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
 import { RequestLogController, registerRequestLog } from './http/request-log.js';
+import { TurnBufferedDestination } from './http/log-destination.js';
+import { serveHotManifests } from './http/hot-manifests.js';
+import { ChangeSignal } from './metadata/change-signal.js';
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -46,8 +49,15 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const gcState = new SqliteGcState(database);
   const tokens = new SqliteServiceTokenStore(database);
   const isTrustedProxy = trustedProxies(config.http.trustProxy);
+  // Standard output unless told otherwise, written once per event-loop turn (log-destination.ts).
+  const ownLog = deps.logStream ? undefined : new TurnBufferedDestination();
+  // One sequence of request ids for fastify's requests and the hot manifests answered before it.
+  let lastReqId = 0;
+  const nextReqId = (): string => `req-${(++lastReqId).toString(36)}`;
+  let closing = false;
   const app = Fastify({
-    logger: deps.logStream ? { level: config.log.level, stream: deps.logStream } : { level: config.log.level },
+    genReqId: nextReqId,
+    logger: { level: config.log.level, stream: deps.logStream ?? ownLog },
     exposeHeadRoutes: false,
     // One line per request, however it ended (src/http/request-log.ts), instead of fastify's two.
     logController: new RequestLogController(),
@@ -80,6 +90,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     ledger,
     chunkMinLength: config.uploads.chunkMinLength,
     maxDescriptors: config.manifests.maxDescriptors,
+    manifestCacheBytes: config.manifests.cacheSize,
     // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
     accessTracker: new AccessTracker(metadata, {
       intervalMs: 5000,
@@ -107,9 +118,27 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     },
   });
+  // Manifests removed by a collector, this process's or another's on the same store (`wharf gc`),
+  // leave the in-memory cache at once (metadata/change-signal.ts says why a watched file).
+  const changes = new ChangeSignal(changeSignalPath(config.storage.path));
+  const watchChanges = changes.watch(
+    () => {
+      local.dropCachedManifests();
+      logger.info({ component: 'gc' }, 'content removed by another process on this store: manifests held in memory dropped');
+    },
+    { onError: (err) => logger.warn({ component: 'gc', err }, 'cannot watch the store for removals by other processes') },
+  );
   const collector = new GarbageCollector({ gc: gcState, uploads }, ledger, {
     activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
+    manifestsRemoved: () => {
+      local.dropCachedManifests();
+      try {
+        changes.bump();
+      } catch (err) {
+        logger.warn({ component: 'gc', err }, 'other servers on this store not told of removed manifests');
+      }
+    },
   });
 
   // Bodies are read by the routes themselves (streamed uploads, size-limited manifests):
@@ -128,6 +157,8 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   if (access) (await import('./http/routes/auth.js')).registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
   registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
+  // With access control on, every pull goes through its checks in the routes.
+  if (!access) serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing });
   registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
@@ -157,15 +188,18 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   // until the server has closed (in-flight requests still finish).
   let reaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
+    closing = true;
     reaper = setInterval(() => app.server.closeIdleConnections(), 100).unref();
   });
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     clearInterval(schedule);
+    watchChanges.close();
     await collecting;
     await registry.close();
     await database.close();
     await upstreams.close();
+    ownLog?.close();
   });
   await app.ready();
   return app;
@@ -177,5 +211,6 @@ function noSchemas(): never {
 
 /** Query parameters that may carry a secret are logged as `[redacted]`. */
 function redactUrl(url: string): string {
+  if (!url.includes('?')) return url;
   return url.replace(/([?&](?:password|refresh_token|access_token|token|secret)=)[^&#]*/gi, '$1[redacted]');
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { GcReport } from '../gc/collector.js';
 import { printHelp, UsageError, type CliIo, type Command, type CommandHelp } from './command.js';
 import { storeOptions, withStores } from './stores.js';
+import { changeSignalPath } from '../storage/paths.js';
 
 const help: CommandHelp[] = [
   {
@@ -26,8 +27,18 @@ async function gc(args: string[], io: CliIo): Promise<number> {
   const { GarbageCollector, GcBusyError } = await import('../gc/collector.js');
   const { gcOptionsFrom } = await import('../gc/options.js');
   const { BlobLedger } = await import('../ledger/blob-ledger.js');
+  const { ChangeSignal } = await import('../metadata/change-signal.js');
   return withStores(io, values, async ({ config, metadata, uploads, gc, blobs }) => {
-    const collector = new GarbageCollector({ gc, uploads }, new BlobLedger(metadata, blobs, gc));
+    // A server running on the store drops the removed manifests it holds in memory.
+    const changes = new ChangeSignal(changeSignalPath(config.storage.path));
+    const manifestsRemoved = (): void => {
+      try {
+        changes.bump();
+      } catch (err) {
+        io.stderr.write(`wharf: warning: a server on this store may keep serving removed manifests from memory until restarted: ${(err as Error).message}\n`);
+      }
+    };
+    const collector = new GarbageCollector({ gc, uploads }, new BlobLedger(metadata, blobs, gc), { manifestsRemoved });
     let report: GcReport;
     try {
       report = await collector.run(gcOptionsFrom(config, values['dry-run'] === true));

@@ -13,7 +13,7 @@ import { parseListen } from '../config/listen.js';
 import { ConfigError, loadConfigWithOrigin, type LoadOptions } from '../config/load.js';
 import type { WharfConfig } from '../config/schema.js';
 import { listenHostProblem } from '../http/listen-socket.js';
-import { isSessionId, metadataPath, uploadsDir } from '../storage/paths.js';
+import { changeSignalPath, isSessionId, metadataPath, uploadsDir } from '../storage/paths.js';
 import { loadOrCreateSigningKey, loadVerificationKeys } from '../auth/jwt.js';
 import { UserDirectory } from '../auth/users.js';
 import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
@@ -176,7 +176,8 @@ async function directoriesUnder(dir: string, depth: number): Promise<string[]> {
 /**
  * Throws unless this process may use every part of an existing store in `root` as Wharf does: the
  * directories it creates and renames files in (blobs/ with its algorithm and prefix directories,
- * uploads/, trash/), the upload sessions it appends to, and the database with its journal files.
+ * uploads/, trash/), the upload sessions it appends to, the database with its journal files and its
+ * change signal.
  * Checking only `root` let a store created by another user (root, another image) start, then fail
  * its first push with a 500. A part that does not exist yet is created by Wharf itself: nothing to check.
  */
@@ -187,7 +188,7 @@ async function writableStore(root: string): Promise<void> {
   if ((await statOrUndefined(blobs))?.isDirectory()) dirs.push(...(await directoriesUnder(blobs, 2)));
   else dirs.push(blobs);
   dirs.push(uploadsDir(root), join(root, 'trash'));
-  const files = [metadataPath(root), `${metadataPath(root)}-wal`, `${metadataPath(root)}-shm`];
+  const files = [metadataPath(root), `${metadataPath(root)}-wal`, `${metadataPath(root)}-shm`, changeSignalPath(root)];
   try {
     files.push(...(await readdir(uploadsDir(root))).filter(isSessionId).map((id) => join(uploadsDir(root), id)));
   } catch {

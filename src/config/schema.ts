@@ -218,6 +218,7 @@ export const ConfigSchema = Type.Object(
           default: 10000,
           description: 'most descriptors (layers or child manifests, config, subject) one manifest may hold, pushed or pulled through; more is refused with 400 MANIFEST_INVALID',
         }),
+        cacheSize: Size('64MiB', 'manifest bytes held in memory (the most recently pulled manifests and their tags are served without a file read or a query): bytes or 64MiB, 1GiB; 0 = none'),
       },
       { additionalProperties: false, default: {} },
     ),

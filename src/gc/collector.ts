@@ -79,6 +79,12 @@ export interface GcDeps {
   activeFills?: () => Iterable<string>;
   now?: () => number;
   log?: GcLog;
+  /**
+   * Told after each page of sweeps that removed manifests (and their tags), before their blobs go:
+   * copies of them held in memory (this process's, other processes' through the store's change
+   * signal) must be dropped.
+   */
+  manifestsRemoved?: () => void;
 }
 
 const PAGE = 1000;
@@ -227,13 +233,18 @@ export class GarbageCollector {
     for (;;) {
       checkLock();
       const page = await gc.deadManifests(after, PAGE);
-      for (const m of page) {
-        const tags = await gc.sweepManifest(m, cutoff);
-        if (tags === undefined) continue;
-        report.manifestsDeleted++;
-        report.tagsDeleted += tags;
-        if (m.rule === 'age') report.evictedByAge++;
-        else if (m.rule === 'size') report.evictedBySize++;
+      const before = report.manifestsDeleted;
+      try {
+        for (const m of page) {
+          const tags = await gc.sweepManifest(m, cutoff);
+          if (tags === undefined) continue;
+          report.manifestsDeleted++;
+          report.tagsDeleted += tags;
+          if (m.rule === 'age') report.evictedByAge++;
+          else if (m.rule === 'size') report.evictedBySize++;
+        }
+      } finally {
+        if (report.manifestsDeleted > before) this.deps.manifestsRemoved?.();
       }
       const last = page[page.length - 1];
       if (page.length < PAGE || !last) return;

@@ -3,6 +3,7 @@
 // By tag: fresh within tagTTL → the cache; otherwise revalidated with a HEAD and fetched only when
 // the digest changed. The exact upstream bytes, media type and digest are kept (no conversion).
 import type Keyv from 'keyv';
+import { LRUCache } from 'lru-cache';
 import { RegistryError } from '../registry/errors.js';
 import { digestOf, tryParseDigest } from '../oci/digest.js';
 import { DescriptorLimitError, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
@@ -26,6 +27,8 @@ interface Fetched {
 
 export class ProxyManifests {
   private readonly flights = new SingleFlight<StoredManifest & MaybeStale>();
+  /** Tag confirmations this process knows of (key → digest, until), bounded like the tags they are for. */
+  private readonly confirmed = new LRUCache<string, { digest: string; until: number }>({ max: 50_000 });
 
   constructor(
     private readonly local: CacheStore,
@@ -33,25 +36,56 @@ export class ProxyManifests {
     private readonly fresh: Keyv<string>,
   ) {}
 
-  async get(repo: UpstreamRepository, reference: string, opts: { head?: boolean }): Promise<StoredManifest & MaybeStale> {
+  async get(repo: UpstreamRepository, reference: string): Promise<StoredManifest & MaybeStale> {
     if (!reference.includes(':') && !isValidTag(reference)) {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference.slice(0, 200)} is not in repository ${repo.name}`);
     }
     const ref = parseReference(reference);
-    const result: StoredManifest & MaybeStale =
-      ref.kind === 'digest'
-        ? ((await this.local.findManifest(repo.name, ref.digest, opts)) ?? (await this.flights.run(`${repo.name}@${ref.digest}`, () => this.fetchByDigest(repo, ref.digest))))
-        : await this.byTag(repo, ref.tag, opts);
-    return opts.head ? { digest: result.digest, mediaType: result.mediaType, size: result.size, warning: result.warning } : result;
+    return ref.kind === 'digest'
+      ? ((await this.local.findManifest(repo.name, ref.digest)) ?? (await this.flights.run(`${repo.name}@${ref.digest}`, () => this.fetchByDigest(repo, ref.digest))))
+      : await this.byTag(repo, ref.tag);
   }
 
-  private async byTag(repo: UpstreamRepository, tag: string, opts: { head?: boolean }): Promise<StoredManifest & MaybeStale> {
+  /**
+   * The manifest when memory alone can answer: held, and for a tag confirmed within its TTL (the
+   * freshness rule of byTag, decided from memory). Undefined otherwise: get() decides.
+   */
+  hot(upstream: string, remote: string, repo: string, reference: string): StoredManifest | undefined {
+    if (reference.includes(':')) return this.local.hotManifest(repo, undefined, reference);
+    const known = this.confirmed.get(`${upstream}:${remote}:${reference}`);
+    if (known === undefined || known.until <= Date.now()) return undefined;
+    const m = this.local.hotManifest(repo, undefined, reference);
+    return m?.digest === known.digest ? m : undefined;
+  }
+
+  private async byTag(repo: UpstreamRepository, tag: string): Promise<StoredManifest & MaybeStale> {
     const key = `${repo.upstream.name}:${repo.remote}:${tag}`;
     const cachedDigest = await this.local.taggedDigest(repo.name, tag);
-    const cached = cachedDigest === undefined ? undefined : await this.local.findManifest(repo.name, cachedDigest, opts);
-    if (cached && (await this.fresh.get(key)) === cachedDigest) return cached;
+    const cached = cachedDigest === undefined ? undefined : await this.local.findManifest(repo.name, cachedDigest);
+    if (cached && (await this.isFresh(key, cachedDigest))) return cached;
     // Concurrent requests for one stale tag share one revalidation.
     return this.flights.run(`${repo.name}:${tag}`, () => this.revalidate(repo, tag, key, cachedDigest));
+  }
+
+  /**
+   * Whether the tag was confirmed at `digest` within its TTL: decided from memory when this process
+   * confirmed it; otherwise the shared cache is asked (another node may have), and what it says is
+   * remembered until the same expiry. An expired confirmation is a miss: the tag is revalidated.
+   */
+  private async isFresh(key: string, digest: string | undefined): Promise<boolean> {
+    const known = this.confirmed.get(key);
+    const now = Date.now();
+    if (known && known.until > now) return known.digest === digest;
+    const shared = await this.fresh.get<string>(key, { raw: true });
+    if (shared?.value === undefined) return false;
+    if (shared.expires !== undefined) this.confirmed.set(key, { digest: shared.value, until: shared.expires });
+    return shared.value === digest;
+  }
+
+  /** Records a confirmation here and in the shared cache, with the same expiry. */
+  private async confirm(key: string, digest: string, ttlMs: number): Promise<void> {
+    this.confirmed.set(key, { digest, until: Date.now() + ttlMs });
+    await this.fresh.set(key, digest, ttlMs);
   }
 
   private async revalidate(repo: UpstreamRepository, tag: string, key: string, cachedDigest: string | undefined): Promise<StoredManifest & MaybeStale> {
@@ -63,13 +97,13 @@ export class ProxyManifests {
       discard(head.body);
       const upstreamDigest = header(head.headers, 'docker-content-digest');
       if (cached && upstreamDigest === cachedDigest) {
-        await this.fresh.set(key, cachedDigest, repo.tagTtlMs);
+        await this.confirm(key, cached.digest, repo.tagTtlMs);
         return cached;
       }
       const fetched = await this.fetch(repo, path);
       const digest = verify(repo, fetched, undefined);
       const stored = await this.store(repo, digest, fetched, [tag]);
-      await this.fresh.set(key, digest, repo.tagTtlMs);
+      await this.confirm(key, digest, repo.tagTtlMs);
       return stored;
     } catch (err) {
       if (cached && isTransient(err)) return { ...cached, warning: staleWarning(repo.upstream, err) };

@@ -45,7 +45,7 @@ export class ProxyRepository implements Repository, UpstreamRepository {
       });
     };
     this.manifests = {
-      get: (reference: string, opts: { head?: boolean } = {}) => parts.manifests.get(this, reference, opts),
+      get: (reference: string) => parts.manifests.get(this, reference),
       put: refuse,
       delete: refuse,
     };

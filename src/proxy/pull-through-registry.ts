@@ -5,6 +5,7 @@
 // freshness and the list cache.
 import Keyv from 'keyv';
 import type { Registry, Repository } from '../registry/registry.js';
+import type { StoredManifest } from '../registry/manifest-service.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 import { Router, type RouteTarget } from '../registry/router.js';
@@ -68,6 +69,12 @@ export class PullThroughRegistry implements Registry {
     const settings = this.upstreams.get(target.upstream);
     if (!settings) throw new Error(`no client for upstream ${target.upstream}`);
     return new ProxyRepository(settings, name, target.remote, target.repo, this.parts);
+  }
+
+  hotManifest(name: string, ns: string | undefined, reference: string): StoredManifest | undefined {
+    const target = this.router.route(name, ns);
+    if (target.kind === 'local') return this.local.hotManifest(target.repo, undefined, reference);
+    return this.parts.manifests.hot(target.upstream, target.remote, target.repo, reference);
   }
 
   route(name: string, ns?: string): RouteTarget {

@@ -9,8 +9,10 @@ import type { BlobRead } from './blob-service.js';
 import type { Page } from '../oci/page.js';
 
 export interface CacheStore {
+  /** The manifest (`reference`: a tag or a digest) in `repo` when held in memory, the pull recorded; else undefined. */
+  hotManifest(repo: string, ns: undefined, reference: string): StoredManifest | undefined;
   /** The manifest with this digest in `repo` (a stored name), or undefined. */
-  findManifest(repo: string, digest: string, opts?: { head?: boolean }): Promise<StoredManifest | undefined>;
+  findManifest(repo: string, digest: string): Promise<StoredManifest | undefined>;
   /** The digest `tag` points at in `repo`, or undefined. */
   taggedDigest(repo: string, tag: string): Promise<string | undefined>;
   /** Parses and validates a manifest under this registry's limits (the same as for a push). */

@@ -4,7 +4,8 @@
 // what it fetches through the CacheStore side of it.
 import { BlobService } from './blob-service.js';
 import { DiscoveryService } from './discovery-service.js';
-import { ManifestService } from './manifest-service.js';
+import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestService } from './manifest-service.js';
+import { ManifestCache } from './manifest-cache.js';
 import { UploadService } from './upload-service.js';
 import { LocalRepository, type LocalServices } from './local-repository.js';
 import { assertName } from './reference.js';
@@ -28,6 +29,8 @@ export interface LocalRegistryDeps {
   chunkMinLength: number;
   /** Most descriptors per manifest, pushed or pulled through (default DEFAULT_MAX_DESCRIPTORS). */
   maxDescriptors?: number;
+  /** Bytes of manifests held in memory (default DEFAULT_MANIFEST_CACHE_BYTES; 0 = none). */
+  manifestCacheBytes?: number;
   /**
    * Records pulls (manifest and blob access times) for the collector's cache eviction, batched.
    * Closed (flushed) by close(), before the metadata database. None = access times stay at push/fill time.
@@ -45,7 +48,14 @@ export class LocalRegistry implements Registry, CacheStore {
     this.services = {
       blobs: new BlobService(ledger, blobStore, accessTracker),
       uploads: new UploadService(uploads, blobStore, ledger),
-      manifests: new ManifestService(metadata, blobStore, ledger, accessTracker, { maxDescriptors: deps.maxDescriptors }),
+      manifests: new ManifestService(
+        metadata,
+        blobStore,
+        ledger,
+        accessTracker,
+        { maxDescriptors: deps.maxDescriptors },
+        new ManifestCache(deps.manifestCacheBytes ?? DEFAULT_MANIFEST_CACHE_BYTES),
+      ),
       discovery: new DiscoveryService(metadata),
       chunkMinLength: deps.chunkMinLength,
     };
@@ -68,12 +78,24 @@ export class LocalRegistry implements Registry, CacheStore {
     return this.services.discovery.catalog(page, canonicalOf, visible);
   }
 
-  findManifest(repo: string, digest: string, opts?: { head?: boolean }) {
-    return this.services.manifests.find(repo, digest, opts);
+  hotManifest(name: string, _ns: string | undefined, reference: string) {
+    return this.services.manifests.hot(name, reference);
+  }
+
+  findManifest(repo: string, digest: string) {
+    return this.services.manifests.find(repo, digest);
   }
 
   taggedDigest(repo: string, tag: string): Promise<string | undefined> {
-    return this.deps.metadata.getTag(repo, tag);
+    return this.services.manifests.taggedDigest(repo, tag);
+  }
+
+  /**
+   * Forgets every manifest and tag resolution held in memory: the collector swept (in this process
+   * or, told through the store's change signal, in another one).
+   */
+  dropCachedManifests(): void {
+    this.services.manifests.cache.clear();
   }
 
   parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {

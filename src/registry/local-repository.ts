@@ -30,7 +30,7 @@ export class LocalRepository implements Repository {
   ) {
     const { manifests, blobs, discovery, uploads } = services;
     this.manifests = {
-      get: (reference: string, opts: { head?: boolean } = {}) => manifests.get(name, reference, opts),
+      get: (reference: string) => manifests.get(name, reference),
       put: (reference: string, body: Buffer, contentType: string | undefined, tags?: string[]) => manifests.put(name, reference, body, contentType, tags),
       delete: (reference: string) => manifests.delete(name, reference),
     };

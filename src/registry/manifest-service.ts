@@ -1,7 +1,8 @@
 // Manifests in local repositories: get by tag or digest, put (validated, stored as exact bytes),
-// delete. Manifest bytes are blobs in the BlobStore; hot ones are kept in an LRU by digest.
-import { LRUCache } from 'lru-cache';
+// delete. Manifest bytes are blobs in the BlobStore; hot manifests and tag resolutions are served
+// from memory (manifest-cache.ts), kept in step with every change made here.
 import { RegistryError } from './errors.js';
+import { ManifestCache, type CachedManifest } from './manifest-cache.js';
 import { digestOf } from '../oci/digest.js';
 import { parseManifest, type ParseOptions, type ParsedManifest } from './manifest.js';
 import { assertTag, isValidTag, parseDigest, parseReference } from './reference.js';
@@ -14,7 +15,7 @@ export interface StoredManifest {
   digest: string;
   mediaType: string;
   size: number;
-  /** Absent for HEAD. */
+  /** May be absent for HEAD (present when the manifest was in memory anyway). */
   body?: Buffer;
 }
 
@@ -27,18 +28,17 @@ export interface PutManifestResult {
 /** Missing references listed in a MANIFEST_BLOB_UNKNOWN error's detail (the count says how many in all). */
 const MISSING_LISTED = 100;
 
-export class ManifestService {
-  private readonly hot = new LRUCache<string, Buffer>({
-    maxSize: 64 * 1024 * 1024,
-    sizeCalculation: (b) => Math.max(1, b.length),
-  });
+/** Default byte budget of the in-memory manifests (manifests.cacheSize). */
+export const DEFAULT_MANIFEST_CACHE_BYTES = 64 * 1024 * 1024;
 
+export class ManifestService {
   constructor(
     private readonly metadata: RegistryMetadata,
     private readonly blobs: BlobStore,
     private readonly ledger: BlobLedger,
     private readonly tracker?: AccessTracker,
     private readonly limits: ParseOptions = {},
+    readonly cache: ManifestCache = new ManifestCache(DEFAULT_MANIFEST_CACHE_BYTES),
   ) {}
 
   /** Parses and validates a manifest under this registry's limits (pushed or pulled through alike). */
@@ -46,11 +46,32 @@ export class ManifestService {
     return parseManifest(body, contentType, this.limits);
   }
 
-  async get(repo: string, reference: string, opts: { head?: boolean } = {}): Promise<StoredManifest> {
-    const record = await this.resolve(repo, reference);
+  /** The manifest when it is held in memory (the pull recorded), else undefined. */
+  hot(repo: string, reference: string): CachedManifest | undefined {
+    // Only valid names and references are ever cached, so the reference as given is the key.
+    const hot = reference.includes(':') ? this.cache.manifest(repo, reference) : this.cache.tagged(repo, reference);
+    if (hot) this.tracker?.touchManifest(repo, hot.digest);
+    return hot;
+  }
+
+  async get(repo: string, reference: string): Promise<StoredManifest> {
+    const hot = this.hot(repo, reference);
+    if (hot) return hot;
+    const token = this.cache.token();
+    const record = await this.resolve(repo, reference, token);
     this.tracker?.touchManifest(repo, record.digest);
-    if (opts.head) return { digest: record.digest, mediaType: record.mediaType, size: record.size };
-    return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.bytes(record.digest) };
+    // A HEAD reads the bytes too: one file read, then the manifest is hot for both methods.
+    return this.load(token, repo, record);
+  }
+
+  /** The digest `tag` points at in `repo`, or undefined (from memory when held). */
+  async taggedDigest(repo: string, tag: string): Promise<string | undefined> {
+    const held = this.cache.tagDigest(repo, tag);
+    if (held !== undefined) return held;
+    const token = this.cache.token();
+    const digest = await this.metadata.getTag(repo, tag);
+    if (digest !== undefined) this.cache.setTag(token, repo, tag, digest);
+    return digest;
   }
 
   async put(repo: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
@@ -116,34 +137,45 @@ export class ManifestService {
         if (!(err instanceof MissingContentError && err.self && err.missing.length === 1 && attempt < 3)) throw err;
       }
     }
-    this.hot.set(digest, body);
+    // Committed: these tags now resolve here (a pushed tag that moved no longer serves the old one).
+    this.cache.stored(repo, { digest, mediaType: parsed.mediaType, size: body.length, body }, tags);
   }
 
   /** The manifest with this digest in `repo`, or undefined. */
-  async find(repo: string, digest: string, opts: { head?: boolean } = {}): Promise<StoredManifest | undefined> {
+  async find(repo: string, digest: string): Promise<StoredManifest | undefined> {
+    const hot = this.cache.manifest(repo, digest);
+    if (hot) {
+      this.tracker?.touchManifest(repo, digest);
+      return hot;
+    }
+    const token = this.cache.token();
     const record = await this.metadata.getManifest(repo, digest);
     if (!record) return undefined;
     this.tracker?.touchManifest(repo, digest);
-    const base = { digest: record.digest, mediaType: record.mediaType, size: record.size };
-    return opts.head ? base : { ...base, body: await this.bytes(record.digest) };
+    return this.load(token, repo, record);
   }
 
   /** By digest: the manifest and its tags go. By tag: only the tag goes. */
   async delete(repo: string, reference: string): Promise<void> {
     const ref = parseReference(reference);
     if (ref.kind === 'tag') {
-      if (!(await this.metadata.deleteTag(repo, ref.tag))) throw unknown(repo, reference);
+      const deleted = await this.metadata.deleteTag(repo, ref.tag);
+      this.cache.tagDeleted(repo, ref.tag);
+      if (!deleted) throw unknown(repo, reference);
       return;
     }
-    if (!(await this.metadata.deleteManifest(repo, ref.digest))) throw unknown(repo, reference);
+    const deleted = await this.metadata.deleteManifest(repo, ref.digest);
+    this.cache.manifestDeleted(repo, ref.digest);
+    if (!deleted) throw unknown(repo, reference);
   }
 
-  private async resolve(repo: string, reference: string): Promise<ManifestRecord> {
+  private async resolve(repo: string, reference: string, token: number): Promise<ManifestRecord> {
     // A tag that cannot exist is simply not there (what the conformance suite expects of reads).
     if (!reference.includes(':') && !isValidTag(reference)) throw unknown(repo, reference.slice(0, 200));
     const ref = parseReference(reference);
     const digest = ref.kind === 'digest' ? ref.digest : await this.metadata.getTag(repo, ref.tag);
     const record = digest === undefined ? undefined : await this.metadata.getManifest(repo, digest);
+    if (record && ref.kind === 'tag') this.cache.setTag(token, repo, ref.tag, record.digest);
     if (!record) {
       if (!(await this.metadata.repositoryExists(repo))) {
         throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { status: 404, detail: { name: repo } });
@@ -153,14 +185,13 @@ export class ManifestService {
     return record;
   }
 
-  private async bytes(digest: string): Promise<Buffer> {
-    const cached = this.hot.get(digest);
-    if (cached) return cached;
+  /** The record with its bytes, kept in memory unless something changed since `token`. */
+  private async load(token: number, repo: string, record: ManifestRecord): Promise<CachedManifest> {
     const chunks: Buffer[] = [];
-    for await (const chunk of await this.blobs.open(digest)) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
-    this.hot.set(digest, body);
-    return body;
+    for await (const chunk of await this.blobs.open(record.digest)) chunks.push(chunk as Buffer);
+    const m: CachedManifest = { digest: record.digest, mediaType: record.mediaType, size: record.size, body: Buffer.concat(chunks) };
+    this.cache.setManifest(token, repo, m);
+    return m;
   }
 }
 

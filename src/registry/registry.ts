@@ -21,6 +21,13 @@ export interface Registry {
   repository(name: string, ns?: string): Repository;
   /** Canonical repository names, only those `visible` accepts when given. */
   catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing>;
+  /**
+   * The manifest `reference` names in the repository `name` leads to, when memory alone can answer
+   * it: held in memory and, for an upstream tag, confirmed within its TTL. Nothing is read, queried
+   * or asked; the pull is recorded as by get(). Undefined otherwise (also for a name that is not
+   * valid): then get() decides.
+   */
+  hotManifest(name: string, ns: string | undefined, reference: string): StoredManifest | undefined;
   /** Where a name leads (access control decides on the name actually served). */
   route(name: string, ns?: string): RouteTarget;
   /** The canonical name of a repository as stored here (what the catalogue lists and policies judge). */

@@ -8,6 +8,8 @@
 //     uploads/<writer>.copy                   a committed writer's copy on its way into blobs/ (no hard links)
 //     trash/<algorithm>-<hex>.<random>        a blob the collector set aside: restored or purged next
 //     metadata.db                             the embedded metadata store (SQLite, WAL)
+//     metadata.generation                     bumped when the collector removes manifests: servers on the
+//                                             store drop what they hold in memory (metadata/change-signal.ts)
 //
 // A committed writer's bytes get a second name in blobs/ (a hard link, or a copy renamed into place):
 // the writer's own name stays until it is cancelled, so the blob can be put back under its digest.
@@ -28,6 +30,11 @@ export function blobPath(root: string, digest: string): string {
 /** The metadata database of a data directory (SQLite driver). */
 export function metadataPath(root: string): string {
   return join(root, 'metadata.db');
+}
+
+/** The change signal of a data directory's metadata (metadata/change-signal.ts). */
+export function changeSignalPath(root: string): string {
+  return join(root, 'metadata.generation');
 }
 
 export function uploadsDir(root: string): string {

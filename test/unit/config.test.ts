@@ -20,7 +20,7 @@ const DEFAULTS = {
   log: { level: 'info' },
   uploads: { chunkMinLength: 0, maxAge: 24 * 3_600_000 }, // loaded durations are milliseconds, sizes bytes
   http: { bodyIdleTimeout: 60_000, maxConnectionsPerAddress: 128, trustProxy: [] },
-  manifests: { maxDescriptors: 10000 },
+  manifests: { maxDescriptors: 10000, cacheSize: 64 * 1024 * 1024 },
   upstreams: [],
   local: { namespaces: [] },
   gc: { interval: 3_600_000, grace: 3_600_000, deleteUntagged: false },
@@ -77,6 +77,7 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_HTTP_MAX_CONNECTIONS_PER_ADDRESS: 'http.maxConnectionsPerAddress',
       WHARF_HTTP_TRUST_PROXY: 'http.trustProxy',
       WHARF_MANIFESTS_MAX_DESCRIPTORS: 'manifests.maxDescriptors',
+      WHARF_MANIFESTS_CACHE_SIZE: 'manifests.cacheSize',
       WHARF_UPSTREAMS: 'upstreams',
       WHARF_LOCAL_NAMESPACES: 'local.namespaces',
       WHARF_GC_INTERVAL: 'gc.interval',

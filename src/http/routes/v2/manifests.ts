@@ -15,7 +15,7 @@ export async function getManifest(request: FastifyRequest, reply: FastifyReply, 
     .header('content-type', m.mediaType)
     .header(CONTENT_DIGEST, m.digest)
     .header('content-length', m.size)
-    .send(m.body);
+    .send(head ? undefined : m.body);
 }
 
 export async function putManifest(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, reference: string) {

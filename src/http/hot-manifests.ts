@@ -1,0 +1,87 @@
+// GET and HEAD of a manifest that memory alone can answer, before fastify sees the request. Pulls
+// ask for the same few manifests over and over (every node of a cluster, every CI job), and once a
+// manifest is in memory (registry/manifest-cache.ts) the answer is a handful of headers and a
+// buffer: fastify's routing, hooks, child logger and reply machinery cost several times more than
+// that. Everything else, a miss included, goes through fastify as before; so does every request
+// when access control is on (its checks run per request, on the name actually served).
+//
+// The answer is the one the route gives (routes/v2/manifests.ts): the same status, headers in the
+// same order, no body for HEAD, and the same request log line (request-log.ts).
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Registry } from '../registry/registry.js';
+import { API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST } from './oci-headers.js';
+
+interface RequestLogger {
+  info(obj: object, msg: string): void;
+}
+
+export interface HotManifestOptions {
+  /** The request id, from the same sequence fastify's requests get theirs. */
+  nextId: () => string;
+  log: RequestLogger;
+  redactUrl: (url: string) => string;
+  /** True once the server is closing: requests then get fastify's 503. */
+  closing: () => boolean;
+}
+
+const MANIFESTS = '/manifests/';
+
+/** Answers hot manifest pulls on `server` ahead of its other 'request' listeners (fastify's). */
+export function serveHotManifests(server: Server, registry: Registry, opts: HotManifestOptions): void {
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  // http.Server announces each request with emit('request'); one answered here reaches no listener.
+  server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'request' && answer(args[0] as IncomingMessage, args[1] as ServerResponse, registry, opts)) return true;
+    return emit(event, ...args);
+  }) as typeof server.emit;
+}
+
+function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, opts: HotManifestOptions): boolean {
+  const method = req.method;
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const url = req.url ?? '';
+  if (!url.startsWith('/v2/')) return false;
+  const headers = req.headers;
+  if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined || opts.closing()) return false;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const at = path.lastIndexOf(MANIFESTS);
+  if (at <= 3) return false;
+  const reference = path.slice(at + MANIFESTS.length);
+  if (reference === '' || reference.includes('/')) return false;
+  let ns: string | undefined;
+  if (q >= 0) {
+    // Only ?ns= (containerd's mirror parameter) changes what is served; any other query the route ignores too.
+    const values = new URLSearchParams(url.slice(q + 1)).getAll('ns');
+    if (values.length > 1) return false;
+    ns = values[0];
+  }
+  let m;
+  try {
+    m = registry.hotManifest(path.slice(4, at), ns, reference);
+  } catch {
+    // A name the router refuses: the route says why.
+    return false;
+  }
+  const head = method === 'HEAD';
+  if (m === undefined || (!head && m.body === undefined)) return false;
+  const start = performance.now();
+  const id = opts.nextId();
+  res.writeHead(200, [API_VERSION_HEADER, API_VERSION, 'content-type', m.mediaType, CONTENT_DIGEST, m.digest, 'content-length', String(m.size)]);
+  res.end(head ? undefined : m.body);
+  res.once('close', () => {
+    opts.log.info(
+      {
+        reqId: id,
+        method,
+        url: opts.redactUrl(url).slice(0, 300),
+        status: res.headersSent ? res.statusCode : null,
+        ms: Math.round(performance.now() - start),
+        outcome: res.writableFinished ? 'completed' : 'client gone',
+      },
+      'request',
+    );
+  });
+  return true;
+}
