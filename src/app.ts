@@ -39,6 +39,8 @@ export interface AppDeps {
   blobs?: FsBlobStore;
   /** Where the log goes (default stdout): tests read it. */
   logStream?: DestinationStream;
+  /** Probe each upstream once when ready, so the first pull finds a connection (`serve` does). */
+  warmUpstreams?: boolean;
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -202,6 +204,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     ownLog?.close();
   });
   await app.ready();
+  if (deps.warmUpstreams) upstreams.warm();
   return app;
 }
 

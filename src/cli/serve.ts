@@ -49,7 +49,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   try {
     // Loaded here, not at the top: verify-config and print-schema need neither fastify nor the database.
     const { buildApp } = await import('../app.js');
-    app = await buildApp(config);
+    app = await buildApp(config, { warmUpstreams: true });
   } catch (err) {
     await socket.close();
     throw err;
