@@ -19,7 +19,8 @@ then WHARF_* environment variables, then these flags, each overriding the last.
 WHARF_* variables that name no key are ignored, with one warning.
 Checks the configuration, the files it names and the data directory first, and
 creates nothing unless they pass. Prints how names are routed, then
-"listening on http://HOST:PORT" once it accepts connections.
+"listening on http://HOST:PORT" once it serves; a connection made after the
+port was bound is answered then.
 On SIGTERM or SIGINT, stops accepting connections and lets in-flight requests
 finish; after shutdownTimeoutMs it exits anyway, with status 1.`,
   },
@@ -62,6 +63,8 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     // `handle`: node's listen() takes over the bound socket; fastify passes its options through.
     const options = { host, handle: socket.handle };
     await app.listen(options);
+    // Connections made during start-up were held, unread: the server answers them now.
+    socket.handOver(app.server);
   } catch (err) {
     firstSignal.dispose();
     await app.close();

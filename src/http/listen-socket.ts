@@ -5,8 +5,14 @@
 //
 // Node's server.listen() adopts an already-bound handle (`{ handle }`, as cluster workers receive
 // theirs); fastify passes its listen options through to it.
+//
+// The socket listens from the bind on, so the kernel completes handshakes at once, and libuv accepts
+// them whenever start-up yields to the event loop. Until the server adopts the handle, those
+// connections are held here unread and then handed to it (`handOver`), to be answered like any other:
+// a client that connects during start-up (a readiness probe, a script waiting for the port) gets its
+// answer once the server is ready, instead of a connection nobody ever reads.
 import { lookup } from 'node:dns/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { ConfigKeyError } from '../config/key-error.js';
 import { formatHostPort } from '../config/listen.js';
 
@@ -15,9 +21,32 @@ export interface BoundSocket {
   readonly handle: object;
   /** The address actually bound (port 0 resolved). */
   readonly port: number;
-  /** Closes the socket: only while no server has adopted it (start-up failed before listen). */
+  /**
+   * Gives `server`, once it has adopted the handle (its listen() returned), the connections accepted
+   * before, as if it had accepted them itself.
+   */
+  handOver(server: Server): void;
+  /** How many connections are held, accepted and waiting for a server. */
+  held(): number;
+  /** Closes the socket, and the connections held: only while no server has adopted it (start-up failed before listen). */
   close(): Promise<void>;
 }
+
+/** As many connections held during start-up as the kernel's backlog holds (net's default, 511); more are closed. */
+const MAX_HELD = 511;
+
+/** net.Server's count of its open connections: close() waits for it to reach 0. */
+interface CountingServer {
+  _connections: number;
+}
+
+/** Who owns an accepted socket, for that count (net.Server sets both when it accepts). */
+interface OwnedSocket {
+  server: Server | null;
+  _server: Server | null;
+}
+
+const ignore = (): void => undefined;
 
 /** Why `host:port` cannot be listened on, in words a person can act on. */
 export function listenFailure(host: string, port: number, err: NodeJS.ErrnoException): string {
@@ -62,7 +91,21 @@ export async function bindListenSocket(host: string, port: number): Promise<Boun
   } catch (err) {
     throw new ListenError(listenFailure(host, port, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code, { cause: err });
   }
-  const server = createServer();
+  // Unread until handed over: no byte is taken from a connection before its server exists.
+  const server = createServer({ pauseOnConnect: true });
+  // Each held connection, with its listener that forgets it once closed.
+  const held = new Map<Socket, () => void>();
+  server.on('connection', (socket: Socket) => {
+    if (held.size >= MAX_HELD) {
+      socket.destroy();
+      return;
+    }
+    const forget = () => held.delete(socket);
+    held.set(socket, forget);
+    // Nothing is read or written while held; a reset is the new server's to see.
+    socket.on('error', ignore);
+    socket.once('close', forget);
+  });
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(new ListenError(listenFailure(host, port, err), err.code, { cause: err }));
     server.once('error', failed);
@@ -75,7 +118,30 @@ export async function bindListenSocket(host: string, port: number): Promise<Boun
   return {
     handle: (server as Server & { _handle: object })._handle,
     port: typeof bound === 'object' && bound !== null ? bound.port : port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    handOver: (to: Server) => {
+      const sockets = [...held];
+      held.clear();
+      for (const [socket, forget] of sockets) {
+        socket.off('error', ignore);
+        socket.off('close', forget);
+        if (socket.destroyed) continue;
+        // Counted as the new server's, so that its close() waits for these connections too.
+        (server as Server & CountingServer)._connections--;
+        (to as Server & CountingServer)._connections++;
+        const owned = socket as Socket & OwnedSocket;
+        owned.server = to;
+        owned._server = to;
+        // What net.Server does with a connection it accepts: http.Server (and the listeners in front
+        // of it, connection-limits.ts) take it from there.
+        to.emit('connection', socket);
+        socket.resume();
+      }
+    },
+    held: () => held.size,
+    close: async () => {
+      for (const socket of [...held.keys()]) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

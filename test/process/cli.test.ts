@@ -1,13 +1,16 @@
 // The CLI as users run it: a real process, real exit codes, real signals.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import t from 'tap';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { metadataPath } from '../../src/storage/paths.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { KUBERNETES_SERVICE_ENV } from '../helpers/kubernetes.js';
 
@@ -571,6 +574,76 @@ t.test('a listen host that does not resolve fails verify-config and serve; a por
   writeFileSync(file, `storage:\n  path: ${data}\nlisten: 127.0.0.1:${port}\n`);
   const held = await run(t, ['verify-config', file], {}, BIN);
   t.equal(held.code, 0, held.stderr);
+});
+
+/** A port of 127.0.0.1 free a moment ago, for a server that must be told its port before it starts. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+/** Resolves once `name` exists in `dir` (watched, not polled). */
+function appears(dir: string, name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const watcher = watch(dir, () => {
+      if (existsSync(join(dir, name))) {
+        watcher.close();
+        resolve();
+      }
+    });
+    if (existsSync(join(dir, name))) {
+      watcher.close();
+      resolve();
+    }
+  });
+}
+
+/** Everything the peer sends until it ends the connection. */
+function readToEnd(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (s: string) => (text += s));
+    socket.once('end', () => resolve(text));
+    socket.once('error', reject);
+  });
+}
+
+t.test('a connection made while serve is starting, after it bound its port, is answered once the server is ready', async (t) => {
+  const base = tempDataDir(t);
+  const data = join(base, 'data');
+  // With auth on, start-up goes on loading its modules and the token key once the database is open:
+  // events are handled meanwhile, a connection made earlier among them.
+  const file = join(base, 'wharf.yaml');
+  writeFileSync(file, `storage: {path: ${JSON.stringify(data)}}\nauth:\n  users: []\n`);
+  // Another process on the store (as `wharf gc` may be) holds the database's write lock: serve binds
+  // its port, creates blobs/ and then waits for the lock to bring the schema up to date.
+  await SqliteDatabase.open(metadataPath(data)).close();
+  const other = new Database(metadataPath(data));
+  t.teardown(() => other.close());
+  other.exec('BEGIN IMMEDIATE');
+
+  const port = await freePort();
+  const p = start(t, ['serve', '--config', file, '--listen', `127.0.0.1:${port}`], { WHARF_LOG_LEVEL: 'silent' });
+  // blobs/ is created after the bind (serve creates nothing before it) and before the database is
+  // opened: the port accepts connections, and the server cannot have started serving yet.
+  await within(Promise.race([appears(data, 'blobs'), p.exited.then((code) => Promise.reject(new Error(`serve exited (${code}): ${p.out.stderr}`)))]), 30_000, 'blobs/ created');
+  const socket = connect({ host: '127.0.0.1', port });
+  t.teardown(() => socket.destroy());
+  const answer = readToEnd(socket);
+  await within(new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject)), 10_000, 'connect during start-up');
+  socket.write(`GET /v2/ HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: close\r\n\r\n`);
+  t.notMatch(p.out.stdout, 'listening on', 'the server was not serving yet');
+  other.exec('COMMIT');
+
+  const text = await within(answer, 15_000, 'the answer to a connection made during start-up');
+  t.match(text, /^HTTP\/1\.1 401 /, 'answered: credentials asked for');
+  await p.waitForStdout(/^listening on /m);
+  p.child.kill('SIGTERM');
+  t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
 });
 
 t.test('a file a key names that cannot be read is reported once under that key, with the line of the key', async (t) => {
