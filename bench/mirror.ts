@@ -30,7 +30,7 @@
 //              each, sized from the GET rate so that the 20 runs take about 8 s (-t caps each run);
 //              req/s = requests / summed time, p50/p99 from the union of the runs' percentile tables.
 //   memory     from /proc/PID/status (VmRSS, VmHWM = peak, RssAnon, RssFile): idle 2 s after start-up and
-//              2 s after the manifest load; VmHWM at the end of each cold and herd round (fresh process);
+//              2 s after the manifest load, and at rest BENCH_REST_SECONDS (30) after it; VmHWM at the end of each cold and herd round (fresh process);
 //              one cold pull of a 4 GiB layer (Wharf and reference) with its MB/s and VmHWM.
 //   push       a 1 GiB layer pushed with curl streaming from files: monolithic = POST, then one PUT
 //              ?digest= with the whole body (curl -T FILE); chunked = POST, PATCHes of 64 MiB chunk files
@@ -47,7 +47,7 @@
 // Environment: BENCH_QUICK=1 (small blobs, 1-2 rounds, 2 s loads: a smoke run); BENCH_COLD_ROUNDS (5),
 // BENCH_WARM_ROUNDS (7), BENCH_HERD_ROUNDS (3), BENCH_PUSH_ROUNDS (3), BENCH_HERD_CLIENTS (16),
 // BENCH_BLOB_MIB (256), BENCH_HUGE=0 (skip the 4 GiB layer), BENCH_HUGE_MIB (4096), BENCH_PUSH_MIB (1024),
-// BENCH_CHUNK_MIB (64), BENCH_TAGS (20), BENCH_LOAD_SECONDS (8), BENCH_CONNECTIONS (32),
+// BENCH_CHUNK_MIB (64), BENCH_TAGS (20), BENCH_LOAD_SECONDS (8), BENCH_REST_SECONDS (30), BENCH_CONNECTIONS (32),
 // BENCH_WATCHDOG_S (900), BENCH_WHARF_LOG_LEVEL, BENCH_WHARF_NODE_ARGS.
 // Output: a table (figure | wharf | reference | nginx | ratio | target | met?) of medians with min-max,
 // then one JSON line with every raw figure. Exit 1 when a download or a verification fails, 2 on the
@@ -83,6 +83,7 @@ const C = {
   herdClients: num('BENCH_HERD_CLIENTS', 16, 16),
   tags: num('BENCH_TAGS', 20, 20),
   loadSeconds: num('BENCH_LOAD_SECONDS', 8, 2),
+  restSeconds: num('BENCH_REST_SECONDS', 30, 0),
   connections: num('BENCH_CONNECTIONS', 32, 32),
   shaSeconds: QUICK ? 1 : 2,
   watchdogS: num('BENCH_WATCHDOG_S', 900, 300),
@@ -265,6 +266,7 @@ interface Figures {
   sha: { openssl: number; node: number };
   idleStart: Partial<Record<Kind, ProcStatus>>;
   idleAfterLoad: Partial<Record<Kind, ProcStatus>>;
+  restAfterLoad: Partial<Record<Kind, ProcStatus>>;
   cold: Record<Kind, PullRound[]>;
   coldVerify: Partial<Record<Kind, PullRound>>;
   herd: Record<Kind, HerdRound[]>;
@@ -282,6 +284,7 @@ async function main(): Promise<number> {
     sha: { openssl: 0, node: 0 },
     idleStart: {},
     idleAfterLoad: {},
+    restAfterLoad: {},
     cold: byKind(),
     coldVerify: {},
     herd: byKind(),
@@ -372,6 +375,13 @@ async function main(): Promise<number> {
     await sleep(SETTLE_MS);
     f.idleAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
     log(`RSS after the manifest load: wharf ${f.idleAfterLoad.wharf?.rss} MiB, reference ${f.idleAfterLoad.reference?.rss} MiB`);
+    // At rest: nothing has run for a while, so V8 has had the time to shrink what the load grew (its
+    // young generation shrinks some 20-40 s after the last allocations).
+    if (C.restSeconds > 0) {
+      await sleep(C.restSeconds * 1000);
+      f.restAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
+      log(`RSS at rest, ${C.restSeconds} s after the load: wharf ${f.restAfterLoad.wharf?.rss} MiB, reference ${f.restAfterLoad.reference?.rss} MiB`);
+    }
   } finally {
     await warm$.close();
   }
@@ -461,6 +471,8 @@ function report(f: Figures, env: Env): void {
     { figure: '  RssAnon / RssFile', text: [anonFile(f.idleStart.wharf), anonFile(f.idleStart.reference), ''] },
     { figure: 'RSS MiB after manifest load', w: one(f.idleAfterLoad.wharf?.rss), r: one(f.idleAfterLoad.reference?.rss), target: '< 64', met: (f.idleAfterLoad.wharf?.rss ?? Infinity) < 64 },
     { figure: '  RssAnon / RssFile', text: [anonFile(f.idleAfterLoad.wharf), anonFile(f.idleAfterLoad.reference), ''] },
+    { figure: `RSS MiB at rest, ${C.restSeconds} s after the load`, w: one(f.restAfterLoad.wharf?.rss), r: one(f.restAfterLoad.reference?.rss), target: '< 64', met: (f.restAfterLoad.wharf?.rss ?? Infinity) < 64 },
+    { figure: '  RssAnon / RssFile', text: [anonFile(f.restAfterLoad.wharf), anonFile(f.restAfterLoad.reference), ''] },
     { figure: 'peak RSS MiB, cold (VmHWM)', w: mem(f.cold.wharf, 'hwm'), r: mem(f.cold.reference, 'hwm'), target: 'max < 128', met: mem(f.cold.wharf, 'hwm').max < 128 },
     { figure: '  RssAnon / RssFile at end (median)', text: [anonFileMedian(f.cold.wharf), anonFileMedian(f.cold.reference), ''] },
     { figure: 'peak RSS MiB, herd (VmHWM)', w: mem(f.herd.wharf, 'hwm'), r: mem(f.herd.reference, 'hwm'), target: 'max < 128', met: mem(f.herd.wharf, 'hwm').max < 128 },
