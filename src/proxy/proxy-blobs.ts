@@ -96,7 +96,7 @@ export class ProxyBlobs {
     };
     const { fill, coalesced } = await this.fills.join(digest, fetcher, {
       ...(repo.minRate ? { minRate: repo.minRate } : {}),
-      // The fill's hash worker verified the bytes: the commit need not read them again.
+      // The fill hashed the bytes as they arrived: the commit need not read them again.
       onCommit: async (writer, d, size) => {
         await this.ledger.commit(writer, d, { local: false, repo: repo.name, knownDigest: d, size });
       },
