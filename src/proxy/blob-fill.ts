@@ -111,6 +111,18 @@ interface Piece {
   slab: Slab;
 }
 
+/** Bytes for a follower; an `owned` slab was taken for it alone (a file read), released by letGo. */
+interface FollowPiece {
+  buf: Buffer;
+  slab?: Slab;
+  owned?: boolean;
+}
+
+/** Gives back the slabs of file reads once their bytes are queued (writes hold refs of their own). */
+function letGo(pieces: FollowPiece[]): void {
+  for (const { slab, owned } of pieces) if (owned && slab) releaseSlab(slab);
+}
+
 interface Cursor {
   pos: number;
   reader?: BlobReader;
@@ -175,7 +187,10 @@ export class Fill {
         for (;;) {
           const chunks = await this.next(cursor, range);
           if (!chunks) return;
-          if (out.destroyed) throw new Error('the client went away');
+          if (out.destroyed) {
+            letGo(chunks);
+            throw new Error('the client went away');
+          }
           // Everything available goes out in one vectored write; a slab is held until its bytes are sent.
           out.cork();
           let more = true;
@@ -188,6 +203,7 @@ export class Fill {
             }
           }
           out.uncork();
+          letGo(chunks);
           if (!more) await drained(out);
         }
       } finally {
@@ -204,7 +220,9 @@ export class Fill {
         const chunks = await this.next(cursor, range);
         if (!chunks) return;
         // A stream's reader may keep what it gets for as long as it likes: slab bytes go out as copies.
-        for (const { buf, slab } of chunks) yield slab ? Buffer.from(buf) : buf;
+        const copies = chunks.map(({ buf, slab }) => (slab ? Buffer.from(buf) : buf));
+        letGo(chunks);
+        for (const copy of copies) yield copy;
       }
     } finally {
       await cursor.reader?.close();
@@ -215,7 +233,7 @@ export class Fill {
    * The next bytes for a follower at `cursor` (which it advances): as many as memory holds at once
    * (up to FOLLOW_BATCH), else one chunk from the file; waits while there are none yet; null at the end.
    */
-  private async next(cursor: Cursor, range?: ByteRange): Promise<Array<{ buf: Buffer; slab?: Slab }> | null> {
+  private async next(cursor: Cursor, range?: ByteRange): Promise<FollowPiece[] | null> {
     for (;;) {
       // A failed fill cuts every follower at once, wherever it is.
       if (this.state === 'failed') throw this.error ?? new Error('fill failed');
@@ -234,10 +252,22 @@ export class Fill {
         }
         // pos is before the window, so on disk: recentStart <= written.
         cursor.reader ??= await this.writer.reader();
-        const chunk = await cursor.reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK) - pos);
-        if (chunk.length === 0) throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+        // Into a pooled slab, not a new buffer per read: sixteen followers behind the window would
+        // otherwise leave a dead MiB per read each for the collector to find (a herd's peak RSS).
+        const slab = takeSlab();
+        let chunk: Buffer;
+        try {
+          chunk = await cursor.reader.read(pos, Math.min(readable, this.written, pos + READ_CHUNK, pos + SLAB) - pos, slab.buf);
+        } catch (err) {
+          releaseSlab(slab);
+          throw err;
+        }
+        if (chunk.length === 0) {
+          releaseSlab(slab);
+          throw new Error(`fill of ${this.digest}: short read at ${pos}`);
+        }
         cursor.pos += chunk.length;
-        return [{ buf: chunk }];
+        return [{ buf: chunk, slab, owned: true }];
       }
       if (this.state === 'committed') return null;
       await this.changed();

@@ -110,7 +110,10 @@ export interface BlobWriter {
 }
 
 export interface BlobReader {
-  /** Up to `length` bytes at `position` (fewer at the end of what is written). */
-  read(position: number, length: number): Promise<Buffer>;
+  /**
+   * Up to `length` bytes at `position` (fewer at the end of what is written), read into `into` when
+   * given (a buffer of at least `length` bytes the caller reuses), else into a new buffer.
+   */
+  read(position: number, length: number, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }

@@ -134,8 +134,8 @@ export class FsBlobWriter implements BlobWriter {
       file = await open(blobPath(this.root, this.committed), 'r');
     }
     return {
-      read: async (position, length) => {
-        const buf = Buffer.allocUnsafe(length);
+      read: async (position, length, into) => {
+        const buf = into !== undefined && into.length >= length ? into : Buffer.allocUnsafe(length);
         const { bytesRead } = await file.read(buf, 0, length, position);
         return buf.subarray(0, bytesRead);
       },
