@@ -140,6 +140,11 @@ export async function blobStoreContract(t: TestObject, name: string, open: OpenB
       t.ok((await early.read(70_000, 50_000)).equals(content.subarray(70_000, 80_000)), 'fewer bytes at the end');
       await w.write([content.subarray(80_000)]);
       t.ok((await early.read(80_000, 200_000)).equals(content.subarray(80_000)), 'more as it grows');
+      const into = Buffer.alloc(4096, 0xee);
+      const got = await early.read(1000, 4096, into);
+      t.ok(got.equals(content.subarray(1000, 5096)), 'read into a given buffer: the same bytes');
+      t.equal(got.buffer, into.buffer, 'in that buffer, not a new one');
+      t.ok((await early.read(199_000, 4096, into)).equals(content.subarray(199_000)), 'fewer at the end, into the buffer too');
       const late = await w.reader();
       t.equal((await w.commit(digest)).size, content.length);
       t.ok((await late.read(0, content.length)).equals(content), 'a reader opened before the commit reads after it');
