@@ -21,15 +21,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { pushTestImage, startDockerRegistry, type PushedImage } from '../test/helpers/docker-registry.js';
+import { MANIFEST_ACCEPT } from './lib/clients.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const TAGS = 20;
-const ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
+const ACCEPT = MANIFEST_ACCEPT;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const builds = (process.env.BENCH_WHARF ?? `wharf=${join(root, 'dist/main.js')}`).split(',').map((s) => {
   const [name, main] = s.split('=') as [string, string];

@@ -22,6 +22,7 @@ import { Agent } from 'undici';
 import { stringify as toYaml } from 'yaml';
 import { pushTestImage, startDockerRegistry, type DockerRegistry } from '../test/helpers/docker-registry.js';
 import { MiB, cpuSecondsOf, download, findPid, load, mbps, median, memOf, mib, sampleRss, type LoadResult } from './lib/measure.js';
+import { MANIFEST_ACCEPT } from './lib/clients.js';
 
 const BIG = Number(process.env.BENCH_BIG_MIB ?? 256) * MiB;
 const HERD = Number(process.env.BENCH_HERD_MIB ?? 64) * MiB;
@@ -30,12 +31,7 @@ const HERD_CLIENTS = 16;
 const CONNECTIONS = 16;
 const WARM_RUNS = 3;
 const WATCHDOG_MS = 300_000;
-const ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
+const ACCEPT = MANIFEST_ACCEPT;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const teardowns: Array<() => unknown> = [];
