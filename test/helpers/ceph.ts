@@ -110,7 +110,10 @@ export async function startCeph(t: Teardownable, opts: CephOptions = {}): Promis
     } catch (err) {
       await stop();
       // Another process took a port between our probe and the daemon's bind: a fresh cluster on others.
-      if (attempt >= 3 || !/address already in use/i.test(logsOf(dir))) throw err;
+      if (attempt < 3 && /address already in use/i.test(logsOf(dir))) continue;
+      // Gone now, not at teardown: a failed start at a test file's top level ends the process first.
+      rmSync(root, { recursive: true, force: true });
+      throw err;
     }
   }
 }
