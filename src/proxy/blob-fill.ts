@@ -186,7 +186,11 @@ export class Fill {
       try {
         for (;;) {
           const chunks = await this.next(cursor, range);
-          if (!chunks) return;
+          if (!chunks) {
+            if (out.destroyed) throw new Error('the client went away');
+            out.end();
+            return;
+          }
           if (out.destroyed) {
             letGo(chunks);
             throw new Error('the client went away');

@@ -10,6 +10,10 @@ const BUFFERS = 4;
 
 /** A body that can write itself to a destination more cheaply than by being piped. */
 export interface DirectBody {
+  /**
+   * Writes every byte to `out` and ends it right after the last one, before any clean-up: a client
+   * that closes as soon as it has the whole body then finds a finished response (not one cut short).
+   */
   writeTo(out: Writable): Promise<void>;
 }
 
@@ -119,10 +123,14 @@ export class FileBlobStream extends Readable implements DirectBody {
         pending.catch(() => undefined);
         const { buf } = chunk;
         const more = out.write(buf.subarray(0, chunk.n), () => release(buf));
-        while (!more && !gone && out.writableNeedDrain) await changed();
-        chunk = await pending;
+        // The next read runs while the socket drains; after the last chunk there is nothing to wait for.
+        const next = await pending;
         pending = undefined;
+        if (next) while (!more && !gone && out.writableNeedDrain) await changed();
+        chunk = next;
       }
+      if (gone || out.destroyed) throw new Error('the client went away');
+      out.end();
     } finally {
       out.off('close', onGone);
       out.off('drain', signal);

@@ -1,7 +1,9 @@
 // The log of a real server (pino output captured from buildApp): one line per request with how it
 // ended, including hijacked blob replies and responses that never finish; a warn line for a failed
 // fill naming the upstream, the digest and the reason; a client going away is not an error.
+import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { LEVEL, LogCapture } from '../helpers/log-capture.js';
@@ -10,6 +12,8 @@ import { req, sha } from '../helpers/proxy-http.js';
 import { startWharf } from '../helpers/server.js';
 
 t.setTimeout(60_000);
+
+const execFileP = promisify(execFile);
 
 async function wharfWithUpstream(t: Parameters<typeof startWharf>[0], blob: { digest: string; body: Buffer }) {
   const up = await startFaultUpstream(t, { manifests: [], blobs: [blob] });
@@ -63,6 +67,55 @@ t.test('a fill that fails: its client\'s line says cut, and a warn line names th
   t.match(line, { level: LEVEL.info, status: 200, outcome: 'cut', reason: /hashes to/ });
   t.equal(logs.requests(path).length, 1);
   t.same(noErrors(logs), [], 'no error-level line: the warn says it all');
+});
+
+// A client in its own process (as curl is): GETs each path and closes the connection the moment
+// the whole body has arrived; prints the bytes each download got. In this process the server's
+// event loop would run the client too, and the race this checks could not happen.
+const HANG_UP_CLIENT = `
+const http = require('node:http');
+const [url, count] = process.argv.slice(1);
+(async () => {
+  const got = [];
+  for (let i = 0; i < Number(count); i++) {
+    got.push(await new Promise((resolve, reject) => {
+      const r = http.get(url, { agent: false }, (res) => {
+        const length = Number(res.headers['content-length']);
+        let n = 0;
+        res.on('data', (chunk) => {
+          n += chunk.length;
+          if (n >= length) { r.destroy(); resolve(n); }
+        });
+      });
+      r.on('error', () => undefined);
+      r.once('close', () => reject(new Error('closed before the whole body')));
+    }));
+  }
+  process.stdout.write(JSON.stringify(got));
+})().catch((err) => { process.stderr.write(String(err)); process.exit(1); });
+`;
+
+async function getAndHangUp(url: string, count: number): Promise<number[]> {
+  const { stdout } = await execFileP(process.execPath, ['-e', HANG_UP_CLIENT, url, String(count)], { timeout: 30_000 });
+  return JSON.parse(stdout) as number[];
+}
+
+t.test('a client that hangs up right after the last byte got a completed download', async (t) => {
+  const blob = contentEntry(bulkBytes('log-hangup-fill', 3 * 1024 * 1024));
+  const { w, logs } = await wharfWithUpstream(t, blob);
+  const local = bulkBytes('log-hangup', 8 * 1024 * 1024 + 17);
+  await push(w.url, 'local/app', local);
+  const paths = [`/v2/local/app/blobs/${sha(local)}`, `/v2/library/app/blobs/${blob.digest}`];
+  for (const path of paths) {
+    const size = path === paths[0] ? local.length : blob.body.length;
+    t.same(await getAndHangUp(`${w.url}${path}`, 8), Array<number>(8).fill(size), 'every download got every byte');
+    await logs.waitFor(() => logs.requests(path).length === 8);
+    t.same(
+      logs.requests(path).map((l) => l.outcome),
+      Array<string>(8).fill('completed'),
+      `${path === paths[0] ? 'a stored blob' : 'a filled blob'}: every download that delivered every byte is logged as completed`,
+    );
+  }
 });
 
 t.test('a client that goes away is an outcome, not an error', async (t) => {

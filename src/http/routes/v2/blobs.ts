@@ -30,7 +30,6 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
     raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
     try {
       await body.writeTo(raw);
-      raw.end();
     } catch (err) {
       // Either the client left, or the fill failed and its clients are cut (never sent a short blob).
       if (!clientGone(request, reply)) noteCut(request, (err as Error).message);
