@@ -1,5 +1,6 @@
-// Shared setup of the collector tests: a real FsBlobStore and the SQLite stores in a temporary
-// data directory, the registry services over them, and a collector whose clock can be moved forward.
+// Shared setup of the collector tests: a real FsBlobStore and the metadata stores (SQLite in the
+// temporary data directory, or PostgreSQL in a schema of its own: useMetadataDriver), the registry
+// services over them, and a collector whose clock can be moved forward.
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,12 @@ import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
 import { SqliteGcState } from '../../src/metadata/sqlite-gc-state.js';
 import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
 import { SqliteUploadSessions } from '../../src/metadata/sqlite-upload-sessions.js';
+import { PostgresGcState } from '../../src/metadata/postgres-gc-state.js';
+import { PostgresRegistryMetadata } from '../../src/metadata/postgres-registry-metadata.js';
+import { PostgresUploadSessions } from '../../src/metadata/postgres-upload-sessions.js';
+import type { GcState } from '../../src/metadata/gc-state.js';
+import type { RegistryMetadata } from '../../src/metadata/registry-metadata.js';
+import type { UploadSessions } from '../../src/metadata/upload-sessions.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { LocalRegistry } from '../../src/registry/local-registry.js';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
@@ -17,6 +24,40 @@ import { parseManifest } from '../../src/registry/manifest.js';
 import { blobPath } from '../../src/storage/paths.js';
 import { tempDir } from '../helpers/server.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
+import { openTestDatabase } from '../helpers/postgres.js';
+
+export type MetadataDriver = 'sqlite' | 'postgres';
+let driver: MetadataDriver = 'sqlite';
+
+/**
+ * The metadata driver every later setup() of this process uses (each test file is a process of its
+ * own): the PostgreSQL files of test/gc/ set it, then import the SQLite-neutral test files.
+ */
+export function useMetadataDriver(d: MetadataDriver): void {
+  driver = d;
+}
+
+/** The metadata stores of one database of the current driver, closed when `t` ends. */
+async function openStores(t: Teardownable, dir: string): Promise<{ metadata: RegistryMetadata; uploads: UploadSessions; state: GcState; close(): Promise<void> }> {
+  if (driver === 'postgres') {
+    // The schema is dropped when t ends, after the close below (teardowns run last first).
+    const database = await openTestDatabase(t);
+    const state = new PostgresGcState(database);
+    return {
+      metadata: new PostgresRegistryMetadata(database),
+      uploads: new PostgresUploadSessions(database),
+      state,
+      close: () => state.endMark(),
+    };
+  }
+  const database = SqliteDatabase.open(join(dir, 'metadata.db'));
+  return {
+    metadata: new SqliteRegistryMetadata(database),
+    uploads: new SqliteUploadSessions(database),
+    state: new SqliteGcState(database),
+    close: () => database.close(),
+  };
+}
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;
@@ -41,10 +82,7 @@ export interface Image {
 
 export async function setup(t: Teardownable, opts: { activeFills?: () => Iterable<string> } = {}) {
   const dir = tempDir('wharf-gc-');
-  const database = SqliteDatabase.open(join(dir, 'metadata.db'));
-  const metadata = new SqliteRegistryMetadata(database);
-  const uploads = new SqliteUploadSessions(database);
-  const state = new SqliteGcState(database);
+  const { metadata, uploads, state, close } = await openStores(t, dir);
   const blobs = await FsBlobStore.open(dir);
   const ledger = new BlobLedger(metadata, blobs, state);
   const registry = new LocalRegistry({ metadata, uploads, blobStore: blobs, ledger, chunkMinLength: 0 });
@@ -54,7 +92,7 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   const gc = new GarbageCollector({ gc: state, uploads }, ledger, { now, activeFills: opts.activeFills });
   t.teardown(async () => {
     await registry.close();
-    await database.close();
+    await close();
     rmSync(dir, { recursive: true, force: true });
   });
 
