@@ -5,11 +5,8 @@ import type { WharfConfig } from './config/schema.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { changeSignalPath, metadataPath } from './storage/paths.js';
 import { storageFullCode } from './storage/storage-errors.js';
-import { SqliteDatabase } from './metadata/sqlite-database.js';
-import { SqliteRegistryMetadata } from './metadata/sqlite-registry-metadata.js';
-import { SqliteUploadSessions } from './metadata/sqlite-upload-sessions.js';
-import { SqliteGcState } from './metadata/sqlite-gc-state.js';
-import { SqliteServiceTokenStore } from './auth/sqlite-service-token-store.js';
+import type { SqliteDatabase } from './metadata/sqlite-database.js';
+import { openMetadataStores, sqliteStores } from './stores.js';
 import type { RegistryMetadata } from './metadata/registry-metadata.js';
 import type { UploadSessions } from './metadata/upload-sessions.js';
 import { BlobLedger } from './ledger/blob-ledger.js';
@@ -45,11 +42,23 @@ export interface AppDeps {
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
-  const database = deps.database ?? SqliteDatabase.open(metadataPath(config.storage.path));
-  const metadata = deps.metadata ?? new SqliteRegistryMetadata(database);
-  const uploads = deps.uploads ?? new SqliteUploadSessions(database);
-  const gcState = new SqliteGcState(database);
-  const tokens = new SqliteServiceTokenStore(database);
+  // SQLite in the data directory, or the PostgreSQL database of metadata.postgres (src/stores.ts).
+  let idleErrorLogged = 0;
+  const stores = deps.database
+    ? await sqliteStores(deps.database, metadataPath(config.storage.path))
+    : await openMetadataStores(config, {
+        // A connection lost while idle (the server restarted) is dropped and reopened on demand:
+        // worth a line, not one per connection of the pool.
+        onIdleError: (err) => {
+          if (Date.now() - idleErrorLogged < 10_000) return;
+          idleErrorLogged = Date.now();
+          app.log.warn({ component: 'metadata', err }, 'metadata database connection lost; reconnecting on the next request');
+        },
+      });
+  const metadata = deps.metadata ?? stores.metadata;
+  const uploads = deps.uploads ?? stores.uploads;
+  const gcState = stores.gc;
+  const tokens = stores.tokens;
   const isTrustedProxy = trustedProxies(config.http.trustProxy);
   // Standard output unless told otherwise, written once per event-loop turn (log-destination.ts).
   const ownLog = deps.logStream ? undefined : new TurnBufferedDestination();
@@ -199,7 +208,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     watchChanges.close();
     await collecting;
     await registry.close();
-    await database.close();
+    await stores.close();
     await upstreams.close();
     ownLog?.close();
   });

@@ -1,10 +1,8 @@
-// The stores of the configured data directory, opened for gc, fsck and token as `serve` opens them.
+// The configured stores (the data directory, the metadata database), opened for gc, fsck and token as
+// `serve` opens them.
 import { existsSync } from 'node:fs';
 import type { WharfConfig } from '../config/schema.js';
-import type { ServiceTokenStore } from '../auth/service-token-store.js';
-import type { GcState } from '../metadata/gc-state.js';
-import type { RegistryMetadata } from '../metadata/registry-metadata.js';
-import type { UploadSessions } from '../metadata/upload-sessions.js';
+import type { MetadataStores } from '../stores.js';
 import type { FsBlobStore } from '../storage/fs-blob-store.js';
 import { metadataPath } from '../storage/paths.js';
 import { helpOption, type CliIo } from './command.js';
@@ -22,14 +20,6 @@ export interface StoreFlags {
   data?: string;
 }
 
-/** The metadata stores over the data directory's database. */
-export interface MetadataStores {
-  metadata: RegistryMetadata;
-  uploads: UploadSessions;
-  gc: GcState;
-  tokens: ServiceTokenStore;
-}
-
 /** The stores of the configured data directory, as `serve` opens them; closed after `fn`. */
 export async function withStores<T>(
   io: CliIo,
@@ -43,34 +33,24 @@ export async function withStores<T>(
 }
 
 /**
- * Runs `fn` against the metadata database of the configured data directory, the one `serve` opens.
- * The database waits on a server's write lock (busy_timeout) instead of failing.
+ * Runs `fn` against the configured metadata database, the one `serve` opens: the SQLite file in the
+ * data directory (which waits on a server's write lock, busy_timeout, instead of failing) or the
+ * PostgreSQL database of metadata.postgres.
  */
 export async function withMetadata<T>(io: CliIo, flags: StoreFlags, fn: (config: WharfConfig, stores: MetadataStores) => Promise<T>): Promise<T> {
   const config = loadCliConfig(io, flags);
-  // These commands work on a store that serve created; opening a path that holds none would create
+  // These commands work on a store that serve created; opening a place that holds none would create
   // an empty one there and report on it as if all were well (a mistyped --data, a wrong config).
   const file = metadataPath(config.storage.path);
-  if (!existsSync(file)) {
+  if (!config.metadata.postgres && !existsSync(file)) {
     throw new Error(`${config.storage.path} holds no Wharf store (no ${file}): check --data, --config or storage.path; wharf serve creates the store`);
   }
   // Loaded here, not at the top: verify-config and print-schema do not need the database driver.
-  const [{ SqliteDatabase }, { SqliteRegistryMetadata }, { SqliteUploadSessions }, { SqliteGcState }, { SqliteServiceTokenStore }] = await Promise.all([
-    import('../metadata/sqlite-database.js'),
-    import('../metadata/sqlite-registry-metadata.js'),
-    import('../metadata/sqlite-upload-sessions.js'),
-    import('../metadata/sqlite-gc-state.js'),
-    import('../auth/sqlite-service-token-store.js'),
-  ]);
-  const database = SqliteDatabase.open(file);
+  const { openMetadataStores } = await import('../stores.js');
+  const stores = await openMetadataStores(config, { create: false });
   try {
-    return await fn(config, {
-      metadata: new SqliteRegistryMetadata(database),
-      uploads: new SqliteUploadSessions(database),
-      gc: new SqliteGcState(database),
-      tokens: new SqliteServiceTokenStore(database),
-    });
+    return await fn(config, stores);
   } finally {
-    await database.close();
+    await stores.close();
   }
 }

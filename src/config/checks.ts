@@ -44,7 +44,31 @@ export function crossFieldViolations(config: unknown): string[] {
     if (secrets.length > 1) out.push(`${at}: give only one of password, passwordFile, passwordEnv (found ${secrets.join(', ')})`);
     if (secrets.length > 0 && u.username === undefined) out.push(`${at}.username: required when ${secrets[0]} is given`);
   }
+  const pg = postgresOf(config);
+  if (pg) {
+    const secrets = ['passwordFile', 'passwordEnv'].filter((k) => pg[k] !== undefined);
+    if (secrets.length > 1) out.push(`metadata.postgres: give only one of passwordFile, passwordEnv (found both)`);
+    if (secrets.length > 0 && urlPassword(pg.url)) {
+      out.push(`metadata.postgres.url: holds a password while ${secrets[0]} gives one too: take the password out of the URL`);
+    }
+  }
   return out;
+}
+
+/** metadata.postgres when it is a mapping. */
+function postgresOf(config: unknown): Plain | undefined {
+  const metadata = isPlain(config) ? config.metadata : undefined;
+  return isPlain(metadata) && isPlain(metadata.postgres) ? metadata.postgres : undefined;
+}
+
+/** Whether a postgres:// URL carries a password (user:password@host). */
+function urlPassword(url: unknown): boolean {
+  if (typeof url !== 'string') return false;
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -67,6 +91,21 @@ export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[
       if (value === undefined || value === '') out.push(`upstreams.${i}.passwordEnv: the environment variable ${variable} is not set`);
       else u.password = value;
     }
+  }
+  // The database password is kept beside the URL, never in it (a URL ends up in logs and messages).
+  const pg = postgresOf(config);
+  const file = str(pg?.passwordFile);
+  const variable = str(pg?.passwordEnv);
+  if (pg && file !== undefined) {
+    try {
+      pg.password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      out.push(`metadata.postgres.passwordFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else if (pg && variable !== undefined) {
+    const value = env[variable];
+    if (value === undefined || value === '') out.push(`metadata.postgres.passwordEnv: the environment variable ${variable} is not set`);
+    else pg.password = value;
   }
   return out;
 }

@@ -158,6 +158,23 @@ export const AuthSchema = Type.Object(
   },
 );
 
+const PostgresSchema = Type.Object(
+  {
+    url: Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        'postgres://USER@HOST:PORT/DATABASE of the PostgreSQL database that every node of a cluster shares for its metadata (libpq URL parameters such as sslmode and options=-c search_path=... allowed); the password goes in passwordFile or passwordEnv',
+    }),
+    passwordFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the database password (trailing newline ignored)' })),
+    passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the database password' })),
+    poolSize: Type.Integer({ minimum: 1, default: 10, description: 'connections this node keeps to the database at most' }),
+    connectTimeout: Duration('5s', 'how long opening a connection may take; past it the request is answered 503 UNAVAILABLE'),
+    statementTimeout: Duration('30s', 'longest statement, ended by the server (the request is answered 503 UNAVAILABLE); 0s = no limit'),
+    idleTimeout: Duration('30s', 'an idle connection is closed after this long'),
+  },
+  { additionalProperties: false, description: 'metadata in PostgreSQL instead of the SQLite file in storage.path: for several nodes sharing one store' },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -172,6 +189,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    metadata: Type.Object({ postgres: Type.Optional(PostgresSchema) }, { additionalProperties: false, default: {} }),
     log: Type.Object(
       {
         level: Type.Union(
@@ -270,5 +288,7 @@ export const ConfigSchema = Type.Object(
 export type WharfConfig = StaticDecode<typeof ConfigSchema>;
 export type UpstreamConfig = StaticDecode<typeof UpstreamSchema>;
 export type AuthConfig = StaticDecode<typeof AuthSchema>;
+/** metadata.postgres as loaded, with the password the loader read from passwordFile or passwordEnv. */
+export type PostgresConfig = StaticDecode<typeof PostgresSchema> & { password?: string };
 export type PolicyRule = Static<typeof PolicyRuleSchema>;
 export type AuthUser = Static<typeof AuthUserSchema>;

@@ -26,6 +26,8 @@ export interface PostgresOptions {
   idleTimeoutMs?: number;
   /** The schema every connection works in (search_path); default the server's. Tests use one each. */
   schema?: string;
+  /** false: a database without Wharf's schema is refused instead of created (the CLI's commands). Default true. */
+  create?: boolean;
   /** Errors of idle connections (the server went away); they are dropped from the pool either way. */
   onIdleError?: (err: Error) => void;
 }
@@ -106,7 +108,7 @@ export class PostgresDatabase {
     pool.on('error', (err) => opts.onIdleError?.(err));
     const database = new PostgresDatabase(pool, describe(opts.url));
     try {
-      await database.migrate(migrations);
+      await database.migrate(migrations, opts.create ?? true);
       return database;
     } catch (err) {
       await pool.end();
@@ -215,8 +217,18 @@ export class PostgresDatabase {
   }
 
   /** Applies the migrations not yet recorded in schema_migrations, in one transaction under an advisory lock. */
-  private async migrate(migrations: readonly string[]): Promise<void> {
+  private async migrate(migrations: readonly string[], create: boolean): Promise<void> {
     await this.transaction(async (q) => {
+      if (!create) {
+        const { rows } = await q.query<{ present: boolean; schema: string }>(
+          "SELECT to_regclass('schema_migrations') IS NOT NULL AS present, current_schema() AS schema",
+        );
+        if (!rows[0]?.present) {
+          throw new Error(
+            `PostgreSQL at ${this.where} holds no Wharf store (no schema_migrations table in schema ${rows[0]?.schema ?? '(none)'}): check metadata.postgres.url; wharf serve creates the store`,
+          );
+        }
+      }
       // The lock is per database and schema: nodes starting at once wait for each other here, and
       // the next one finds the versions recorded. A transaction-scoped lock ends with the
       // transaction, whatever happens to the connection.

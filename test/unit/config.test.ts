@@ -25,6 +25,7 @@ const DEFAULTS = {
   local: { namespaces: [] },
   gc: { interval: 3_600_000, grace: 3_600_000, deleteUntagged: false },
   cache: { maxAge: 0, maxSize: 0 },
+  metadata: {},
   shutdownTimeoutMs: 30000,
 };
 
@@ -85,6 +86,13 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_GC_DELETE_UNTAGGED: 'gc.deleteUntagged',
       WHARF_CACHE_MAX_AGE: 'cache.maxAge',
       WHARF_CACHE_MAX_SIZE: 'cache.maxSize',
+      WHARF_METADATA_POSTGRES_URL: 'metadata.postgres.url',
+      WHARF_METADATA_POSTGRES_PASSWORD_FILE: 'metadata.postgres.passwordFile',
+      WHARF_METADATA_POSTGRES_PASSWORD_ENV: 'metadata.postgres.passwordEnv',
+      WHARF_METADATA_POSTGRES_POOL_SIZE: 'metadata.postgres.poolSize',
+      WHARF_METADATA_POSTGRES_CONNECT_TIMEOUT: 'metadata.postgres.connectTimeout',
+      WHARF_METADATA_POSTGRES_STATEMENT_TIMEOUT: 'metadata.postgres.statementTimeout',
+      WHARF_METADATA_POSTGRES_IDLE_TIMEOUT: 'metadata.postgres.idleTimeout',
       WHARF_PUBLIC_URL: 'publicUrl',
       WHARF_AUTH_HTPASSWD: 'auth.htpasswd',
       WHARF_AUTH_USERS: 'auth.users',
@@ -133,6 +141,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     local: { namespaces: [] }, // default
     gc: DEFAULTS.gc,
     cache: DEFAULTS.cache,
+    metadata: {}, // default: SQLite in storage.path
     shutdownTimeoutMs: 30000, // default
   });
 });
@@ -320,7 +329,7 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }
