@@ -5,6 +5,7 @@
 // docs/errors.md lists the same codes (a test keeps them in step).
 // Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
 import { InvalidDigestError } from '../oci/digest.js';
+import { MetadataUnavailableError } from '../metadata/metadata-errors.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,
@@ -81,6 +82,11 @@ export function asRegistryError(err: unknown): RegistryError | undefined {
     return new RegistryError('SIZE_INVALID', err.message, { detail, cause: err });
   }
   if (err instanceof StorageFullError) return new RegistryError('STORAGE_FULL', err.message, { detail: { reason: err.reason }, cause: err });
+  // The metadata database is out of reach: nothing was written, and the same request succeeds once
+  // it is back, so the client is told to come back rather than that the registry failed.
+  if (err instanceof MetadataUnavailableError) {
+    return new RegistryError('UNAVAILABLE', err.message, { detail: { reason: 'metadata database unavailable' }, headers: { 'retry-after': '5' }, cause: err });
+  }
   return undefined;
 }
 

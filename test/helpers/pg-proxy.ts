@@ -1,6 +1,7 @@
 // A TCP proxy between a pool and the PostgreSQL server, for faults that must not touch the machine's
 // shared server: cut() drops every connection and refuses new ones (as a server that went away),
-// restore() lets them through again. It also counts the statements clients send, from the protocol's
+// blackhole() drops them and then accepts new ones without ever answering (as a network that loses
+// packets), restore() lets them through again. It also counts the statements clients send, from the protocol's
 // message framing, so tests can say how many queries a burst of requests cost.
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 
@@ -14,6 +15,7 @@ export interface PgProxy {
   /** Statements sent so far: simple queries ('Q') and extended-protocol Syncs ('S'). */
   statements(): number;
   cut(): void;
+  blackhole(): void;
   restore(): void;
 }
 
@@ -44,11 +46,18 @@ function statementCounter(onStatement: () => void): (chunk: Buffer) => void {
 
 export async function startPgProxy(t: Teardownable, target = { host: '127.0.0.1', port: 5432 }): Promise<PgProxy> {
   const open = new Set<Socket>();
-  let down = false;
+  let mode: 'up' | 'cut' | 'blackhole' = 'up';
   let statements = 0;
   const server = createServer((client) => {
-    if (down) {
+    if (mode === 'cut') {
       client.destroy();
+      return;
+    }
+    if (mode === 'blackhole') {
+      // Held open and never answered; closed by the next cut, restore or teardown.
+      open.add(client);
+      client.on('error', () => client.destroy());
+      client.on('close', () => open.delete(client));
       return;
     }
     const upstream = connect(target.port, target.host);
@@ -85,11 +94,16 @@ export async function startPgProxy(t: Teardownable, target = { host: '127.0.0.1'
       `postgres://${user}@127.0.0.1:${port}/${database}${options !== undefined ? `?options=${encodeURIComponent(options)}` : ''}`,
     statements: () => statements,
     cut: () => {
-      down = true;
+      mode = 'cut';
+      for (const s of open) s.destroy();
+    },
+    blackhole: () => {
+      mode = 'blackhole';
       for (const s of open) s.destroy();
     },
     restore: () => {
-      down = false;
+      mode = 'up';
+      for (const s of open) s.destroy();
     },
   };
 }

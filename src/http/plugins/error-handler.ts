@@ -3,6 +3,7 @@
 // that is logged with the request id and never leaks internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError, asRegistryErrorOrFull, type ErrorCode } from '../../registry/errors.js';
+import { MetadataUnavailableError } from '../../metadata/metadata-errors.js';
 import { API_VERSION, API_VERSION_HEADER } from '../oci-headers.js';
 import { clientGone, noteError } from '../request-log.js';
 
@@ -44,9 +45,11 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     const err = asRegistryErrorOrFull(error) ?? fromFramework(error);
     if (err) {
-      // A full disk is the operator's to fix, not a fault in the code: the request's own line
-      // says so at warn (app.ts), without a stack.
-      if (err.status >= 500 && err.code !== 'STORAGE_FULL') request.log.error({ err: error }, 'request failed');
+      // A full disk or a metadata database out of reach is the operator's to fix, not a fault in
+      // the code: the request's own line says so, without a stack per request of an outage.
+      if (err.status >= 500 && err.code !== 'STORAGE_FULL' && !(err.cause instanceof MetadataUnavailableError)) {
+        request.log.error({ err: error }, 'request failed');
+      }
       return sendError(request, reply, err);
     }
     request.log.error({ err: error }, 'unexpected error');
