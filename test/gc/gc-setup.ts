@@ -24,7 +24,8 @@ import { parseManifest } from '../../src/registry/manifest.js';
 import { blobPath } from '../../src/storage/paths.js';
 import { tempDir } from '../helpers/server.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
-import { openTestDatabase } from '../helpers/postgres.js';
+import { openTestDatabase, POSTGRES_URL, tempSchema } from '../helpers/postgres.js';
+import { PostgresDatabase } from '../../src/metadata/postgres-database.js';
 
 export type MetadataDriver = 'sqlite' | 'postgres';
 let driver: MetadataDriver = 'sqlite';
@@ -35,6 +36,40 @@ let driver: MetadataDriver = 'sqlite';
  */
 export function useMetadataDriver(d: MetadataDriver): void {
   driver = d;
+}
+
+/**
+ * For a test that runs a server (startWharf) and a collector of its own on the server's metadata,
+ * as `wharf gc` would: the config overrides that put the server on the current driver, and the
+ * stores of a second connection to the same database, closed when `t` ends.
+ */
+export async function sharedStoreTarget(t: Teardownable): Promise<{
+  overrides: Record<string, unknown>;
+  open(dataDir: string): Promise<{ metadata: RegistryMetadata; uploads: UploadSessions; state: GcState }>;
+}> {
+  if (driver === 'postgres') {
+    const schema = await tempSchema(t);
+    return {
+      overrides: { metadata: { postgres: { url: `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, poolSize: 4 } } },
+      open: async () => {
+        const database = await PostgresDatabase.open({ url: POSTGRES_URL, schema, poolSize: 4 });
+        const state = new PostgresGcState(database);
+        t.teardown(async () => {
+          await state.endMark();
+          await database.close();
+        });
+        return { metadata: new PostgresRegistryMetadata(database), uploads: new PostgresUploadSessions(database), state };
+      },
+    };
+  }
+  return {
+    overrides: {},
+    open: async (dataDir) => {
+      const database = SqliteDatabase.open(join(dataDir, 'metadata.db'));
+      t.teardown(() => database.close());
+      return { metadata: new SqliteRegistryMetadata(database), uploads: new SqliteUploadSessions(database), state: new SqliteGcState(database) };
+    },
+  };
 }
 
 /** The metadata stores of one database of the current driver, closed when `t` ends. */

@@ -2,30 +2,26 @@
 // real HTTP API while a collector (its own connection to the store, as `wharf gc` would have) runs
 // over and over with a grace of a few milliseconds (shorter than anything a real store uses). Afterwards every tag pulls, every blob verifies and fsck is ok.
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import t from 'tap';
 import { GarbageCollector, GcBusyError } from '../../src/gc/collector.js';
 import { fsck } from '../../src/gc/fsck.js';
-import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
-import { SqliteGcState } from '../../src/metadata/sqlite-gc-state.js';
-import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
-import { SqliteUploadSessions } from '../../src/metadata/sqlite-upload-sessions.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { BlobLedger } from '../../src/ledger/blob-ledger.js';
 import { startWharf } from '../helpers/server.js';
 import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, digestOf, inject, pushBlob, raw } from '../helpers/http.js';
+import { sharedStoreTarget } from './gc-setup.js';
 
 const DURATION_MS = 12_000;
 const MAX_ITERATIONS = 2000;
 
 t.test('pushes, tag moves and deletes racing a collector with almost no grace lose nothing', async (t) => {
-  const server = await startWharf(t);
-  const database = SqliteDatabase.open(join(server.dataDir, 'metadata.db'));
-  t.teardown(() => database.close());
-  const metadata = new SqliteRegistryMetadata(database);
-  const state = new SqliteGcState(database);
+  // The server's metadata (SQLite, or PostgreSQL when a postgres-*.test.ts file chose it) and a
+  // second connection to it for the collector.
+  const target = await sharedStoreTarget(t);
+  const server = await startWharf(t, target.overrides);
+  const { metadata, state, uploads } = await target.open(server.dataDir);
   const blobs = await FsBlobStore.open(server.dataDir);
-  const gc = new GarbageCollector({ gc: state, uploads: new SqliteUploadSessions(database) }, new BlobLedger(metadata, blobs, state));
+  const gc = new GarbageCollector({ gc: state, uploads }, new BlobLedger(metadata, blobs, state));
   // A push takes a few ms between its blobs and its manifest; with a grace shorter than that the
   // collector would take the blobs every time and the push could never finish.
   const gcOptions = { grace: 50, deleteUntagged: true, cacheMaxAge: 0, cacheMaxSize: 0, uploadsMaxAge: 0, dryRun: false };
