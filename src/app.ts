@@ -139,6 +139,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     },
     { onError: (err) => logger.warn({ component: 'gc', err }, 'cannot watch the store for removals by other processes') },
   );
+  // Tags moved or deleted and manifests removed by other nodes on the same PostgreSQL leave memory
+  // as their messages arrive (metadata/postgres-change-feed.ts).
+  const unsubscribe = stores.changes?.subscribe((change) => local.metadataChanged(change));
   const collector = new GarbageCollector({ gc: gcState, uploads }, ledger, {
     activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
@@ -206,6 +209,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     clearInterval(reaper);
     clearInterval(schedule);
     watchChanges.close();
+    unsubscribe?.();
     await collecting;
     await registry.close();
     await stores.close();

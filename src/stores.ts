@@ -4,6 +4,7 @@
 import type { PostgresConfig, WharfConfig } from './config/schema.js';
 import type { ServiceTokenStore } from './auth/service-token-store.js';
 import type { GcState } from './metadata/gc-state.js';
+import type { MetadataChangeFeed } from './metadata/metadata-changes.js';
 import type { RegistryMetadata } from './metadata/registry-metadata.js';
 import type { UploadSessions } from './metadata/upload-sessions.js';
 import type { SqliteDatabase } from './metadata/sqlite-database.js';
@@ -17,6 +18,8 @@ export interface MetadataStores {
   tokens: ServiceTokenStore;
   /** Where the metadata is, for messages: the SQLite file, or PostgreSQL's host:port/database. */
   where: string;
+  /** Changes made by other nodes sharing the database (PostgreSQL); none for a SQLite file. */
+  changes?: MetadataChangeFeed;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     gc: new PostgresGcState(database),
     tokens: new PostgresServiceTokenStore(database),
     where: `PostgreSQL at ${database.where}`,
+    changes: database.changes,
     close: () => database.close(),
   };
 }

@@ -10,6 +10,7 @@
 import pg from 'pg';
 import { MetadataUnavailableError } from './metadata-errors.js';
 import { postgresMigrations } from './migrations/postgres.js';
+import { PostgresChangeFeed } from './postgres-change-feed.js';
 
 export interface PostgresOptions {
   /** postgres://user@host:port/database (the password, when given apart, is not in it). */
@@ -90,12 +91,10 @@ export class PostgresDatabase {
    */
   static async open(opts: PostgresOptions, migrations: readonly string[] = postgresMigrations): Promise<PostgresDatabase> {
     const statementTimeout = opts.statementTimeoutMs ?? 30_000;
-    const pool = new pg.Pool({
+    const connection: pg.ClientConfig = {
       connectionString: opts.url,
       ...(opts.password !== undefined ? { password: opts.password } : {}),
-      max: opts.poolSize ?? 10,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: opts.idleTimeoutMs ?? 30_000,
       // The server ends a statement that runs too long; the client gives up a little later when the
       // server does not answer at all (a network that drops packets instead of refusing them).
       ...(statementTimeout > 0 ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + 2000 } : {}),
@@ -103,12 +102,17 @@ export class PostgresDatabase {
       application_name: 'wharf',
       ...(opts.schema !== undefined ? { options: `-c search_path=${quoteIdent(opts.schema)}` } : {}),
       types,
-    });
+    };
+    const pool = new pg.Pool({ ...connection, max: opts.poolSize ?? 10, idleTimeoutMillis: opts.idleTimeoutMs ?? 30_000 });
     // An idle connection whose server went away emits an error; without a listener the process dies.
     pool.on('error', (err) => opts.onIdleError?.(err));
     const database = new PostgresDatabase(pool, describe(opts.url));
     try {
       await database.migrate(migrations, opts.create ?? true);
+      const { rows } = await database.query<{ schema: string }>('SELECT current_schema() AS schema');
+      // One channel per schema: nodes of another store in the same database are not told.
+      // The feed opens its listening connection as the pool opens its own.
+      database.changes = new PostgresChangeFeed(connection, `wharf.changes.${rows[0]?.schema ?? 'public'}`.slice(0, 63));
       return database;
     } catch (err) {
       await pool.end();
@@ -117,6 +121,8 @@ export class PostgresDatabase {
   }
 
   private closed = false;
+  /** Tag and manifest changes, told to and heard from the other nodes on this database and schema. */
+  changes!: PostgresChangeFeed;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -203,6 +209,7 @@ export class PostgresDatabase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.changes?.close();
     await this.pool.end();
   }
 

@@ -224,6 +224,8 @@ export class PostgresGcState implements GcState {
       if ((await q.query(...del)).rowCount === 0) return undefined;
       await q.query('DELETE FROM tags WHERE repo = $1 AND digest = $2', [m.repo, m.digest]);
       await q.query('DELETE FROM manifest_refs WHERE repo = $1 AND manifest_digest = $2', [m.repo, m.digest]);
+      // Every node drops it from memory (and the tags that pointed at it) when this commits.
+      await this.db.changes.notify(q, [{ kind: 'manifest', repo: m.repo, digest: m.digest }]);
       return tags;
     });
   }

@@ -170,6 +170,7 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
            ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
           [input.repo, input.digest, now, input.tags],
         );
+        await this.db.changes.notify(q, input.tags.map((tag) => ({ kind: 'tag', repo: input.repo, tag })));
       }
     });
   }
@@ -221,7 +222,9 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
     return this.db.transaction(async (q) => {
       await q.query('DELETE FROM tags WHERE repo = $1 AND digest = $2', [repo, digest]);
       await q.query(DELETE_REFS, [repo, digest]);
-      return (await q.query('DELETE FROM manifests WHERE repo = $1 AND digest = $2', [repo, digest])).rowCount! > 0;
+      const deleted = (await q.query('DELETE FROM manifests WHERE repo = $1 AND digest = $2', [repo, digest])).rowCount! > 0;
+      if (deleted) await this.db.changes.notify(q, [{ kind: 'manifest', repo, digest }]);
+      return deleted;
     });
   }
 
@@ -238,6 +241,7 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
     return this.db.transaction(async (q) => {
       const row = (await q.query<{ digest: string }>('DELETE FROM tags WHERE repo = $1 AND tag = $2 RETURNING digest', [repo, tag])).rows[0];
       if (!row) return false;
+      await this.db.changes.notify(q, [{ kind: 'tag', repo, tag }]);
       // Its manifest, if no other tag holds it, is released to the collector. A tag put at the same
       // time either committed before this statement (seen: not released) or updates the manifest row
       // after this transaction commits (and clears released_at).

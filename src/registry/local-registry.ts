@@ -2,6 +2,7 @@
 // one BlobStore and the BlobLedger, behind the Registry interface. Every name is a repository in this registry's own
 // storage; the pull-through cache wraps this registry for names routed to an upstream, and stores
 // what it fetches through the CacheStore side of it.
+import type { MetadataChange } from '../metadata/metadata-changes.js';
 import { BlobService } from './blob-service.js';
 import { DiscoveryService } from './discovery-service.js';
 import { DEFAULT_MANIFEST_CACHE_BYTES, ManifestService } from './manifest-service.js';
@@ -96,6 +97,14 @@ export class LocalRegistry implements Registry, CacheStore {
    */
   dropCachedManifests(): void {
     this.services.manifests.cache.clear();
+  }
+
+  /** Another node changed a tag or removed a manifest: what this process holds of it in memory goes. */
+  metadataChanged(change: MetadataChange): void {
+    const cache = this.services.manifests.cache;
+    if (change.kind === 'tag') cache.tagDeleted(change.repo, change.tag);
+    else if (change.kind === 'manifest') cache.manifestDeleted(change.repo, change.digest);
+    else cache.clear();
   }
 
   parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {
