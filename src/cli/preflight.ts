@@ -14,8 +14,6 @@ import { ConfigError, loadConfigWithOrigin, type LoadOptions } from '../config/l
 import type { WharfConfig } from '../config/schema.js';
 import { listenHostProblem } from '../http/listen-socket.js';
 import { changeSignalPath, isSessionId, metadataPath, uploadsDir } from '../storage/paths.js';
-import { loadOrCreateSigningKey, loadVerificationKeys } from '../auth/jwt.js';
-import { UserDirectory } from '../auth/users.js';
 import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
 import { Router, type UpstreamRoute } from '../registry/router.js';
 import { isPlain, type Plain } from '../config/plain.js';
@@ -102,6 +100,8 @@ export async function preflight(config: WharfConfig): Promise<Problem[]> {
   });
   const auth = config.auth;
   if (auth !== undefined) {
+    // Loaded only here: without auth, serve never needs jose and bcryptjs (idle memory).
+    const [{ UserDirectory }, { loadOrCreateSigningKey, loadVerificationKeys }] = await Promise.all([import('../auth/users.js'), import('../auth/jwt.js')]);
     // The same loader serve uses: the file is read and every line checked, inline users too.
     await check(auth.htpasswd === undefined ? 'auth.users' : 'auth.htpasswd', () =>
       UserDirectory.open({ htpasswd: auth.htpasswd, users: auth.users, groups: auth.groups }),

@@ -27,8 +27,11 @@ interface Fetched {
 
 export class ProxyManifests {
   private readonly flights = new SingleFlight<StoredManifest & MaybeStale>();
-  /** Tag confirmations this process knows of (key → digest, until), bounded like the tags they are for. */
-  private readonly confirmed = new LRUCache<string, { digest: string; until: number }>({ max: 50_000 });
+  /**
+   * Tag confirmations this process knows of (key → digest, until), bounded like the tags they are for;
+   * counted through maxSize, since `max` would allocate the index arrays for every entry up front.
+   */
+  private readonly confirmed = new LRUCache<string, { digest: string; until: number }>({ maxSize: 50_000, sizeCalculation: () => 1 });
 
   constructor(
     private readonly local: CacheStore,

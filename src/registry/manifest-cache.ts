@@ -24,7 +24,9 @@ const MAX_TAGS = 50_000;
 
 export class ManifestCache {
   private readonly manifests: LRUCache<string, CachedManifest>;
-  private readonly tags = new LRUCache<string, string>({ max: MAX_TAGS });
+  // Bounded by a count through maxSize, not `max`: with `max`, lru-cache allocates its index arrays
+  // for all 50,000 entries up front (~1.6 MiB held from start-up, empty).
+  private readonly tags = new LRUCache<string, string>({ maxSize: MAX_TAGS, sizeCalculation: () => 1 });
   private epoch = 0;
 
   /** @param maxBytes manifest bytes (plus a small overhead per entry) held at most; 0 = nothing is cached. */

@@ -1,8 +1,8 @@
 // Upstream authentication: parsing WWW-Authenticate challenges, deciding whether a token realm may see our
 // credentials, and fetching + caching bearer tokens (the Docker token protocol:
 // https://distribution.github.io/distribution/spec/auth/token/).
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { getDomain } from 'tldts';
 import type { Dispatcher } from 'undici';
 import type Keyv from 'keyv';
 import { UpstreamError, displayUrl, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
@@ -133,8 +133,14 @@ export function bearerChallenge(challenges: Challenge[]): BearerChallenge | unde
 export function registrableDomain(hostname: string): string | undefined {
   const h = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
   if (isIP(h)) return undefined;
-  return getDomain(h, { allowPrivateDomains: true }) ?? undefined;
+  tldts ??= loadCjs('tldts') as typeof import('tldts');
+  return tldts.getDomain(h, { allowPrivateDomains: true }) ?? undefined;
 }
+
+// tldts (the Public Suffix List: ~1.5 MiB of heap once loaded) is loaded the first time a token realm
+// on another host is checked, not at start-up: most upstreams never send one.
+const loadCjs = createRequire(import.meta.url);
+let tldts: typeof import('tldts') | undefined;
 
 const DEFAULT_PORTS: Record<string, string> = { 'https:': '443', 'http:': '80' };
 const portOf = (u: URL): string => u.port || (DEFAULT_PORTS[u.protocol] ?? '');
