@@ -92,7 +92,16 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   // and one address may hold only so many connections.
   timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
   capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
-  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }) });
+  // With several nodes, tag confirmations, upstream tokens and listings are shared through the
+  // database (keyv on PostgreSQL, memory in front); a failure there is a miss, said once in a while.
+  let cacheErrorLogged = 0;
+  const shared = (namespace: string) =>
+    stores.sharedCache?.(namespace, (err) => {
+      if (Date.now() - cacheErrorLogged < 10_000) return;
+      cacheErrorLogged = Date.now();
+      logger.warn({ component: 'metadata', err }, 'shared cache not reached: asking the upstream instead');
+    });
+  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }), tokens: shared('tokens') });
   const ledger = new BlobLedger(metadata, blobs, gcState);
   const local = new LocalRegistry({
     metadata,
@@ -115,6 +124,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
   // The one Registry the routes see: names routed to an upstream go through the pull-through cache.
   const registry = new PullThroughRegistry(local, {
+    cache: shared('proxy'),
     ledger,
     blobStore: blobs,
     localNamespaces: config.local.namespaces,

@@ -5,6 +5,7 @@ import type { PostgresConfig, WharfConfig } from './config/schema.js';
 import type { ServiceTokenStore } from './auth/service-token-store.js';
 import type { GcState } from './metadata/gc-state.js';
 import type { MetadataChangeFeed } from './metadata/metadata-changes.js';
+import type Keyv from 'keyv';
 import type { RegistryMetadata } from './metadata/registry-metadata.js';
 import type { UploadSessions } from './metadata/upload-sessions.js';
 import type { SqliteDatabase } from './metadata/sqlite-database.js';
@@ -20,6 +21,8 @@ export interface MetadataStores {
   where: string;
   /** Changes made by other nodes sharing the database (PostgreSQL); none for a SQLite file. */
   changes?: MetadataChangeFeed;
+  /** A TTL cache shared by the nodes on the database, under `namespace` (PostgreSQL); none for a SQLite file. */
+  sharedCache?: (namespace: string, onError: (err: unknown) => void) => Keyv;
   close(): Promise<void>;
 }
 
@@ -59,12 +62,13 @@ export async function sqliteStores(database: SqliteDatabase, where: string): Pro
 }
 
 async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promise<MetadataStores> {
-  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }] = await Promise.all([
+  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }, { sharedKeyv }] = await Promise.all([
     import('./metadata/postgres-database.js'),
     import('./metadata/postgres-registry-metadata.js'),
     import('./metadata/postgres-upload-sessions.js'),
     import('./metadata/postgres-gc-state.js'),
     import('./auth/postgres-service-token-store.js'),
+    import('./metadata/postgres-keyv.js'),
   ]);
   const database = await PostgresDatabase.open({
     url: pg.url,
@@ -83,6 +87,7 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     tokens: new PostgresServiceTokenStore(database),
     where: `PostgreSQL at ${database.where}`,
     changes: database.changes,
+    sharedCache: (namespace, onError) => sharedKeyv(database, namespace, onError),
     close: () => database.close(),
   };
 }

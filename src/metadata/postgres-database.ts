@@ -9,7 +9,7 @@
 // the next call, so nothing has to be restarted when the server is back.
 import pg from 'pg';
 import { MetadataUnavailableError } from './metadata-errors.js';
-import { postgresMigrations } from './migrations/postgres.js';
+import { postgresLibraryTables, postgresMigrations } from './migrations/postgres.js';
 import { PostgresChangeFeed } from './postgres-change-feed.js';
 
 export interface PostgresOptions {
@@ -110,9 +110,10 @@ export class PostgresDatabase {
     try {
       await database.migrate(migrations, opts.create ?? true);
       const { rows } = await database.query<{ schema: string }>('SELECT current_schema() AS schema');
+      database.schema = rows[0]?.schema ?? 'public';
       // One channel per schema: nodes of another store in the same database are not told.
       // The feed opens its listening connection as the pool opens its own.
-      database.changes = new PostgresChangeFeed(connection, `wharf.changes.${rows[0]?.schema ?? 'public'}`.slice(0, 63));
+      database.changes = new PostgresChangeFeed(connection, `wharf.changes.${database.schema}`.slice(0, 63));
       return database;
     } catch (err) {
       await pool.end();
@@ -123,6 +124,8 @@ export class PostgresDatabase {
   private closed = false;
   /** Tag and manifest changes, told to and heard from the other nodes on this database and schema. */
   changes!: PostgresChangeFeed;
+  /** The schema the store's tables are in (the first of the connections' search_path). */
+  schema = 'public';
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -250,6 +253,7 @@ export class PostgresDatabase {
         await q.query(migrations[v]!);
         await q.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [v + 1, Date.now()]);
       }
+      for (const table of postgresLibraryTables) await q.query(table);
     });
   }
 }

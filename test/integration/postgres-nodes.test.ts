@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import t from 'tap';
 import { OCI_MANIFEST, digestOf, imageManifest, inject, pushManifest, raw, type Res } from '../helpers/http.js';
 import { startPgProxy } from '../helpers/pg-proxy.js';
+import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { POSTGRES_URL, tempSchema } from '../helpers/postgres.js';
 import { startWharf, tempDir, type TestServer } from '../helpers/server.js';
 import type { TestObject } from '../contract/contract-helpers.js';
@@ -83,4 +84,28 @@ t.test('changes said while a node was not listening: it drops what it holds once
   proxy.restore();
   const after = await until(b, '/v2/team/app/manifests/v1', (r) => r.status === 200 && digestOf(r.body) === two.digest);
   t.equal(digestOf(after.body), two.digest, 'listening again, b dropped what it held and reads the moved tag');
+});
+
+t.test('a tag confirmed with the upstream by one node is fresh for the others: one revalidation per tag TTL in the cluster', async (t) => {
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf('{}'), size: 2 }, layers: [] }));
+  const up = await startFaultUpstream(t, { manifests: [{ repo: 'library/app', tag: 'v1', mediaType: OCI_MANIFEST, ...contentEntry(body) }], blobs: [] });
+  const upstreams = [{ name: 'hub', url: up.url, registry: 'hub.test', default: true, tagTTL: '5m' }];
+  const schema = await tempSchema(t);
+  const dataDir = tempDir('wharf-nodes-');
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const url = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const a = await startWharf(t, { upstreams, metadata: { postgres: { url } } }, { dataDir });
+  const b = await startWharf(t, { upstreams, metadata: { postgres: { url } } }, { dataDir });
+  const manifestRequests = () => up.count('', '/manifests/');
+
+  const first = await raw(a.url, 'GET', '/v2/library/app/manifests/v1', { headers: { accept: OCI_MANIFEST } });
+  t.equal(first.status, 200);
+  const afterA = manifestRequests();
+  t.ok(afterA >= 1, 'a asked the upstream');
+  for (const node of [b, a, b]) {
+    const res = await raw(node.url, 'GET', '/v2/library/app/manifests/v1', { headers: { accept: OCI_MANIFEST } });
+    t.equal(res.status, 200);
+    t.equal(digestOf(res.body), digestOf(body));
+  }
+  t.equal(manifestRequests(), afterA, 'b found the confirmation a shared: no request to the upstream');
 });

@@ -138,3 +138,13 @@ export const postgresMigrations: readonly string[] = [
   );
   `,
 ];
+
+/**
+ * Tables of libraries, outside the versioned schema (the SQLite driver has no counterpart: a single
+ * process keeps these caches in memory). Created if absent after the migrations, under their lock.
+ * keyv: the shared TTL caches of @keyv/postgres (postgres-keyv.ts), in the columns it reads and
+ * writes; each value carries its own expiry.
+ */
+export const postgresLibraryTables: readonly string[] = [
+  'CREATE TABLE IF NOT EXISTS keyv (key VARCHAR(1024) PRIMARY KEY, value TEXT)',
+];
