@@ -41,7 +41,8 @@ export async function startWharf(scope: Scope, opts: { upstream?: string }): Pro
   const fd = openSync(logFile, 'a');
   let child;
   try {
-    child = spawnTracked(process.execPath, [...nodeArgs, join(root, 'dist/main.js'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', '--data', data], {
+    // Launched with the node flags bin/wharf.js and the Dockerfile give it; BENCH_WHARF_NODE_ARGS come after.
+    child = spawnTracked(process.execPath, ['--max-semi-space-size=2', ...nodeArgs, join(root, 'dist/main.js'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', '--data', data], {
       stdio: ['ignore', fd, fd],
       env,
       cwd: dir,

@@ -262,6 +262,26 @@ t.test('bin/wharf.js runs the compiled CLI', async (t) => {
     const dir = t.testdir({ 'bad.yaml': 'listen: 5000\n' });
     t.equal((await run(t, ['verify-config', join(dir, 'bad.yaml')], {}, ['bin/wharf.js'])).code, 1);
   });
+
+  t.test('run as an executable, its node flags from the first line are taken (a small young generation)', async (t) => {
+    // Objects that survive a few scavenges make V8 grow its young generation (to 2 x 16 MiB by default).
+    const script = [
+      "const v8 = await import('node:v8');",
+      'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ i }); if (keep.length > 2e5) keep = []; }',
+      "console.log(v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space').space_size);",
+    ].join('\n');
+    const dir = t.testdir();
+    // The same first line before a script that reports the young generation's size.
+    const first = readFileSync(join(root, 'bin/wharf.js'), 'utf8').split('\n')[0] ?? '';
+    writeFileSync(join(dir, 'probe.mjs'), `${first}\n${script}\n`);
+    chmodSync(join(dir, 'probe.mjs'), 0o755);
+    const child = spawn(join(dir, 'probe.mjs'), [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    t.equal(code, 0);
+    t.ok(Number(out) > 0 && Number(out) <= 4 * 1024 * 1024, `new space ${out.trim()} bytes, capped at 2 x 2 MiB`);
+  });
 });
 
 // The tests below run the compiled CLI: it starts faster than tsx, and it is what npm start runs.
