@@ -4,7 +4,7 @@
 // so bytes a writer recorded again meanwhile can come back).
 // No file path crosses this interface, so an object store can implement it too (a writer is then a
 // multipart upload to a staging key, commit a copy to the digest's key once verified).
-// Implementations: FsBlobStore now; object storage later. Contract: test/contract/blob-store.contract.ts.
+// Implementations: FsBlobStore, S3BlobStore. Contract: test/contract/blob-store.contract.ts.
 import type { Readable } from 'node:stream';
 
 export interface ByteRange {
@@ -24,6 +24,11 @@ export interface BlobStore {
   stat(digest: string): Promise<BlobStat | undefined>;
   /** Opens the bytes (or a range of them); throws BlobNotFoundError when absent. */
   open(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * A URL a client may download the committed blob from itself (an object store's presigned URL),
+   * or undefined; stores that offer none leave it out. The caller has decided the client may read it.
+   */
+  url?(digest: string): Promise<string | undefined>;
   /**
    * A new writer. With `session` (an upload's id), the bytes persist under that id across requests
    * and processes until the writer is committed and cancelled, or removed.

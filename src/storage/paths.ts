@@ -42,6 +42,9 @@ export function uploadsDir(root: string): string {
 }
 
 const ANONYMOUS = /^\.(?:writer|ingest|fill)-[0-9a-f]+$/;
+
+/** Whether `id` is a writer's id: an upload session's, or an anonymous writer's. */
+export const isWriterId = (id: string): boolean => isSessionId(id) || ANONYMOUS.test(id);
 const WRITER_FILE = /^(.+?)(?:\.copy)?$/;
 
 /** Whether `name` in uploads/ is a writer's file (or the copy of one); what the stale-writer sweep looks at. */
