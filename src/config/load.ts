@@ -193,6 +193,18 @@ function distance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** The values of every key whose name ends in Env (passwordEnv...): environment variables the configuration reads. */
+function variablesNamed(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const item of value) variablesNamed(item, out);
+  else if (isPlain(value)) {
+    for (const [key, v] of Object.entries(value)) {
+      if (key.endsWith('Env') && typeof v === 'string') out.add(v);
+      else variablesNamed(v, out);
+    }
+  }
+  return out;
+}
+
 function unknownVariablesWarning(names: string[]): string {
   const named = names.map((name) => {
     const near = [...ENV_KEYS.keys()].find((known) => distance(name, known) <= 2);
@@ -317,9 +329,12 @@ export function loadConfigWithOrigin(opts: LoadOptions = {}): LoadedConfig {
     setPath(merged, key.path, coerce(raw, key.schema));
     record(sources, key.path.join('.'), name);
   }
-  if (unknownVariables.length > 0) opts.warn?.(unknownVariablesWarning(unknownVariables.sort()));
-
   if (opts.overrides !== undefined) mergeInto(merged, opts.overrides as Plain, [], 'command line', sources);
+
+  // A variable that a *Env key names (passwordEnv: WHARF_DB_PASSWORD) is read by that key: not unknown.
+  const named = variablesNamed(merged);
+  const unknown = unknownVariables.filter((name) => !named.has(name));
+  if (unknown.length > 0) opts.warn?.(unknownVariablesWarning(unknown.sort()));
 
   const config = applyDefaults(ConfigSchema, merged);
 

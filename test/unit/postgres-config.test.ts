@@ -67,3 +67,16 @@ t.test('mistakes are reported, each on its key', async (t) => {
   t.match(at({ url: URL, statementTimeout: '30' }), [/^metadata\.postgres\.statementTimeout: /]);
   t.match(at({ poolSize: 2 }), [/^metadata\.postgres\.url: /]);
 });
+
+t.test('a WHARF_* variable named by passwordEnv is read by it, not warned about as unknown', async (t) => {
+  const warnings: string[] = [];
+  const config = loadConfig({
+    overrides: { metadata: { postgres: { url: URL, passwordEnv: 'WHARF_DB_PASSWORD' } } },
+    env: { WHARF_DB_PASSWORD: 'fromenv', WHARF_NOT_A_KEY: 'x' },
+    warn: (m) => warnings.push(m),
+  });
+  t.equal(pg(config)?.password, 'fromenv');
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], 'WHARF_NOT_A_KEY');
+  t.notMatch(warnings[0], 'WHARF_DB_PASSWORD');
+});
