@@ -48,7 +48,10 @@
 // BENCH_WARM_ROUNDS (7), BENCH_HERD_ROUNDS (3), BENCH_PUSH_ROUNDS (3), BENCH_HERD_CLIENTS (16),
 // BENCH_BLOB_MIB (256), BENCH_HUGE=0 (skip the 4 GiB layer), BENCH_HUGE_MIB (4096), BENCH_PUSH_MIB (1024),
 // BENCH_CHUNK_MIB (64), BENCH_TAGS (20), BENCH_LOAD_SECONDS (8), BENCH_REST_SECONDS (30), BENCH_CONNECTIONS (32),
-// BENCH_WATCHDOG_S (900), BENCH_WHARF_LOG_LEVEL, BENCH_WHARF_NODE_ARGS.
+// BENCH_WATCHDOG_S (900), BENCH_WHARF_LOG_LEVEL, BENCH_WHARF_NODE_ARGS; BENCH_PARTS (cold,herd,warm,huge,push:
+// the parts to run, comma-separated; warm includes the manifest load and the RSS at rest).
+// Every cold and herd round also logs where the CPU went while it ran: seconds of user+system time of the
+// server, the front nginx, the origin docker-registry, and the whole machine (the rest is mostly curl).
 // Output: a table (figure | wharf | reference | nginx | ratio | target | met?) of medians with min-max,
 // then one JSON line with every raw figure. Exit 1 when a download or a verification fails, 2 on the
 // watchdog; a missed target does not change the exit status.
@@ -60,7 +63,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDockerRegistry } from '../test/helpers/docker-registry.js';
 import { abHeadLoad, curlGet, curlHerd, nodeSha256, opensslSha256, pushChunked, pushMonolithic, round, wrkLoad, type Load, type Pull, type Push } from './lib/clients.js';
 import { OCI_MANIFEST, buildImage, layOut, pushImage, writeRandomFile, type BlobFile, type Image } from './lib/fixtures.js';
-import { MiB, findPid, procStatus, type ProcStatus } from './lib/measure.js';
+import { MiB, findPid, machineBusySeconds, procStatus, treeCpuSecondsOf, type ProcStatus } from './lib/measure.js';
 import { startFront, startStatic, type Nginx } from './lib/nginx.js';
 import { Scope, poll } from './lib/proc.js';
 import { startWharf } from './lib/wharf-process.js';
@@ -89,6 +92,9 @@ const C = {
   watchdogS: num('BENCH_WATCHDOG_S', 900, 300),
 };
 const SETTLE_MS = 2_000;
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'cold,herd,warm,huge,push').split(',').map((p) => p.trim()));
+if (!PARTS.has('huge')) C.huge = 0;
+if (!PARTS.has('push')) C.push = 0;
 
 const t0 = performance.now();
 const log = (msg: string) => console.error(`[mirror ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
@@ -104,7 +110,7 @@ const KINDS: Kind[] = ['wharf', 'reference', 'nginx'];
 
 interface Env {
   work: string;
-  origin: { url: string };
+  origin: { url: string; pid: number };
   front: Nginx;
   statics: Nginx;
   big: { repo: string; blob: BlobFile };
@@ -144,10 +150,41 @@ async function freshServer(env: Env, kind: Kind, scope: Scope, nginx: 'front' | 
   return { base: nginx === 'front' ? env.front.url : env.statics.url };
 }
 
+/** CPU seconds (user + system) spent during a round by each process and by the whole machine. */
+interface CpuSplit {
+  server: number;
+  front: number;
+  origin: number;
+  machine: number;
+}
+
+/** Starts counting CPU time; the returned function gives the split since then. */
+function cpuMeter(env: Env, serverPid: number | undefined): () => CpuSplit {
+  const now = () => ({
+    server: serverPid ? treeCpuSecondsOf(serverPid) : 0,
+    front: treeCpuSecondsOf(env.front.pid),
+    origin: treeCpuSecondsOf(env.origin.pid),
+    machine: machineBusySeconds(),
+  });
+  const before = now();
+  return () => {
+    const after = now();
+    return {
+      server: round(after.server - before.server, 2),
+      front: round(after.front - before.front, 2),
+      origin: round(after.origin - before.origin, 2),
+      machine: round(after.machine - before.machine, 2),
+    };
+  };
+}
+
+const cpuLine = (c: CpuSplit | undefined) => (c ? `cpu s: server ${c.server}, front ${c.front}, origin ${c.origin}, machine ${c.machine}` : '');
+
 interface PullRound {
   pull: Pull;
   mem?: ProcStatus;
   upstreamGets: number;
+  cpu?: CpuSplit;
 }
 
 async function coldRound(env: Env, kind: Kind, blob: { repo: string; blob: BlobFile }, hash: boolean): Promise<PullRound> {
@@ -155,16 +192,20 @@ async function coldRound(env: Env, kind: Kind, blob: { repo: string; blob: BlobF
   const before = await frontGets(env.front, blob.blob.digest);
   let pull: Pull;
   let mem: ProcStatus | undefined;
+  let cpu: CpuSplit;
   try {
     const s = await freshServer(env, kind, scope, 'front');
+    const meter = cpuMeter(env, s.pid);
     pull = await curlGet(`${s.base}/v2/${blob.repo}/blobs/${blob.blob.digest}`, { hash });
+    cpu = meter();
     if (s.pid) mem = procStatus(s.pid);
   } finally {
     await scope.close();
   }
   const upstreamGets = (await frontGets(env.front, blob.blob.digest)) - before;
   checkPull(`${kind} cold${hash ? ' (hashed)' : ''}`, pull, blob.blob);
-  return { pull, ...(mem ? { mem } : {}), upstreamGets };
+  log(`  ${kind} cold ${mbps(pull)} MB/s, ${cpuLine(cpu)}`);
+  return { pull, ...(mem ? { mem } : {}), upstreamGets, cpu };
 }
 
 interface HerdRound {
@@ -172,6 +213,7 @@ interface HerdRound {
   upstreamGets: number;
   mem?: ProcStatus;
   ok: number;
+  cpu?: CpuSplit;
 }
 
 async function herdRound(env: Env, kind: Kind): Promise<HerdRound> {
@@ -180,9 +222,12 @@ async function herdRound(env: Env, kind: Kind): Promise<HerdRound> {
   const before = await frontGets(env.front, blob.digest);
   let herd;
   let mem: ProcStatus | undefined;
+  let cpu: CpuSplit;
   try {
     const s = await freshServer(env, kind, scope, 'static');
+    const meter = cpuMeter(env, s.pid);
     herd = await curlHerd(`${s.base}/v2/${repo}/blobs/${blob.digest}`, C.herdClients);
+    cpu = meter();
     if (s.pid) mem = procStatus(s.pid);
   } finally {
     await scope.close();
@@ -190,7 +235,8 @@ async function herdRound(env: Env, kind: Kind): Promise<HerdRound> {
   const upstreamGets = (await frontGets(env.front, blob.digest)) - before;
   let ok = 0;
   herd.pulls.forEach((p, i) => (checkPull(`${kind} herd client ${i}`, p, blob) ? ok++ : 0));
-  return { wall: round(herd.wall, 3), upstreamGets, ...(mem ? { mem } : {}), ok };
+  log(`  ${kind} herd ${round(herd.wall, 3)} s, ${upstreamGets} upstream GETs, ${cpuLine(cpu)}`);
+  return { wall: round(herd.wall, 3), upstreamGets, ...(mem ? { mem } : {}), ok, cpu };
 }
 
 function checkPull(what: string, p: Pull, blob: BlobFile): boolean {
@@ -205,12 +251,14 @@ async function buildEnv(scope: Scope): Promise<Env> {
   const work = mkdtempSync(join(tmpdir(), 'wharf-bench-mirror-'));
   scope.teardown(() => rmSync(work, { recursive: true, force: true }));
   log('origin docker-registry and its nginx front');
-  const origin = await startDockerRegistry(scope);
+  const originRegistry = await startDockerRegistry(scope);
+  const origin = { url: originRegistry.url, pid: findPid(['docker-registry', 'serve', originRegistry.configFile]) };
   const front = await startFront(scope, origin.url);
 
   log(`writing test blobs (${C.blob / MiB} MiB, push ${C.push / MiB} MiB${C.huge ? `, huge ${C.huge / MiB} MiB` : ''})`);
   const bigBlob = writeRandomFile(join(work, 'big.blob'), C.blob, 'mirror-big');
-  const push = writeRandomFile(join(work, 'push.blob'), C.push, 'mirror-push', C.chunk);
+  // No push part: a token file stands in (nothing reads it).
+  const push = writeRandomFile(join(work, 'push.blob'), C.push || 1, 'mirror-push', C.chunk);
   const images: Image[] = [];
   for (let i = 0; i < C.tags; i++) {
     images.push(buildImage('bench/small', `t${String(i).padStart(2, '0')}`, [{ bytes: randomBytes(1024 + i * 37) }, { bytes: randomBytes(4096 + i * 101) }]));
@@ -302,88 +350,94 @@ async function main(): Promise<number> {
 
   // Cold: one hashed (untimed) pull per server, then the timed rounds, alternating.
   log(`cold: ${C.blob / MiB} MiB, ${C.coldRounds} rounds (fresh process each)`);
-  for (const k of KINDS) f.coldVerify[k] = await coldRound(env, k, env.big, true);
-  for (let i = 0; i < C.coldRounds; i++) for (const k of KINDS) f.cold[k].push(await coldRound(env, k, env.big, false));
-  log(`cold MB/s: ${KINDS.map((k) => `${k} ${f.cold[k].map((r) => mbps(r.pull)).join('/')}`).join(', ')}`);
+  if (PARTS.has('cold')) {
+    for (const k of KINDS) f.coldVerify[k] = await coldRound(env, k, env.big, true);
+    for (let i = 0; i < C.coldRounds; i++) for (const k of KINDS) f.cold[k].push(await coldRound(env, k, env.big, false));
+    log(`cold MB/s: ${KINDS.map((k) => `${k} ${f.cold[k].map((r) => mbps(r.pull)).join('/')}`).join(', ')}`);
+  }
 
-  log(`herd: ${C.herdClients} clients, ${C.herdRounds} rounds`);
-  for (let i = 0; i < C.herdRounds; i++) for (const k of KINDS) f.herd[k].push(await herdRound(env, k));
-  log(`herd s: ${KINDS.map((k) => `${k} ${f.herd[k].map((r) => r.wall).join('/')}`).join(', ')}`);
+  if (PARTS.has('herd')) {
+    log(`herd: ${C.herdClients} clients, ${C.herdRounds} rounds`);
+    for (let i = 0; i < C.herdRounds; i++) for (const k of KINDS) f.herd[k].push(await herdRound(env, k));
+    log(`herd s: ${KINDS.map((k) => `${k} ${f.herd[k].map((r) => r.wall).join('/')}`).join(', ')}`);
+  }
 
   // Long-lived servers for warm pulls and manifests.
   const warm$ = new Scope();
-  try {
-    const wharf = await startWharf(warm$, { upstream: env.front.url });
-    const ref = await startDockerRegistry(warm$, { proxy: { remoteurl: env.front.url } });
-    const refPid = findPid(['docker-registry', 'serve', ref.configFile]);
-    const servers: Record<Kind, Server> = { wharf: { base: wharf.url, pid: wharf.pid }, reference: { base: ref.url, pid: refPid }, nginx: { base: env.statics.url } };
-    await sleep(SETTLE_MS);
-    f.idleStart = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
-    log(`idle RSS after start-up: wharf ${f.idleStart.wharf?.rss} MiB, reference ${f.idleStart.reference?.rss} MiB`);
+  if (PARTS.has('warm')) {
+    try {
+      const wharf = await startWharf(warm$, { upstream: env.front.url });
+      const ref = await startDockerRegistry(warm$, { proxy: { remoteurl: env.front.url } });
+      const refPid = findPid(['docker-registry', 'serve', ref.configFile]);
+      const servers: Record<Kind, Server> = { wharf: { base: wharf.url, pid: wharf.pid }, reference: { base: ref.url, pid: refPid }, nginx: { base: env.statics.url } };
+      await sleep(SETTLE_MS);
+      f.idleStart = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
+      log(`idle RSS after start-up: wharf ${f.idleStart.wharf?.rss} MiB, reference ${f.idleStart.reference?.rss} MiB`);
 
-    const blobPath = `/v2/${env.big.repo}/blobs/${env.big.blob.digest}`;
-    log('warm: filling the caches');
-    for (const k of KINDS) checkPull(`${k} warm fill`, await curlGet(servers[k].base + blobPath), env.big.blob);
-    const refBlob = join(ref.dataDir, 'docker/registry/v2/blobs/sha256', env.big.blob.digest.slice(7, 9), env.big.blob.digest.slice(7), 'data');
-    // The reference stores a proxied blob from a second upstream fetch, in the background.
-    if (!(await poll(() => (statSync(refBlob, { throwIfNoEntry: false })?.size === env.big.blob.size ? true : undefined), 120_000, 100))) {
-      log('reference: blob not stored after 120 s');
-    }
-    for (const k of KINDS) checkPull(`${k} warm (hashed)`, await curlGet(servers[k].base + blobPath, { hash: true }), env.big.blob);
-    log(`warm: ${C.warmRounds} rounds`);
-    for (let i = 0; i < C.warmRounds; i++) {
-      for (const k of KINDS) {
-        const p = await curlGet(servers[k].base + blobPath);
-        checkPull(`${k} warm`, p, env.big.blob);
-        f.warm[k].push(p);
+      const blobPath = `/v2/${env.big.repo}/blobs/${env.big.blob.digest}`;
+      log('warm: filling the caches');
+      for (const k of KINDS) checkPull(`${k} warm fill`, await curlGet(servers[k].base + blobPath), env.big.blob);
+      const refBlob = join(ref.dataDir, 'docker/registry/v2/blobs/sha256', env.big.blob.digest.slice(7, 9), env.big.blob.digest.slice(7), 'data');
+      // The reference stores a proxied blob from a second upstream fetch, in the background.
+      if (!(await poll(() => (statSync(refBlob, { throwIfNoEntry: false })?.size === env.big.blob.size ? true : undefined), 120_000, 100))) {
+        log('reference: blob not stored after 120 s');
       }
-    }
-
-    log('manifests: one GET of every path');
-    for (const k of KINDS) await getAll(k, servers[k].base, env.images);
-    const paths = {
-      Tag: env.images.map((i) => `/v2/${i.repo}/manifests/${i.tag}`),
-      Digest: env.images.map((i) => `/v2/${i.repo}/manifests/${i.digest}`),
-    };
-    for (const by of ['Tag', 'Digest'] as const) {
-      for (const k of KINDS) {
-        log(`manifest GET by ${by.toLowerCase()}: ${k}, wrk ${C.loadSeconds} s`);
-        try {
-          f.manifests[`get${by}`][k] = await wrkLoad(servers[k].base, paths[by], { threads: 2, connections: C.connections, seconds: C.loadSeconds, workDir: env.work });
-        } catch (err) {
-          fail(`${k} wrk GET by ${by}: ${(err as Error).message}`);
+      for (const k of KINDS) checkPull(`${k} warm (hashed)`, await curlGet(servers[k].base + blobPath, { hash: true }), env.big.blob);
+      log(`warm: ${C.warmRounds} rounds`);
+      for (let i = 0; i < C.warmRounds; i++) {
+        for (const k of KINDS) {
+          const p = await curlGet(servers[k].base + blobPath);
+          checkPull(`${k} warm`, p, env.big.blob);
+          f.warm[k].push(p);
         }
       }
-    }
-    for (const by of ['Tag', 'Digest'] as const) {
-      for (const k of KINDS) {
-        const getRps = f.manifests[`get${by}`][k]?.rps ?? 1000;
-        const perPath = Math.round((getRps * C.loadSeconds) / paths[by].length);
-        log(`manifest HEAD by ${by.toLowerCase()}: ${k}, ab -n ${perPath} x ${paths[by].length}`);
-        try {
-          f.manifests[`head${by}`][k] = await abHeadLoad(servers[k].base, paths[by], {
-            connections: C.connections,
-            perPath,
-            maxSecondsPerPath: Math.max(1, Math.ceil((2 * C.loadSeconds) / paths[by].length)),
-            workDir: env.work,
-          });
-        } catch (err) {
-          fail(`${k} ab HEAD by ${by}: ${(err as Error).message}`);
+
+      log('manifests: one GET of every path');
+      for (const k of KINDS) await getAll(k, servers[k].base, env.images);
+      const paths = {
+        Tag: env.images.map((i) => `/v2/${i.repo}/manifests/${i.tag}`),
+        Digest: env.images.map((i) => `/v2/${i.repo}/manifests/${i.digest}`),
+      };
+      for (const by of ['Tag', 'Digest'] as const) {
+        for (const k of KINDS) {
+          log(`manifest GET by ${by.toLowerCase()}: ${k}, wrk ${C.loadSeconds} s`);
+          try {
+            f.manifests[`get${by}`][k] = await wrkLoad(servers[k].base, paths[by], { threads: 2, connections: C.connections, seconds: C.loadSeconds, workDir: env.work });
+          } catch (err) {
+            fail(`${k} wrk GET by ${by}: ${(err as Error).message}`);
+          }
         }
       }
+      for (const by of ['Tag', 'Digest'] as const) {
+        for (const k of KINDS) {
+          const getRps = f.manifests[`get${by}`][k]?.rps ?? 1000;
+          const perPath = Math.round((getRps * C.loadSeconds) / paths[by].length);
+          log(`manifest HEAD by ${by.toLowerCase()}: ${k}, ab -n ${perPath} x ${paths[by].length}`);
+          try {
+            f.manifests[`head${by}`][k] = await abHeadLoad(servers[k].base, paths[by], {
+              connections: C.connections,
+              perPath,
+              maxSecondsPerPath: Math.max(1, Math.ceil((2 * C.loadSeconds) / paths[by].length)),
+              workDir: env.work,
+            });
+          } catch (err) {
+            fail(`${k} ab HEAD by ${by}: ${(err as Error).message}`);
+          }
+        }
+      }
+      await sleep(SETTLE_MS);
+      f.idleAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
+      log(`RSS after the manifest load: wharf ${f.idleAfterLoad.wharf?.rss} MiB, reference ${f.idleAfterLoad.reference?.rss} MiB`);
+      // At rest: nothing has run for a while, so V8 has had the time to shrink what the load grew (its
+      // young generation shrinks some 20-40 s after the last allocations).
+      if (C.restSeconds > 0) {
+        await sleep(C.restSeconds * 1000);
+        f.restAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
+        log(`RSS at rest, ${C.restSeconds} s after the load: wharf ${f.restAfterLoad.wharf?.rss} MiB, reference ${f.restAfterLoad.reference?.rss} MiB`);
+      }
+    } finally {
+      await warm$.close();
     }
-    await sleep(SETTLE_MS);
-    f.idleAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
-    log(`RSS after the manifest load: wharf ${f.idleAfterLoad.wharf?.rss} MiB, reference ${f.idleAfterLoad.reference?.rss} MiB`);
-    // At rest: nothing has run for a while, so V8 has had the time to shrink what the load grew (its
-    // young generation shrinks some 20-40 s after the last allocations).
-    if (C.restSeconds > 0) {
-      await sleep(C.restSeconds * 1000);
-      f.restAfterLoad = { wharf: procStatus(wharf.pid), reference: procStatus(refPid) };
-      log(`RSS at rest, ${C.restSeconds} s after the load: wharf ${f.restAfterLoad.wharf?.rss} MiB, reference ${f.restAfterLoad.reference?.rss} MiB`);
-    }
-  } finally {
-    await warm$.close();
   }
 
   if (env.huge) {
@@ -394,8 +448,8 @@ async function main(): Promise<number> {
     }
   }
 
-  log(`push: ${C.push / MiB} MiB, monolithic and in ${C.chunk / MiB} MiB chunks, ${C.pushRounds} rounds`);
-  for (let i = 0; i < C.pushRounds; i++) {
+  if (C.push) log(`push: ${C.push / MiB} MiB, monolithic and in ${C.chunk / MiB} MiB chunks, ${C.pushRounds} rounds`);
+  for (let i = 0; C.push && i < C.pushRounds; i++) {
     for (const mode of ['mono', 'chunked'] as const) {
       for (const k of ['wharf', 'registry'] as const) {
         const scope = new Scope();

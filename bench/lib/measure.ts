@@ -28,6 +28,40 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
 }
 
+/** CPU seconds used so far by `pid` and every process below it (nginx's workers under its master). */
+export function treeCpuSecondsOf(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const visit = (p: number): void => {
+    try {
+      total += cpuSecondsOf(p);
+    } catch {
+      return;
+    }
+    for (const c of children.get(p) ?? []) visit(c);
+  };
+  visit(pid);
+  return total;
+}
+
+/** CPU seconds the whole machine has spent busy (every state but idle and iowait) since boot. */
+export function machineBusySeconds(): number {
+  const [, ...f] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/);
+  const n = f.map(Number);
+  const all = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (all - (n[3] ?? 0) - (n[4] ?? 0)) / 100;
+}
+
 /** The pid of the one process whose command line contains every one of `parts` (read-only /proc scan). */
 export function findPid(parts: string[]): number {
   const found: number[] = [];
