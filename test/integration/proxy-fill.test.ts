@@ -312,6 +312,46 @@ t.test('a follower that asks for the stream just as the fill commits still gets 
   t.ok(c.bytes.equals(content));
 });
 
+t.test('followers behind the memory window share what is read from the file: a herd reads each block about once', async (t) => {
+  const { store } = await newStore(t);
+  const MiB = 1024 * 1024;
+  const content = bulkBytes('herd', 12 * MiB + 12345);
+  const digest = sha256(content);
+  const end = gate();
+  let fileBytes = 0;
+  const writer = await store.writer();
+  const counted = {
+    ...wrapWriter(writer, {}),
+    reader: async () => {
+      const r = await writer.reader();
+      return {
+        read: async (position: number, length: number, into?: Buffer) => {
+          const b = await r.read(position, length, into);
+          fileBytes += b.length;
+          return b;
+        },
+        close: () => r.close(),
+      };
+    },
+  };
+  const { opts, commits } = options();
+  const fill = new Fill(digest, counted, async () => ({ start: 0, total: content.length, body: chunks(content, 256 * 1024, { hold: end.wait }) }), opts);
+  // All but the tail is on disk and out of the 4 MiB window before the herd arrives.
+  t.ok(await until(() => fill.written >= 10 * MiB), 'most bytes written');
+  const herd = Array.from({ length: 8 }, () => collect(fill.stream()));
+  end.open();
+  await Promise.all(herd.map((c) => c.done));
+  await fill.done;
+  t.same(commits, [[digest, content.length]]);
+  for (const [i, c] of herd.entries()) {
+    t.equal(c.error, undefined, `follower ${i}: ${c.error?.message}`);
+    t.ok(c.bytes.equals(content), `follower ${i} got the blob`);
+  }
+  // Unshared, eight followers would read ~8 x 12 MiB; shared, a block is read again only when it
+  // was read short (at the growing end) or was evicted before a straggler got to it.
+  t.ok(fileBytes <= 3 * content.length, `file bytes read: ${fileBytes} for ${content.length}`);
+});
+
 t.test('a refusal while resuming (429, 404) ends the fill at once instead of retrying', async (t) => {
   for (const status of [429, 404]) {
     const { store, root } = await newStore(t);
