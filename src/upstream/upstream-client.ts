@@ -8,11 +8,12 @@
 // written as one loop both stay readable, and every body we do not hand back is dumped in one place.
 import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
-import { Agent, Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type Keyv from 'keyv';
 import type { UpstreamConfig } from '../config/schema.js';
 import { UpstreamError, displayUrl, isAbort, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
 import { silentLogger, type UpstreamLogger } from './upstream-logger.js';
+import { Agent, Pool } from './undici-dispatchers.js';
 import { TokenAuth, basicAuthorization, bearerChallenge, parseWwwAuthenticate, type BearerChallenge, type Credentials } from './token-auth.js';
 
 // undici parses HTTP/1.1 with llhttp compiled to WebAssembly, and V8 tiers the hot parse function up
