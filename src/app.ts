@@ -2,7 +2,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { WharfConfig } from './config/schema.js';
-import { FsBlobStore } from './storage/fs-blob-store.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { openBlobStore } from './storage/open-blob-store.js';
 import { changeSignalPath, metadataPath } from './storage/paths.js';
 import { storageFullCode } from './storage/storage-errors.js';
 import type { SqliteDatabase } from './metadata/sqlite-database.js';
@@ -33,7 +34,7 @@ export interface AppDeps {
   /** Used instead of the SQLite stores over `database` (tests make them fail). */
   metadata?: RegistryMetadata;
   uploads?: UploadSessions;
-  blobs?: FsBlobStore;
+  blobs?: BlobStore;
   /** Where the log goes (default stdout): tests read it. */
   logStream?: DestinationStream;
   /** Probe each upstream once when ready, so the first pull finds a connection (`serve` does). */
@@ -41,7 +42,7 @@ export interface AppDeps {
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const blobs = deps.blobs ?? (await FsBlobStore.open(config.storage.path));
+  const blobs = deps.blobs ?? (await openBlobStore(config.storage));
   // SQLite in the data directory, or the PostgreSQL database of metadata.postgres (src/stores.ts).
   let idleErrorLogged = 0;
   const stores = deps.database
@@ -111,6 +112,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     chunkMinLength: config.uploads.chunkMinLength,
     maxDescriptors: config.manifests.maxDescriptors,
     manifestCacheBytes: config.manifests.cacheSize,
+    redirectBlobs: config.storage.s3?.redirect ?? false,
     // Pull times, batched: a pull never waits on a metadata write (eviction reads them).
     accessTracker: new AccessTracker(metadata, {
       intervalMs: 5000,

@@ -17,9 +17,12 @@ async function runFsck(args: string[], io: CliIo): Promise<number> {
   if (values.help) return printHelp(io, help, 'fsck');
   if (positionals.length > 0) throw new UsageError(`fsck takes no arguments, got '${positionals[0]}'`);
   const { fsck } = await import('../gc/fsck.js');
-  const { FsBlobStore } = await import('../storage/fs-blob-store.js');
   return withMetadata(io, values, async (config, { gc }) => {
-    const result = await fsck(gc, FsBlobStore.existing(config.storage.path));
+    // A filesystem store is looked at as it is, creating nothing; a bucket is opened as serve opens it.
+    const blobs = config.storage.s3
+      ? await (await import('../storage/open-blob-store.js')).openBlobStore(config.storage)
+      : (await import('../storage/fs-blob-store.js')).FsBlobStore.existing(config.storage.path);
+    const result = await fsck(gc, blobs);
     if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.ok) io.stdout.write('ok: metadata and blob files agree\n');
     else {

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import type { WharfConfig } from '../config/schema.js';
 import type { MetadataStores } from '../stores.js';
-import type { FsBlobStore } from '../storage/fs-blob-store.js';
+import type { BlobStore } from '../storage/blob-store.js';
 import { metadataPath } from '../storage/paths.js';
 import { helpOption, type CliIo } from './command.js';
 import { loadCliConfig } from './config.js';
@@ -24,11 +24,11 @@ export interface StoreFlags {
 export async function withStores<T>(
   io: CliIo,
   flags: StoreFlags,
-  fn: (stores: MetadataStores & { config: WharfConfig; blobs: FsBlobStore }) => Promise<T>,
+  fn: (stores: MetadataStores & { config: WharfConfig; blobs: BlobStore }) => Promise<T>,
 ): Promise<T> {
   return withMetadata(io, flags, async (config, stores) => {
-    const { FsBlobStore } = await import('../storage/fs-blob-store.js');
-    return fn({ ...stores, config, blobs: await FsBlobStore.open(config.storage.path) });
+    const { openBlobStore } = await import('../storage/open-blob-store.js');
+    return fn({ ...stores, config, blobs: await openBlobStore(config.storage) });
   });
 }
 

@@ -14,8 +14,23 @@ function upstreamsOf(config: unknown): Array<[number, Plain]> {
   return list.flatMap((u, i): Array<[number, Plain]> => (isPlain(u) ? [[i, u]] : []));
 }
 
+/** storage.s3 when it is a mapping. */
+function s3Of(config: unknown): Plain | undefined {
+  const storage = isPlain(config) ? config.storage : undefined;
+  return isPlain(storage) && isPlain(storage.s3) ? storage.s3 : undefined;
+}
+
 export function crossFieldViolations(config: unknown): string[] {
   const out: string[] = [];
+  const s3 = s3Of(config);
+  if (s3) {
+    const secrets = ['secretAccessKeyFile', 'secretAccessKeyEnv'].filter((k) => s3[k] !== undefined);
+    if (secrets.length > 1) out.push('storage.s3: give only one of secretAccessKeyFile, secretAccessKeyEnv');
+    if (s3.accessKeyId !== undefined && secrets.length === 0) {
+      out.push('storage.s3.accessKeyId: give its secret key too, with secretAccessKeyFile or secretAccessKeyEnv (or leave both out for the AWS SDK chain: AWS_ACCESS_KEY_ID, profiles, instance roles)');
+    }
+    if (s3.accessKeyId === undefined && secrets.length > 0) out.push(`storage.s3.${secrets[0]}: give accessKeyId too (the key the secret belongs to)`);
+  }
   const upstreams = upstreamsOf(config);
   const defaults = upstreams.filter(([, u]) => u.default === true).map(([i, u]) => str(u.name) ?? `upstreams.${i}`);
   if (defaults.length > 1) out.push(`upstreams: at most one upstream may be the default; ${defaults.join(', ')} all say default: true`);
@@ -72,11 +87,26 @@ function urlPassword(url: unknown): boolean {
 }
 
 /**
- * Resolves passwordFile and passwordEnv into password, so nothing below config/ reads the
- * environment. Returns the violations (missing file or variable).
+ * Resolves passwordFile and passwordEnv into password (and storage.s3's secretAccessKeyFile or
+ * secretAccessKeyEnv into secretAccessKey, a key no file may write), so nothing below config/ reads
+ * the environment. Returns the violations (missing file or variable).
  */
 export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
+  const s3 = s3Of(config);
+  const s3File = str(s3?.secretAccessKeyFile);
+  const s3Variable = str(s3?.secretAccessKeyEnv);
+  if (s3 && s3File !== undefined) {
+    try {
+      s3.secretAccessKey = readFileSync(s3File, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      out.push(`storage.s3.secretAccessKeyFile: cannot read ${s3File}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else if (s3 && s3Variable !== undefined) {
+    const value = env[s3Variable];
+    if (value === undefined || value === '') out.push(`storage.s3.secretAccessKeyEnv: the environment variable ${s3Variable} is not set`);
+    else s3.secretAccessKey = value;
+  }
   for (const [i, u] of upstreamsOf(config)) {
     const file = str(u.passwordFile);
     const variable = str(u.passwordEnv);

@@ -40,6 +40,35 @@ const Size = (def: number | string, description: string) =>
     .Decode((value) => parseSize(value))
     .Encode((bytes) => bytes);
 
+const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the secret' });
+
+export const S3Schema = Type.Object(
+  {
+    endpoint: Type.Optional(
+      Type.String({ pattern: '^https?://[^/?#\\s]+/?$', description: 'URL of the S3 API (Ceph RADOS Gateway, MinIO, ...); default: AWS S3 in the region' }),
+    ),
+    region: Type.String({ minLength: 1, default: 'us-east-1', description: 'region the requests are signed for' }),
+    bucket: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'the bucket, which must exist: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end' }),
+    prefix: Type.String({
+      pattern: '^([A-Za-z0-9!_.*()\'-]+(/[A-Za-z0-9!_.*()\'-]+)*)?$',
+      default: '',
+      description: 'keys live under <prefix>/ (blobs/, uploads/, trash/); empty: at the top of the bucket',
+    }),
+    forcePathStyle: Type.Boolean({ default: false, description: 'address the bucket in the path (endpoint/bucket/key), as Ceph RGW and MinIO need without wildcard DNS' }),
+    accessKeyId: Type.Optional(Type.String({ minLength: 1, description: 'access key; without it, credentials come from the AWS SDK chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles)' })),
+    secretAccessKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the secret key of accessKeyId (trailing newline ignored)' })),
+    secretAccessKeyEnv: Type.Optional(EnvName),
+    redirect: Type.Boolean({
+      default: false,
+      description: 'answer blob GETs allowed by access control with a 307 to a presigned URL of the object, so clients download from the bucket directly (they must reach the endpoint)',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: 'keep blobs in an S3-compatible bucket instead of under storage.path (several servers may share one bucket)',
+  },
+);
+
 export const UpstreamSchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'a short name for logs, metrics and errors' }),
@@ -184,8 +213,9 @@ export const ConfigSchema = Type.Object(
           minLength: 1,
           default: './data',
           description:
-            'data directory: blobs, uploads and the metadata database; a relative path is relative to the current directory of the wharf process, not to the config file',
+            'data directory: blobs, uploads and the metadata database (with storage.s3: the local scratch directory of uploads and fills, and the metadata database); a relative path is relative to the current directory of the wharf process, not to the config file',
         }),
+        s3: Type.Optional(S3Schema),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -11,8 +11,10 @@ export interface BlobRead {
   digest: string;
   size: number;
   range?: ByteRange;
-  /** Absent for HEAD. */
+  /** Absent for HEAD, and when the client is sent to `redirect` instead. */
   body?: Readable;
+  /** Where the client may download the bytes itself (an object store's presigned URL): a 307 instead of a body. */
+  redirect?: string;
 }
 
 export class BlobService {
@@ -20,6 +22,8 @@ export class BlobService {
     private readonly ledger: BlobLedger,
     private readonly blobs: BlobStore,
     private readonly tracker?: AccessTracker,
+    /** Send GETs to the store's own URL of a blob when it has one (storage.s3.redirect). */
+    private readonly redirect = false,
   ) {}
 
   async read(repo: string, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead> {
@@ -33,6 +37,9 @@ export class BlobService {
     const range = parseRange(opts.rangeHeader, size);
     this.tracker?.touchBlob(digest);
     if (opts.head) return { digest, size, range };
+    // Reached only once the request has been allowed: the URL is the bytes.
+    const url = this.redirect ? await this.blobs.url?.(digest) : undefined;
+    if (url !== undefined) return { digest, size, redirect: url };
     const body = await this.blobs.open(digest, range);
     return { digest, size, range, body };
   }

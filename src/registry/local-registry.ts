@@ -37,6 +37,8 @@ export interface LocalRegistryDeps {
    * Closed (flushed) by close(), before the metadata database. None = access times stay at push/fill time.
    */
   accessTracker?: AccessTracker;
+  /** Blob GETs answered with a redirect to the store's URL of the blob, where it has one (storage.s3.redirect). */
+  redirectBlobs?: boolean;
 }
 
 const asStored = (name: string): string => name;
@@ -47,7 +49,7 @@ export class LocalRegistry implements Registry, CacheStore {
   constructor(private readonly deps: LocalRegistryDeps) {
     const { metadata, uploads, blobStore, ledger, accessTracker } = deps;
     this.services = {
-      blobs: new BlobService(ledger, blobStore, accessTracker),
+      blobs: new BlobService(ledger, blobStore, accessTracker, deps.redirectBlobs),
       uploads: new UploadService(uploads, blobStore, ledger),
       manifests: new ManifestService(
         metadata,

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { withDefaults } from '../../src/config/defaults.js';
 import type { WharfConfig } from '../../src/config/schema.js';
-import type { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import type { BlobStore } from '../../src/storage/blob-store.js';
 import type { LogCapture } from './log-capture.js';
 
 export interface TestServer {
@@ -32,7 +32,7 @@ export async function startWharf(
   opts: {
     dataDir?: string;
     keepData?: boolean;
-    blobs?: (dataDir: string) => Promise<FsBlobStore>;
+    blobs?: (dataDir: string) => Promise<BlobStore>;
     /** The metadata database and stores to use (default: SQLite in the data directory). */
     stores?: (dataDir: string) => Pick<AppDeps, 'database' | 'metadata' | 'uploads'>;
     /** Receives the server's log (at info unless overrides set log.level). */

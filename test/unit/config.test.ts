@@ -71,6 +71,15 @@ t.test('environment variable names are derived from the schema keys', async (t) 
     {
       WHARF_LISTEN: 'listen',
       WHARF_STORAGE_PATH: 'storage.path',
+      WHARF_STORAGE_S3_ENDPOINT: 'storage.s3.endpoint',
+      WHARF_STORAGE_S3_REGION: 'storage.s3.region',
+      WHARF_STORAGE_S3_BUCKET: 'storage.s3.bucket',
+      WHARF_STORAGE_S3_PREFIX: 'storage.s3.prefix',
+      WHARF_STORAGE_S3_FORCE_PATH_STYLE: 'storage.s3.forcePathStyle',
+      WHARF_STORAGE_S3_ACCESS_KEY_ID: 'storage.s3.accessKeyId',
+      WHARF_STORAGE_S3_SECRET_ACCESS_KEY_FILE: 'storage.s3.secretAccessKeyFile',
+      WHARF_STORAGE_S3_SECRET_ACCESS_KEY_ENV: 'storage.s3.secretAccessKeyEnv',
+      WHARF_STORAGE_S3_REDIRECT: 'storage.s3.redirect',
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
       WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
@@ -329,7 +338,7 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl' || root === 'metadata') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || key.path[1] === 's3') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }
@@ -399,6 +408,60 @@ t.test('passwordEnv is read from the environment given, and a missing one is rep
     'log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "x" (from command line)',
     'upstreams.0.passwordEnv: the environment variable A_PASSWORD is not set (from command line)',
   ]);
+});
+
+t.test('storage.s3: the keys of the issue, defaults, the secret key read from a file or the environment, every mistake listed', async (t) => {
+  const dir = t.testdir({
+    'wharf.yaml': [
+      'storage:',
+      '  path: /var/lib/wharf',
+      '  s3:',
+      '    endpoint: http://rgw.internal:7480',
+      '    bucket: wharf-blobs',
+      '    prefix: cluster-a',
+      '    forcePathStyle: true',
+      '    accessKeyId: AKIAEXAMPLE',
+      '    secretAccessKeyFile: ./secret',
+      '',
+    ].join('\n'),
+    secret: 's3cr3t\n',
+  });
+  writeFileSync(join(dir, 'wharf.yaml'), readFileSync(join(dir, 'wharf.yaml'), 'utf8').replace('./secret', join(dir, 'secret')));
+  const config = loadConfig({ file: join(dir, 'wharf.yaml') });
+  t.strictSame(config.storage, {
+    path: '/var/lib/wharf',
+    s3: {
+      endpoint: 'http://rgw.internal:7480',
+      region: 'us-east-1',
+      bucket: 'wharf-blobs',
+      prefix: 'cluster-a',
+      forcePathStyle: true,
+      accessKeyId: 'AKIAEXAMPLE',
+      secretAccessKeyFile: join(dir, 'secret'),
+      redirect: false,
+      secretAccessKey: 's3cr3t',
+    },
+  });
+  const fromEnv = loadConfig({ env: { WHARF_STORAGE_S3_BUCKET: 'wharf-blobs', WHARF_STORAGE_S3_ACCESS_KEY_ID: 'AK', WHARF_STORAGE_S3_SECRET_ACCESS_KEY_ENV: 'S3_SECRET', S3_SECRET: 'from-env' } });
+  t.match(fromEnv.storage.s3, { bucket: 'wharf-blobs', accessKeyId: 'AK', secretAccessKey: 'from-env' });
+  t.notOk('secretAccessKey' in (loadConfig({ overrides: { storage: { s3: { bucket: 'only-a-bucket' } } } }).storage.s3 ?? {}), 'no key: the AWS SDK chain');
+  t.strictSame(
+    configError(() =>
+      loadConfig({ overrides: { storage: { s3: { bucket: 'Not_A_Bucket', accessKeyId: 'AK', secretAccessKeyEnv: 'NOPE', secretAccessKey: 'in the file' } } }, env: {} }),
+    ).violations,
+    [
+      'storage.s3.secretAccessKey: unknown key (from command line)',
+      'storage.s3.bucket: invalid value "Not_A_Bucket": the bucket, which must exist: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end (from command line)',
+      'storage.s3.secretAccessKeyEnv: the environment variable NOPE is not set (from command line)',
+    ],
+  );
+  t.strictSame(configError(() => loadConfig({ overrides: { storage: { s3: { bucket: 'b-1', accessKeyId: 'AK' } } } })).violations, [
+    'storage.s3.accessKeyId: give its secret key too, with secretAccessKeyFile or secretAccessKeyEnv (or leave both out for the AWS SDK chain: AWS_ACCESS_KEY_ID, profiles, instance roles) (from command line)',
+  ]);
+  t.strictSame(
+    configError(() => loadConfig({ overrides: { storage: { s3: { bucket: 'b-1', secretAccessKeyFile: '/x', secretAccessKeyEnv: 'X' } } }, env: { X: 'x' } })).violations.slice(0, 2),
+    ['storage.s3: give only one of secretAccessKeyFile, secretAccessKeyEnv (from command line)', 'storage.s3.secretAccessKeyFile: give accessKeyId too (the key the secret belongs to) (from command line)'],
+  );
 });
 
 t.test('durations and sizes are parsed once, at load: the configuration carries milliseconds and bytes', async (t) => {

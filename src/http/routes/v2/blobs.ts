@@ -13,6 +13,8 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
   const head = request.method === 'HEAD';
   const read = await registry.repository(name, queryValue(request, 'ns')).blobs.get(digest, { rangeHeader: request.headers.range, head });
   if (read.warning) reply.header('warning', read.warning);
+  // The store's own URL (a presigned object URL): the client downloads from there, Range and all.
+  if (read.redirect !== undefined) return reply.code(307).header(CONTENT_DIGEST, digest).header('location', read.redirect).send();
   reply.header(CONTENT_DIGEST, digest).header('accept-ranges', 'bytes').type('application/octet-stream');
   if (read.range) {
     reply
