@@ -85,3 +85,46 @@ t.test('wharf fsck, token and gc work on the PostgreSQL metadata a server uses',
   t.not(missing.code, 0, 'passwordEnv names a variable that is not set: refused');
   t.match(missing.stderr, /TEST_WHARF_DB_PASSWORD is not set/);
 });
+
+t.test('wharf serve on PostgreSQL: serves what another node recorded, and exits on SIGTERM with nothing left open', async (t) => {
+  const schema = await tempSchema(t);
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-pg-serve-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const other = await startWharf(t, { metadata: { postgres: { url } } }, { dataDir: join(dir, 'data') });
+  const img = await imageManifest(other.app, 'team/app', 'from-the-other-node');
+  await pushManifest(other.app, 'team/app', 'v1', img.body, OCI_MANIFEST);
+
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_')));
+  // The database from the environment, as a Kubernetes Deployment would set it.
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--data', join(dir, 'data')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...clean, WHARF_METADATA_POSTGRES_URL: url, WHARF_LOG_LEVEL: 'warn' },
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start in 30 s: ${stderr}`)), 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  const tags = await fetch(`${base}/v2/team/app/tags/list`);
+  t.same(await tags.json(), { name: 'team/app', tags: ['v1'] }, 'the tag pushed through the other node');
+  const manifest = await fetch(`${base}/v2/team/app/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
+  t.equal(manifest.headers.get('docker-content-digest'), img.digest);
+  await manifest.arrayBuffer();
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exits 0 on SIGTERM: the pool and the listening connection closed');
+  t.match(stdout, /closed/);
+});
