@@ -150,7 +150,9 @@ export class S3BlobWriter implements BlobWriter {
       const buffers = batch;
       batch = [];
       batchBytes = 0;
-      await this.local.write(buffers);
+      // Through the scratch writer's append, which closes its descriptor when done: an upload
+      // session's writer serves one request and is dropped without a commit or cancel.
+      await this.local.append(Readable.from(buffers));
       await this.shipParts();
     };
     try {
