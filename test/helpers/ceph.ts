@@ -68,14 +68,17 @@ export interface CephRgw {
   stop(): Promise<void>;
 }
 
-/** Daemons still running, killed if the test process exits without its teardown. */
+/** Daemons still running and dirs not yet removed: cleaned if the test process exits without its teardown. */
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 export async function startCeph(t: Teardownable, opts: CephOptions = {}): Promise<CephRgw> {
   const root = mkdtempSync(join(tmpdir(), 'wharf-ceph-'));
+  dirs.add(root);
   const daemons: ChildProcess[] = [];
   const clients: S3Client[] = [];
   const stop = async (): Promise<void> => {
@@ -88,6 +91,7 @@ export async function startCeph(t: Teardownable, opts: CephOptions = {}): Promis
     for (const c of clients.splice(0)) c.destroy();
     await stop();
     rmSync(root, { recursive: true, force: true });
+    dirs.delete(root);
   });
 
   const started = performance.now();
