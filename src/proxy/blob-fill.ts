@@ -68,7 +68,8 @@ const spareSlabs: Slab[] = [];
 /**
  * The socket buffers the upstream's bytes arrived in are dead once copied, but V8 frees them only
  * at a scavenge, which it starts when the young generation fills (small objects: rarely, here) or
- * its buffers reach twice the largest semi-space (32 MiB). A scavenge of a young generation of
+ * its buffers reach twice the largest semi-space (32 MiB at V8's default; bin/wharf.js starts node
+ * with 2 MiB semi-spaces, but a process embedding Wharf may not). A scavenge of a young generation of
  * garbage costs ~0.2 ms; one every SCAVENGE_EVERY bytes copied keeps the dead buffers bounded by
  * that, not by the collector's timing.
  */
