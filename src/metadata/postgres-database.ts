@@ -57,6 +57,8 @@ const types = {
 /** SQLSTATEs after which the same transaction, run again, may succeed. */
 const RETRY = new Set(['40001', '40P01']);
 const MAX_ATTEMPTS = 8;
+/** The client-side limit of an unbounded session's statements: a day, to notice a dead network at all. */
+const UNBOUNDED_MS = 86_400_000;
 
 const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
 // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, query_canceled (statement_timeout).
@@ -108,9 +110,7 @@ export class PostgresDatabase {
     pool.on('error', (err) => opts.onIdleError?.(err));
     const database = new PostgresDatabase(pool, describe(opts.url));
     try {
-      await database.migrate(migrations, opts.create ?? true);
-      const { rows } = await database.query<{ schema: string }>('SELECT current_schema() AS schema');
-      database.schema = rows[0]?.schema ?? 'public';
+      database.schema = await database.migrate(migrations, opts.create ?? true);
       // One channel per schema: nodes of another store in the same database are not told.
       // The feed opens its listening connection as the pool opens its own.
       database.changes = new PostgresChangeFeed(connection, `wharf.changes.${database.schema}`.slice(0, 63));
@@ -156,8 +156,12 @@ export class PostgresDatabase {
     }
   }
 
-  /** A connection of its own until release (temp tables, session state). */
-  async session(): Promise<Session> {
+  /**
+   * A connection of its own until release (temp tables, session state). `unbounded`: its statements
+   * have no time limit (the collector's mark reads whole tables; statementTimeout is meant for the
+   * requests), and the connection is closed on release rather than going back to the pool with it.
+   */
+  async session(opts: { unbounded?: boolean } = {}): Promise<Session> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -173,13 +177,23 @@ export class PostgresDatabase {
     client.on('error', onError);
     const query = async <R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> => {
       try {
-        return await client.query<R>(text, values);
+        // The client-side limit follows: pg takes a per-query query_timeout over the pool's.
+        return opts.unbounded ? await client.query<R>({ text, values, query_timeout: UNBOUNDED_MS } as pg.QueryConfig) : await client.query<R>(text, values);
       } catch (err) {
         if (isUnavailable(err)) broken ??= err as Error;
         throw this.mapError(err);
       }
     };
     let released = false;
+    if (opts.unbounded) {
+      try {
+        await query('SET statement_timeout = 0');
+      } catch (err) {
+        client.removeListener('error', onError);
+        client.release(true);
+        throw err;
+      }
+    }
     return {
       query,
       transaction: async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
@@ -203,7 +217,7 @@ export class PostgresDatabase {
         if (released) return;
         released = true;
         client.removeListener('error', onError);
-        client.release(broken);
+        client.release(broken ?? opts.unbounded);
       },
     };
   }
@@ -226,35 +240,45 @@ export class PostgresDatabase {
     );
   }
 
-  /** Applies the migrations not yet recorded in schema_migrations, in one transaction under an advisory lock. */
-  private async migrate(migrations: readonly string[], create: boolean): Promise<void> {
-    await this.transaction(async (q) => {
-      if (!create) {
-        const { rows } = await q.query<{ present: boolean; schema: string }>(
-          "SELECT to_regclass('schema_migrations') IS NOT NULL AS present, current_schema() AS schema",
+  /** Applies the migrations not yet recorded in schema_migrations, in one transaction under an advisory lock; the schema they are in. */
+  private async migrate(migrations: readonly string[], create: boolean): Promise<string> {
+    // Unbounded: a migration may rewrite a whole table, and the nodes starting meanwhile wait on
+    // the lock for as long as it takes; statementTimeout is meant for requests.
+    const session = await this.session({ unbounded: true });
+    try {
+      await session.transaction((q) => this.applyMigrations(q, migrations, create));
+      return (await session.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0]?.schema ?? 'public';
+    } finally {
+      session.release();
+    }
+  }
+
+  private async applyMigrations(q: Queryable, migrations: readonly string[], create: boolean): Promise<void> {
+    if (!create) {
+      const { rows } = await q.query<{ present: boolean; schema: string }>(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL AS present, current_schema() AS schema",
+      );
+      if (!rows[0]?.present) {
+        throw new Error(
+          `PostgreSQL at ${this.where} holds no Wharf store (no schema_migrations table in schema ${rows[0]?.schema ?? '(none)'}): check metadata.postgres.url; wharf serve creates the store`,
         );
-        if (!rows[0]?.present) {
-          throw new Error(
-            `PostgreSQL at ${this.where} holds no Wharf store (no schema_migrations table in schema ${rows[0]?.schema ?? '(none)'}): check metadata.postgres.url; wharf serve creates the store`,
-          );
-        }
       }
-      // The lock is per database and schema: nodes starting at once wait for each other here, and
-      // the next one finds the versions recorded. A transaction-scoped lock ends with the
-      // transaction, whatever happens to the connection.
-      await q.query("SELECT pg_advisory_xact_lock(hashtext('wharf.migrations'), hashtext(current_schema()))");
-      await q.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
-      const { rows } = await q.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
-      const current = rows[0]?.v ?? 0;
-      if (current > migrations.length) {
-        throw new Error(`metadata database schema version ${current} is newer than this Wharf (${migrations.length}); upgrade Wharf`);
-      }
-      for (let v = current; v < migrations.length; v++) {
-        await q.query(migrations[v]!);
-        await q.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [v + 1, Date.now()]);
-      }
-      for (const table of postgresLibraryTables) await q.query(table);
-    });
+    }
+    // The lock is per database and schema: nodes starting at once wait for each other here, and
+    // the next one finds the versions recorded. A transaction-scoped lock ends with the
+    // transaction, whatever happens to the connection.
+    await q.query("SELECT pg_advisory_xact_lock(hashtext('wharf.migrations'), hashtext(current_schema()))");
+    await q.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    const { rows } = await q.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    const current = rows[0]?.v ?? 0;
+    if (current > migrations.length) {
+      throw new Error(`metadata database schema version ${current} is newer than this Wharf (${migrations.length}); upgrade Wharf`);
+    }
+    for (let v = current; v < migrations.length; v++) {
+      await q.query(migrations[v]!);
+      await q.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [v + 1, Date.now()]);
+    }
+    for (const table of postgresLibraryTables) await q.query(table);
   }
 }
 

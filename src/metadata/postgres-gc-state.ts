@@ -71,7 +71,8 @@ export class PostgresGcState implements GcState {
   }
 
   async mark(opts: GcMarkOptions): Promise<GcMarkResult> {
-    this.marked ??= await this.db.session();
+    // Without statementTimeout: mark reads whole tables, which may take longer than any request may.
+    this.marked ??= await this.db.session({ unbounded: true });
     const s = this.marked;
     const run = (sql: string, params: Record<string, unknown> = {}) => s.query(...named(sql, params));
     for (const sql of TEMP_TABLES) await s.query(sql);
