@@ -4,6 +4,7 @@
 // the schema's violations.
 import { readFileSync } from 'node:fs';
 import { isPlain, type Plain } from './plain.js';
+import { parseDuration } from './duration.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -67,7 +68,28 @@ export function crossFieldViolations(config: unknown): string[] {
       out.push(`metadata.postgres.url: holds a password while ${secrets[0]} gives one too: take the password out of the URL`);
     }
   }
+  const cluster = isPlain(config) && isPlain(config.cluster) ? config.cluster : undefined;
+  if (cluster) {
+    if (!pg) out.push('cluster: needs metadata.postgres (the fill leases of the cluster live in the shared database)');
+    const secrets = ['secret', 'secretFile'].filter((k) => cluster[k] !== undefined);
+    if (secrets.length === 0) out.push('cluster: give the secret the nodes share, in secretFile (or secret, or WHARF_CLUSTER_SECRET)');
+    if (secrets.length > 1) out.push('cluster: give only one of secret, secretFile (found both)');
+    const heartbeat = durationOrUndefined(cluster.heartbeat ?? '2s');
+    const leaseTimeout = durationOrUndefined(cluster.leaseTimeout ?? '10s');
+    if (heartbeat !== undefined && leaseTimeout !== undefined && heartbeat * 2 > leaseTimeout) {
+      out.push('cluster.heartbeat: renew at least twice per leaseTimeout (a late heartbeat would let a live fill be taken over)');
+    }
+  }
   return out;
+}
+
+/** A duration as written, in ms; undefined when it is none (the schema reports it). */
+function durationOrUndefined(value: unknown): number | undefined {
+  try {
+    return typeof value === 'string' ? parseDuration(value) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** metadata.postgres when it is a mapping. */
@@ -136,6 +158,17 @@ export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[
     const value = env[variable];
     if (value === undefined || value === '') out.push(`metadata.postgres.passwordEnv: the environment variable ${variable} is not set`);
     else pg.password = value;
+  }
+  const cluster = isPlain(config) && isPlain(config.cluster) ? config.cluster : undefined;
+  const secretFile = str(cluster?.secretFile);
+  if (cluster && secretFile !== undefined) {
+    try {
+      const secret = readFileSync(secretFile, 'utf8').replace(/\r?\n$/, '');
+      if (secret.length < 16) out.push(`cluster.secretFile: ${secretFile} holds ${secret.length} characters; the secret needs 16 at least`);
+      else cluster.secret = secret;
+    } catch (err) {
+      out.push(`cluster.secretFile: cannot read ${secretFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
   }
   return out;
 }

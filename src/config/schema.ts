@@ -204,6 +204,29 @@ const PostgresSchema = Type.Object(
   { additionalProperties: false, description: 'metadata in PostgreSQL instead of the SQLite file in storage.path: for several nodes sharing one store' },
 );
 
+const ClusterSchema = Type.Object(
+  {
+    advertiseUrl: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^/?#\\s]+/?$',
+        description:
+          'the URL the other nodes reach this node at (for the blobs it is filling, GET <advertiseUrl>/internal/fills/<digest>); default: http://<listen host>:<port>, and with a wildcard listen host this machine\'s first non-loopback IPv4 address',
+      }),
+    ),
+    secret: Type.Optional(
+      Type.String({ minLength: 16, description: 'the secret every node of the cluster shares, sent between nodes as a bearer token (16 characters at least); prefer secretFile' }),
+    ),
+    secretFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the shared secret (trailing newline ignored)' })),
+    heartbeat: Duration('2s', 'how often a node renews the leases of the blobs it is filling'),
+    leaseTimeout: Duration('10s', 'a fill lease not renewed for this long has expired (its node is taken for dead): another node takes the fill over'),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'several nodes on one metadata.postgres: a cold blob is fetched once in the whole cluster; the node filling it holds a lease in the database and the other nodes stream the bytes from it',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -220,6 +243,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     metadata: Type.Object({ postgres: Type.Optional(PostgresSchema) }, { additionalProperties: false, default: {} }),
+    cluster: Type.Optional(ClusterSchema),
     log: Type.Object(
       {
         level: Type.Union(
@@ -320,5 +344,7 @@ export type UpstreamConfig = StaticDecode<typeof UpstreamSchema>;
 export type AuthConfig = StaticDecode<typeof AuthSchema>;
 /** metadata.postgres as loaded, with the password the loader read from passwordFile or passwordEnv. */
 export type PostgresConfig = StaticDecode<typeof PostgresSchema> & { password?: string };
+/** cluster as loaded, with the secret the loader read from secretFile. */
+export type ClusterConfig = StaticDecode<typeof ClusterSchema>;
 export type PolicyRule = Static<typeof PolicyRuleSchema>;
 export type AuthUser = Static<typeof AuthUserSchema>;

@@ -102,6 +102,11 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_METADATA_POSTGRES_CONNECT_TIMEOUT: 'metadata.postgres.connectTimeout',
       WHARF_METADATA_POSTGRES_STATEMENT_TIMEOUT: 'metadata.postgres.statementTimeout',
       WHARF_METADATA_POSTGRES_IDLE_TIMEOUT: 'metadata.postgres.idleTimeout',
+      WHARF_CLUSTER_ADVERTISE_URL: 'cluster.advertiseUrl',
+      WHARF_CLUSTER_SECRET: 'cluster.secret',
+      WHARF_CLUSTER_SECRET_FILE: 'cluster.secretFile',
+      WHARF_CLUSTER_HEARTBEAT: 'cluster.heartbeat',
+      WHARF_CLUSTER_LEASE_TIMEOUT: 'cluster.leaseTimeout',
       WHARF_PUBLIC_URL: 'publicUrl',
       WHARF_AUTH_HTPASSWD: 'auth.htpasswd',
       WHARF_AUTH_USERS: 'auth.users',
@@ -338,7 +343,7 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || key.path[1] === 's3') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || key.path[1] === 's3') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }
