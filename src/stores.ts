@@ -4,6 +4,7 @@
 import type { PostgresConfig, WharfConfig } from './config/schema.js';
 import type { ServiceTokenStore } from './auth/service-token-store.js';
 import type { GcState } from './metadata/gc-state.js';
+import type { FillLeases } from './metadata/fill-leases.js';
 import type { MetadataChangeFeed } from './metadata/metadata-changes.js';
 import type Keyv from 'keyv';
 import type { RegistryMetadata } from './metadata/registry-metadata.js';
@@ -23,6 +24,8 @@ export interface MetadataStores {
   changes?: MetadataChangeFeed;
   /** A TTL cache shared by the nodes on the database, under `namespace` (PostgreSQL); none for a SQLite file. */
   sharedCache?: (namespace: string, onError: (err: unknown) => void) => Keyv;
+  /** Which node fills which cold blob for the cluster (PostgreSQL); none for a SQLite file. */
+  fillLeases?: FillLeases;
   close(): Promise<void>;
 }
 
@@ -62,13 +65,14 @@ export async function sqliteStores(database: SqliteDatabase, where: string): Pro
 }
 
 async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promise<MetadataStores> {
-  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }, { sharedKeyv }] = await Promise.all([
+  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }, { sharedKeyv }, { PostgresFillLeases }] = await Promise.all([
     import('./metadata/postgres-database.js'),
     import('./metadata/postgres-registry-metadata.js'),
     import('./metadata/postgres-upload-sessions.js'),
     import('./metadata/postgres-gc-state.js'),
     import('./auth/postgres-service-token-store.js'),
     import('./metadata/postgres-keyv.js'),
+    import('./metadata/postgres-fill-leases.js'),
   ]);
   const database = await PostgresDatabase.open({
     url: pg.url,
@@ -88,6 +92,7 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     where: `PostgreSQL at ${database.where}`,
     changes: database.changes,
     sharedCache: (namespace, onError) => sharedKeyv(database, namespace, onError),
+    fillLeases: new PostgresFillLeases(database),
     close: () => database.close(),
   };
 }

@@ -137,6 +137,19 @@ export const postgresMigrations: readonly string[] = [
     claimed_at  BIGINT NOT NULL
   );
   `,
+
+  // 6: fill leases: the node fetching a cold blob from its upstream for the whole cluster
+  // (postgres-fill-leases.ts). Expiries are on the database's clock, so nodes' clocks need not agree.
+  // SQLite's version 6 is empty: a single process keeps its fills in memory.
+  `
+  CREATE TABLE fill_leases (
+    digest      TEXT COLLATE "C" PRIMARY KEY,
+    node        TEXT   NOT NULL,   -- the holder's id (host/pid/random), unique per process run
+    url         TEXT   NOT NULL,   -- where the other nodes stream the growing bytes from
+    repo        TEXT   NOT NULL,   -- the repository it fetches for (its upstream vouched for the digest there)
+    expires_at  BIGINT NOT NULL
+  );
+  `,
 ];
 
 /**

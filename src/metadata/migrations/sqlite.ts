@@ -133,4 +133,8 @@ export const sqliteMigrations: readonly string[] = [
     claimed_at  INTEGER NOT NULL
   );
   `,
+
+  // 6: nothing. PostgreSQL's version 6 holds the cluster's fill leases; one process keeps its fills
+  // in memory. Kept so that a version number names the same schema in both drivers.
+  `SELECT 1;`,
 ];
