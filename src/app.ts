@@ -27,6 +27,9 @@ import { RequestLogController, registerRequestLog } from './http/request-log.js'
 import { TurnBufferedDestination } from './http/log-destination.js';
 import { serveHotManifests } from './http/hot-manifests.js';
 import { ChangeSignal } from './metadata/change-signal.js';
+import { ClusterFills } from './proxy/cluster-fills.js';
+import { registerInternalFillRoutes } from './http/routes/internal-fills.js';
+import { advertiseUrl, nodeId } from './http/advertise-url.js';
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -124,6 +127,22 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     }),
   });
+  // Several nodes on one PostgreSQL: a cold blob is fetched once in the cluster (proxy/cluster-fills.ts).
+  const clusterConfig = config.cluster;
+  let cluster: ClusterFills | undefined;
+  if (clusterConfig && stores.fillLeases) {
+    if (clusterConfig.secret === undefined) throw new Error('cluster: the nodes need a shared secret (cluster.secretFile or cluster.secret)');
+    const fillLog = logger.child({ component: 'fill' });
+    cluster = new ClusterFills({
+      leases: stores.fillLeases,
+      node: nodeId(),
+      url: () => advertiseUrl(clusterConfig.advertiseUrl, app.server),
+      secret: clusterConfig.secret,
+      heartbeatMs: clusterConfig.heartbeat,
+      leaseMs: clusterConfig.leaseTimeout,
+      onEvent: (event, detail) => fillLog.warn({ event, ...detail }, `fill lease ${event}`),
+    });
+  }
   // The one Registry the routes see: names routed to an upstream go through the pull-through cache.
   const registry = new PullThroughRegistry(local, {
     cache: shared('proxy'),
@@ -131,6 +150,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     blobStore: blobs,
     localNamespaces: config.local.namespaces,
     upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
+    ...(cluster ? { cluster } : {}),
     events: {
       onFill: (event, detail) => {
         // A failed fill cut its clients: say which upstream and blob, and why.
@@ -185,6 +205,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
   // With access control on, every pull goes through its checks in the routes.
   if (!access) serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing });
+  if (cluster && clusterConfig?.secret !== undefined) {
+    registerInternalFillRoutes(app, { secret: clusterConfig.secret, localFill: (digest, range) => registry.localFill(digest, range) });
+  }
   registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another

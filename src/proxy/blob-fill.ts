@@ -696,6 +696,11 @@ export class FillTable {
     return this.running.get(digest);
   }
 
+  /** The fill of `digest` running or about to (its writer being opened); undefined when none. */
+  async current(digest: string): Promise<Fill | undefined> {
+    return this.running.get(digest) ?? (await this.starting.get(digest)?.catch(() => undefined));
+  }
+
   /** Digests being filled now (the collector keeps them). */
   digests(): string[] {
     return [...new Set([...this.starting.keys(), ...this.running.keys()])];

@@ -19,6 +19,8 @@ import { ProxyManifests } from './proxy-manifests.js';
 import { ProxyRepository, type ProxyParts } from './proxy-repository.js';
 import type { UpstreamFetcher } from './upstream-fetcher.js';
 import type { UpstreamSettings } from './upstream-repository.js';
+import type { ClusterFills } from './cluster-fills.js';
+import type { BlobRead } from '../registry/blob-service.js';
 
 export interface PullThroughOptions {
   /** The local registry's ledger and blob store: fills write there and record through the ledger. */
@@ -31,12 +33,15 @@ export interface PullThroughOptions {
   /** Shared TTL caches (tag freshness, lists): in memory by default, PostgreSQL for several nodes. */
   cache?: Keyv<unknown>;
   events?: FillEvents;
+  /** Several nodes: one fill per blob in the cluster, through leases in the shared database. */
+  cluster?: ClusterFills;
 }
 
 export class PullThroughRegistry implements Registry {
   private readonly router: Router;
   private readonly parts: ProxyParts;
   private readonly upstreams = new Map<string, UpstreamSettings>();
+  private readonly cluster: ClusterFills | undefined;
 
   constructor(
     private readonly local: Registry & CacheStore,
@@ -47,9 +52,10 @@ export class PullThroughRegistry implements Registry {
       opts.upstreams.map((u) => u.config),
       opts.localNamespaces ?? [],
     );
+    this.cluster = opts.cluster;
     this.parts = {
       manifests: new ProxyManifests(local, cache),
-      blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events),
+      blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events, opts.cluster),
       listings: new ProxyListings(local, cache),
     };
     for (const { config, client } of opts.upstreams) {
@@ -94,9 +100,15 @@ export class PullThroughRegistry implements Registry {
     return this.parts.blobs.fills.digests();
   }
 
-  /** Lets fills in progress finish, then closes the local registry. */
+  /** The fill of `digest` running on this node, for another node of the cluster; undefined when none runs here. */
+  localFill(digest: string, rangeHeader: string | undefined): Promise<BlobRead | undefined> {
+    return this.parts.blobs.localFill(digest, rangeHeader);
+  }
+
+  /** Lets fills in progress finish (their leases released), then closes the local registry. */
   async close(): Promise<void> {
     await this.parts.blobs.fills.drain();
+    await this.cluster?.close();
     await this.local.close();
   }
 }

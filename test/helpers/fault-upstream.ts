@@ -18,7 +18,9 @@
 //              headers (Docker-Content-Digest still names the true digest);
 //     stall    waits `ms` before the headers (no afterBytes) or after `afterBytes` body bytes, then
 //              sends the rest;
-//     slow     `bytesPerChunk` bytes every `delayMs`.
+//     slow     `bytesPerChunk` bytes every `delayMs`;
+//     hold     headers, `afterBytes` body bytes, then the rest once `until` resolves (a fill caught
+//              part way for as long as a test needs, with no timer).
 // supportsRange: honour "Range: bytes=N-" / "bytes=N-M" on blobs with 206 + Content-Range (416 when
 // unsatisfiable); faults then apply to the partial body (corrupt's atByte stays a content offset).
 import { createHash } from 'node:crypto';
@@ -50,6 +52,7 @@ export type Fault = FaultCommon &
     | { kind: 'stall'; afterBytes?: number; ms: number }
     | { kind: 'status'; status: 500 | 429 | 401 | 503; retryAfter?: string }
     | { kind: 'slow'; bytesPerChunk: number; delayMs: number }
+    | { kind: 'hold'; afterBytes: number; until: Promise<void> }
     | { kind: 'offline' }
   );
 
@@ -153,7 +156,7 @@ export async function startFaultUpstream(
     });
 
   const sendBody = async (res: ServerResponse, path: string, body: Buffer, offset: number, headers: OutgoingHttpHeaders, status: number): Promise<void> => {
-    const f = path === '/v2/' ? undefined : claim(path, ['drop', 'corrupt', 'truncate', 'stall', 'slow']);
+    const f = path === '/v2/' ? undefined : claim(path, ['drop', 'corrupt', 'truncate', 'stall', 'slow', 'hold']);
     if (!f) {
       res.writeHead(status, headers);
       res.end(body);
@@ -195,6 +198,17 @@ export async function startFaultUpstream(
         await wait(res, f.ms);
         if (!alive(res)) return;
         res.end(body.subarray(f.afterBytes));
+        return;
+      }
+      case 'hold': {
+        res.writeHead(status, headers);
+        await write(res, body.subarray(0, f.afterBytes));
+        const sock = res.socket;
+        await new Promise<void>((resolve) => {
+          sock?.once('close', () => resolve());
+          void f.until.then(() => resolve());
+        });
+        if (alive(res)) res.end(body.subarray(f.afterBytes));
         return;
       }
       case 'slow': {

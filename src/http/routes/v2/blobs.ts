@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDirectBody } from '../../../storage/file-blob-stream.js';
 import { parseDigest } from '../../../registry/reference.js';
 import type { Registry } from '../../../registry/registry.js';
+import type { BlobRead } from '../../../registry/blob-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';
 import { clientGone, noteCut } from '../../request-log.js';
@@ -13,6 +14,11 @@ export async function getBlob(request: FastifyRequest, reply: FastifyReply, regi
   const head = request.method === 'HEAD';
   const read = await registry.repository(name, queryValue(request, 'ns')).blobs.get(digest, { rangeHeader: request.headers.range, head });
   if (read.warning) reply.header('warning', read.warning);
+  return sendBlob(request, reply, digest, read);
+}
+
+/** A blob's bytes (or the range read), or the redirect to the store's own URL. */
+export async function sendBlob(request: FastifyRequest, reply: FastifyReply, digest: string, read: BlobRead) {
   // The store's own URL (a presigned object URL): the client downloads from there, Range and all.
   if (read.redirect !== undefined) return reply.code(307).header(CONTENT_DIGEST, digest).header('location', read.redirect).send();
   reply.header(CONTENT_DIGEST, digest).header('accept-ranges', 'bytes').type('application/octet-stream');

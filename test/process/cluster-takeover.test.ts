@@ -1,0 +1,114 @@
+// Two `wharf serve` processes on one PostgreSQL schema and one data directory, with cluster leases
+// renewed every 100 ms and expiring after 1 s: the node filling a cold blob is SIGKILLed part way.
+// Its own client is cut; the other node's client, which was streaming from it, carries on once the
+// dead node's lease has expired (the other node takes the fill over) and gets the blob's bytes; what
+// was committed before stays served.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { stringify } from 'yaml';
+import { quoteIdent } from '../../src/metadata/postgres-database.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
+import { digestOf, raw } from '../helpers/http.js';
+import { adminQuery, POSTGRES_URL, tempSchema } from '../helpers/postgres.js';
+import { download } from '../helpers/download.js';
+import type { TestObject } from '../contract/contract-helpers.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(root, 'bin', 'wharf.js');
+t.setTimeout(180_000);
+t.before(() => ensureBuilt((m) => t.comment(m)));
+
+/** `wharf serve` on 127.0.0.1:0 with `config`; resolves with its URL once it listens. */
+async function serve(t: TestObject, config: string): Promise<{ url: string; child: ChildProcess; stderr: () => string }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_')));
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', config, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: clean });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start in 30 s: ${stderr}`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  return { url, child, stderr: () => stderr };
+}
+
+t.test('the filling node SIGKILLed mid-fill: its lease expires, the other node takes the fill over and its client gets the right bytes', async (t) => {
+  const early = contentEntry(randomBytes(64 * 1024));
+  const blob = contentEntry(randomBytes(4 * 1024 * 1024));
+  const up = await startFaultUpstream(t, { manifests: [], blobs: [early, blob] });
+  const schema = await tempSchema(t);
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-takeover-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'secret'), 'the-secret-this-cluster-shares\n');
+  const config = join(dir, 'wharf.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      storage: { path: join(dir, 'data') },
+      log: { level: 'warn' },
+      gc: { interval: '0s' },
+      upstreams: [{ name: 'hub', url: up.url, registry: 'hub.test', default: true }],
+      metadata: { postgres: { url: `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}` } },
+      cluster: { secretFile: join(dir, 'secret'), heartbeat: '100ms', leaseTimeout: '1s' },
+    }),
+  );
+  const a = await serve(t, config);
+  const b = await serve(t, config);
+
+  const earlyPath = `/v2/library/app/blobs/${early.digest}`;
+  t.equal(digestOf((await raw(a.url, 'GET', earlyPath)).body), early.digest, 'a blob committed through a before it dies');
+
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  // The first GET of the blob sends 1 MiB and then nothing: a is caught mid-fill.
+  up.setFault({ kind: 'hold', afterBytes: 1024 * 1024, until, match: blob.digest, times: 1 });
+  const path = `/v2/library/app/blobs/${blob.digest}`;
+  const onA = download(`${a.url}${path}`);
+  await onA.first;
+  const lease = await adminQuery(`SELECT url FROM ${quoteIdent(schema)}.fill_leases WHERE digest = $1`, [blob.digest]);
+  t.same(lease.rows, [{ url: a.url }], 'a holds the lease, under the URL it listens on');
+  const onB = download(`${b.url}${path}`);
+  await onB.first;
+  t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, "b's client streams from a: no second GET yet");
+
+  const killedAt = Date.now();
+  a.child.kill('SIGKILL');
+  const cut = await onA.done;
+  t.notOk(cut.complete, "a's own client is cut");
+  t.ok(cut.body.length < blob.body.length, 'and never got the whole blob');
+
+  const carried = await onB.done;
+  const took = Date.now() - killedAt;
+  t.equal(carried.status, 200);
+  t.ok(carried.complete, "b's client gets the whole body");
+  t.equal(digestOf(carried.body), blob.digest, "b's client gets the blob's bytes");
+  t.ok(took < 5000, `carried on ${took} ms after the kill (lease timeout 1 s)`);
+  t.equal(up.count('GET', `/blobs/${blob.digest}`), 2, 'one GET by the dead node, one by the node that took over');
+
+  t.equal(digestOf((await raw(b.url, 'GET', path)).body), blob.digest, 'b serves it from the store');
+  t.equal(digestOf((await raw(b.url, 'GET', earlyPath)).body), early.digest, 'what a committed before dying is still served');
+  t.equal(up.count('GET', '/blobs/'), 3, 'neither from the upstream');
+  const deadline = Date.now() + 5000;
+  while ((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount !== 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount, 0, 'no lease left');
+});
