@@ -2,31 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { SqliteDatabase } from '../metadata/sqlite-database.js';
 import type { ServiceTokenRecord, ServiceTokenStore } from './service-token-store.js';
-import type { TokenScope } from './types.js';
-
-interface ServiceTokenRow {
-  id: string;
-  name: string;
-  secret_hash: string;
-  scopes: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-function toServiceToken(row: ServiceTokenRow): ServiceTokenRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    scopes: JSON.parse(row.scopes) as TokenScope[],
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-  };
-}
+import { toServiceToken, type ServiceTokenRow } from './service-token-row.js';
 
 export class SqliteServiceTokenStore implements ServiceTokenStore {
   readonly #s;

@@ -5,6 +5,7 @@ import type { Page } from '../oci/page.js';
 import type { ManifestReference } from '../oci/references.js';
 import type { PostgresDatabase, Queryable } from './postgres-database.js';
 import { MissingContentError } from './registry-metadata.js';
+import { toManifest, type ManifestRow } from './metadata-rows.js';
 import type { AccessBatch, BlobRecord, ManifestRecord, PutManifestInput, RegistryMetadata } from './registry-metadata.js';
 
 interface BlobRow {
@@ -13,18 +14,6 @@ interface BlobRow {
   created_at: number;
   last_access_at: number;
   local: boolean;
-}
-
-interface ManifestRow {
-  repo: string;
-  digest: string;
-  media_type: string;
-  size: number;
-  subject: string | null;
-  artifact_type: string | null;
-  annotations: string | null;
-  created_at: number;
-  last_access_at: number;
 }
 
 /** The cursor and the limit of a page: '' sorts before every name (COLLATE "C"), a null LIMIT is none. */
@@ -41,20 +30,6 @@ function toBlob(row: BlobRow): BlobRecord {
 }
 
 const MANIFEST_COLUMNS = 'repo, digest, media_type, size, subject, artifact_type, annotations, created_at, last_access_at';
-
-function toManifest(row: ManifestRow): ManifestRecord {
-  return {
-    repo: row.repo,
-    digest: row.digest,
-    mediaType: row.media_type,
-    size: row.size,
-    subject: row.subject,
-    artifactType: row.artifact_type,
-    annotations: row.annotations === null ? null : (JSON.parse(row.annotations) as Record<string, string>),
-    createdAt: row.created_at,
-    lastAccessAt: row.last_access_at,
-  };
-}
 
 const ENSURE_REPO = 'INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING';
 const DELETE_REFS = 'DELETE FROM manifest_refs WHERE repo = $1 AND manifest_digest = $2';

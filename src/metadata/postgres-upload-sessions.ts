@@ -3,18 +3,7 @@
 // to the same session or expiring it at once need no lock beyond the row's.
 import type { PostgresDatabase } from './postgres-database.js';
 import type { UploadRecord, UploadSessions } from './upload-sessions.js';
-
-interface UploadRow {
-  id: string;
-  repo: string;
-  offset: number;
-  started_at: number;
-  updated_at: number;
-}
-
-function toUpload(row: UploadRow): UploadRecord {
-  return { id: row.id, repo: row.repo, offset: row.offset, startedAt: row.started_at, updatedAt: row.updated_at };
-}
+import { toUpload, type UploadRow } from './metadata-rows.js';
 
 export class PostgresUploadSessions implements UploadSessions {
   constructor(private readonly db: PostgresDatabase) {}

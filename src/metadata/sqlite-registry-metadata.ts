@@ -5,6 +5,7 @@ import type { Page } from '../oci/page.js';
 import type { ManifestReference } from '../oci/references.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 import { MissingContentError } from './registry-metadata.js';
+import { toManifest, type ManifestRow } from './metadata-rows.js';
 import type { AccessBatch, BlobRecord, ManifestRecord, PutManifestInput, RegistryMetadata } from './registry-metadata.js';
 
 interface BlobRow {
@@ -13,18 +14,6 @@ interface BlobRow {
   created_at: number;
   last_access_at: number;
   local: number;
-}
-
-interface ManifestRow {
-  repo: string;
-  digest: string;
-  media_type: string;
-  size: number;
-  subject: string | null;
-  artifact_type: string | null;
-  annotations: string | null;
-  created_at: number;
-  last_access_at: number;
 }
 
 function pageArgs(page: Page | undefined): [string, number] {
@@ -43,20 +32,6 @@ function toBlob(row: BlobRow): BlobRecord {
     createdAt: row.created_at,
     lastAccessAt: row.last_access_at,
     local: row.local === 1,
-  };
-}
-
-function toManifest(row: ManifestRow): ManifestRecord {
-  return {
-    repo: row.repo,
-    digest: row.digest,
-    mediaType: row.media_type,
-    size: row.size,
-    subject: row.subject,
-    artifactType: row.artifact_type,
-    annotations: row.annotations === null ? null : (JSON.parse(row.annotations) as Record<string, string>),
-    createdAt: row.created_at,
-    lastAccessAt: row.last_access_at,
   };
 }
 

@@ -1,24 +1,7 @@
 // Upload sessions in the shared SQLite database (the uploads table).
 import type { SqliteDatabase } from './sqlite-database.js';
 import type { UploadRecord, UploadSessions } from './upload-sessions.js';
-
-interface UploadRow {
-  id: string;
-  repo: string;
-  offset: number;
-  started_at: number;
-  updated_at: number;
-}
-
-function toUpload(row: UploadRow): UploadRecord {
-  return {
-    id: row.id,
-    repo: row.repo,
-    offset: row.offset,
-    startedAt: row.started_at,
-    updatedAt: row.updated_at,
-  };
-}
+import { toUpload, type UploadRow } from './metadata-rows.js';
 
 export class SqliteUploadSessions implements UploadSessions {
   readonly #s;
