@@ -20,14 +20,19 @@ export interface FillLease extends FillHolder {
   expired: boolean;
 }
 
-export type FillClaim = { owned: true } | { owned: false; lease: FillLease };
+/**
+ * A lease taken (with the id of the writer its fill stores the bytes in: the first claimant's, so a
+ * node taking a dead node's fill over finds the bytes it stored), or who holds it.
+ */
+export type FillClaim = { owned: true; writer: string } | { owned: false; lease: FillLease };
 
 export interface FillLeases {
   /**
    * Takes the lease of `digest` for `holder` for `ttlMs` when nobody holds it, it has expired, or
    * `holder.node` holds it already; otherwise says who holds it. One statement in the common case.
+   * `writer` names the fill's writer when the lease is new; a lease taken over keeps its own.
    */
-  claim(digest: string, holder: FillHolder, ttlMs: number): Promise<FillClaim>;
+  claim(digest: string, holder: FillHolder, ttlMs: number, writer: string): Promise<FillClaim>;
   /** The lease of `digest`, if any (expired ones included). */
   peek(digest: string): Promise<FillLease | undefined>;
   /** Extends by `ttlMs` the leases `node` still holds among `digests` (one statement for them all). */

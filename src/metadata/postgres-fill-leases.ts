@@ -17,17 +17,19 @@ interface LeaseRow {
 export class PostgresFillLeases implements FillLeases {
   constructor(private readonly db: PostgresDatabase) {}
 
-  async claim(digest: string, holder: FillHolder, ttlMs: number): Promise<FillClaim> {
+  async claim(digest: string, holder: FillHolder, ttlMs: number, writer: string): Promise<FillClaim> {
     // A row that vanishes between the claim and the look (released) is claimed again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const won = await this.db.query(
-        `INSERT INTO fill_leases (digest, node, url, repo, expires_at) VALUES ($1, $2, $3, $4, ${NOW_MS} + $5)
-         ON CONFLICT (digest) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, repo = EXCLUDED.repo, expires_at = EXCLUDED.expires_at
+      // The writer is not updated on conflict: whoever takes the lease over goes on in the same one.
+      const won = await this.db.query<{ writer: string | null }>(
+        `INSERT INTO fill_leases (digest, node, url, repo, writer, expires_at) VALUES ($1, $2, $3, $4, $6, ${NOW_MS} + $5)
+         ON CONFLICT (digest) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, repo = EXCLUDED.repo, expires_at = EXCLUDED.expires_at,
+           writer = COALESCE(fill_leases.writer, EXCLUDED.writer)
           WHERE fill_leases.node = EXCLUDED.node OR fill_leases.expires_at < ${NOW_MS}
-         RETURNING 1`,
-        [digest, holder.node, holder.url, holder.repo, ttlMs],
+         RETURNING writer`,
+        [digest, holder.node, holder.url, holder.repo, ttlMs, writer],
       );
-      if (won.rowCount === 1) return { owned: true };
+      if (won.rowCount === 1) return { owned: true, writer: won.rows[0]?.writer ?? writer };
       const lease = await this.peek(digest);
       if (lease) return { owned: false, lease };
     }

@@ -6,6 +6,7 @@
 // failure nothing is committed and the clients' streams are destroyed (their connections cut).
 // A dropped upstream connection is resumed with Range where the upstream allows it. The fill does
 // not belong to any client: a client that goes away does not stop it.
+import type { Hash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -41,6 +42,11 @@ export interface FillOptions {
    */
   onCommit: (writer: BlobWriter, digest: string, size: number) => Promise<void>;
   onEvent?: (event: 'resumed' | 'committed' | 'failed', detail: Record<string, unknown>) => void;
+  /**
+   * The bytes a previous fill of the digest left in the writer (its node died part way): `size` of
+   * them, hashed into `hash`. The fill goes on after them (a Range request upstream).
+   */
+  resumed?: { size: number; hash: Hash };
 }
 
 /** Most bytes handed to a follower at once from memory (one vectored socket write). */
@@ -184,6 +190,7 @@ export class Fill {
     fetcher: FillFetcher,
     private readonly opts: FillOptions,
   ) {
+    if (opts.resumed) this.accepted = this.written = this.recentStart = opts.resumed.size;
     this.done = this.run(fetcher);
   }
 
@@ -428,7 +435,7 @@ export class Fill {
     // (Without SHA instructions, at 250–365 MiB/s, a worker would be worth its costs again.)
     // The bytes are written through the writer with vectored writes of up to WRITE_BATCH (whatever
     // queued while the last write ran goes out in the next one); followers read memory meanwhile.
-    const hash = newHash(algorithm);
+    const hash = this.opts.resumed?.hash ?? newHash(algorithm);
     let queued: Piece[] = [];
     let slab: Slab | undefined;
     let queuedBytes = 0;
@@ -707,13 +714,22 @@ export class FillTable {
   }
 
 
-  /** The running fill for `digest`, or a new one; `coalesced` tells which. */
-  async join(digest: string, fetcher: FillFetcher, opts: FillOptions): Promise<{ fill: Fill; coalesced: boolean }> {
+  /**
+   * The running fill for `digest`, or a new one; `coalesced` tells which. `open` gives the new
+   * fill's writer (default: a fresh anonymous one), and what a previous fill left in it.
+   */
+  async join(
+    digest: string,
+    fetcher: FillFetcher,
+    opts: FillOptions,
+    open?: () => Promise<{ writer: BlobWriter; resumed?: FillOptions['resumed'] }>,
+  ): Promise<{ fill: Fill; coalesced: boolean }> {
     const existing = this.starting.get(digest);
     if (existing) return { fill: await existing, coalesced: true };
     // The slot is claimed synchronously, before any await, so concurrent callers find it.
-    const entry = this.blobs.writer().then((writer) => {
-      const fill = new Fill(digest, writer, fetcher, opts);
+    const opened = open ? open() : this.blobs.writer().then((writer) => ({ writer, resumed: undefined }));
+    const entry = opened.then(({ writer, resumed }) => {
+      const fill = new Fill(digest, writer, fetcher, resumed ? { ...opts, resumed } : opts);
       this.running.set(digest, fill);
       void fill.done.finally(() => {
         if (this.starting.get(digest) === entry) this.starting.delete(digest);

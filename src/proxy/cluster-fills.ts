@@ -5,6 +5,7 @@
 // allowed, bearer secret) instead of asking the upstream. This module holds the node's side of
 // that: its leases and their heartbeat, and the requests to another node. What to do when a holder
 // fails is ProxyBlobs' (it knows the store and the local fills).
+import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { RegistryError } from '../registry/errors.js';
@@ -71,9 +72,10 @@ export class ClusterFills {
     return Math.max(10, Math.min(this.opts.heartbeatMs, 500));
   }
 
+  /** Claims the lease of `digest`; a new lease names a new writer (an upload session id of the store). */
   claim(digest: string, repo: string): Promise<FillClaim> {
     const holder: FillHolder = { node: this.opts.node, url: this.opts.url(), repo };
-    return this.opts.leases.claim(digest, holder, this.opts.leaseMs);
+    return this.opts.leases.claim(digest, holder, this.opts.leaseMs, randomUUID());
   }
 
   peek(digest: string): Promise<FillLease | undefined> {

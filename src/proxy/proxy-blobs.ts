@@ -14,7 +14,10 @@ import { RegistryError } from '../registry/errors.js';
 import { parseRange } from '../registry/range.js';
 import type { BlobRead } from '../registry/blob-service.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import type { Hash } from 'node:crypto';
+import type { BlobStore, BlobWriter, ByteRange } from '../storage/blob-store.js';
+import { newHash } from '../oci/digest.js';
+import { parseDigest } from '../registry/reference.js';
 import type { FillLease } from '../metadata/fill-leases.js';
 import type { MaybeStale } from '../registry/registry.js';
 import type { CacheStore } from '../registry/cache-store.js';
@@ -178,7 +181,7 @@ export class ProxyBlobs {
       if (!this.fills.get(digest)) cluster.release(digest);
       return 'stored';
     }
-    return { fill: this.fills.get(digest) ?? (await this.startFill(repo, digest)) };
+    return { fill: this.fills.get(digest) ?? (await this.startFill(repo, digest, claim.writer)) };
   }
 
   /**
@@ -290,7 +293,11 @@ export class ProxyBlobs {
     else this.confirmed.set(fill, new Set([repo]));
   }
 
-  private async startFill(repo: UpstreamRepository, digest: string): Promise<Fill> {
+  /**
+   * Starts (or joins) the fill of `digest` for `repo`. With `writer` (a cluster lease's), the bytes go
+   * to that upload session of the store, and a session a dead node left is taken up where it ends.
+   */
+  private async startFill(repo: UpstreamRepository, digest: string, writer?: string): Promise<Fill> {
     const path = `/v2/${repo.remote}/blobs/${digest}`;
     const fetcher = async (offset: number): Promise<FillSource> => {
       const res = await repo.client.request({
@@ -318,7 +325,7 @@ export class ProxyBlobs {
         await this.ledger.commit(writer, d, { local: false, repo: repo.name, knownDigest: d, size });
       },
       onEvent: (event, detail) => this.events.onFill?.(event, { upstream: repo.upstream.name, ...detail }),
-    });
+    }, writer === undefined ? undefined : () => this.openWriter(digest, writer));
     // The fill's own GET asks the upstream about this repository: its readers need no other check.
     if (!coalesced) {
       this.confirm(fill, repo.name);
@@ -327,6 +334,27 @@ export class ProxyBlobs {
     }
     this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: repo.upstream.name, digest });
     return fill;
+  }
+
+  /**
+   * The writer `id` of a fill: the bytes a previous holder stored in it (hashed again here, read back
+   * from the store), or a new one. Bytes that cannot be read back are dropped, and the fill starts
+   * from the first byte in a fresh writer.
+   */
+  private async openWriter(digest: string, id: string): Promise<{ writer: BlobWriter; resumed?: { size: number; hash: Hash } }> {
+    const stored = await this.store.resume(id);
+    if (!stored) return { writer: await this.store.writer(id) };
+    if (stored.size === 0) return { writer: stored };
+    const hash = newHash(parseDigest(digest).algorithm);
+    try {
+      for await (const chunk of stored.read(stored.size)) hash.update(chunk as Buffer);
+    } catch (err) {
+      this.events.onFill?.('resumed', { digest, at: 0, writer: id, error: `the bytes stored by the previous holder cannot be read back: ${(err as Error).message}` });
+      await stored.cancel().catch(() => undefined);
+      return { writer: await this.store.writer() };
+    }
+    this.events.onFill?.('resumed', { digest, at: stored.size, writer: id });
+    return { writer: stored, resumed: { size: stored.size, hash } };
   }
 
   /** What this repository's upstream says of the digest (size), without downloading; throws when it refuses. */

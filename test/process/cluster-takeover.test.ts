@@ -1,11 +1,11 @@
 // Two `wharf serve` processes on one PostgreSQL schema and one data directory, with cluster leases
 // renewed every 100 ms and expiring after 1 s: the node filling a cold blob is SIGKILLed part way.
 // Its own client is cut; the other node's client, which was streaming from it, carries on once the
-// dead node's lease has expired (the other node takes the fill over) and gets the blob's bytes; what
-// was committed before stays served.
+// dead node's lease has expired (the other node takes the fill over, from the bytes the dead node
+// had stored) and gets the blob's bytes; what was committed before stays served.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,7 +52,7 @@ async function serve(t: TestObject, config: string): Promise<{ url: string; chil
 t.test('the filling node SIGKILLed mid-fill: its lease expires, the other node takes the fill over and its client gets the right bytes', async (t) => {
   const early = contentEntry(randomBytes(64 * 1024));
   const blob = contentEntry(randomBytes(4 * 1024 * 1024));
-  const up = await startFaultUpstream(t, { manifests: [], blobs: [early, blob] });
+  const up = await startFaultUpstream(t, { manifests: [], blobs: [early, blob] }, { supportsRange: true });
   const schema = await tempSchema(t);
   const dir = mkdtempSync(join(tmpdir(), 'wharf-takeover-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,6 +89,12 @@ t.test('the filling node SIGKILLed mid-fill: its lease expires, the other node t
   await onB.first;
   t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, "b's client streams from a: no second GET yet");
 
+  // The held MiB reaches a's writer (an upload session in the shared data directory) before the kill.
+  const uploads = join(dir, 'data', 'uploads');
+  const stored = () => readdirSync(uploads).filter((f) => !f.startsWith('.')).map((f) => statSync(join(uploads, f)).size);
+  for (const deadline = Date.now() + 5000; !stored().includes(1024 * 1024) && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.same(stored(), [1024 * 1024], "a's fill stored the MiB it got");
+
   const killedAt = Date.now();
   a.child.kill('SIGKILL');
   const cut = await onA.done;
@@ -101,7 +107,9 @@ t.test('the filling node SIGKILLed mid-fill: its lease expires, the other node t
   t.ok(carried.complete, "b's client gets the whole body");
   t.equal(digestOf(carried.body), blob.digest, "b's client gets the blob's bytes");
   t.ok(took < 5000, `carried on ${took} ms after the kill (lease timeout 1 s)`);
-  t.equal(up.count('GET', `/blobs/${blob.digest}`), 2, 'one GET by the dead node, one by the node that took over');
+  const gets = up.requests.filter((r) => r.method === 'GET' && r.path.includes(`/blobs/${blob.digest}`));
+  t.equal(gets.length, 2, 'one GET by the dead node, one by the node that took over');
+  t.equal(gets[1]?.headers.range, 'bytes=1048576-', 'which went on after the bytes the dead node had stored');
 
   t.equal(digestOf((await raw(b.url, 'GET', path)).body), blob.digest, 'b serves it from the store');
   t.equal(digestOf((await raw(b.url, 'GET', earlyPath)).body), early.digest, 'what a committed before dying is still served');

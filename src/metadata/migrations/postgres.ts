@@ -150,6 +150,13 @@ export const postgresMigrations: readonly string[] = [
     expires_at  BIGINT NOT NULL
   );
   `,
+
+  // 7: the writer a fill stores its bytes in (an upload session id of the blob store), named by the
+  // first node to claim the digest and kept when another takes the fill over, which then goes on
+  // from the bytes already stored.
+  `
+  ALTER TABLE fill_leases ADD COLUMN writer TEXT;
+  `,
 ];
 
 /**

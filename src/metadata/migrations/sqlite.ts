@@ -137,4 +137,7 @@ export const sqliteMigrations: readonly string[] = [
   // 6: nothing. PostgreSQL's version 6 holds the cluster's fill leases; one process keeps its fills
   // in memory. Kept so that a version number names the same schema in both drivers.
   `SELECT 1;`,
+
+  // 7: nothing (PostgreSQL's fill leases name their writer).
+  `SELECT 1;`,
 ];
