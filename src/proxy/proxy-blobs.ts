@@ -257,7 +257,18 @@ export class ProxyBlobs {
         if (await this.store.stat(digest)) return { source: await this.store.open(digest, range) };
         throw new Error(`the fill of ${digest} ${failed ? `on node ${failed.node}` : 'here'} failed: ${reason}`, { cause: failure });
       }
-      // Held (by the failed node until its lease expires, or by another): the claim decides.
+      if (failed && lease.node === failed.node && !lease.expired) {
+        // Still held by the node that stopped sending: dead with a lease not expired yet, or alive
+        // and about to release it (its fill failed). Asked again, never claimed from under it.
+        try {
+          return { source: (await cluster.open(lease, digest, range)).body, from: lease };
+        } catch (err) {
+          if (!(err instanceof HolderUnavailable)) throw err;
+          await wait(() => new Error(`blob ${digest}: node ${lease.node} stopped sending it (${reason}) and its lease does not expire`, { cause: failure }));
+          continue;
+        }
+      }
+      // Expired, or held by another node: the claim decides.
       const place = await this.place(cluster, repo, digest);
       if (place === 'stored') return { source: await this.store.open(digest, range) };
       if ('fill' in place) {

@@ -68,6 +68,34 @@ t.test('the same cold blob from three nodes at once: one upstream GET in the clu
   t.equal((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount, 0, 'the lease is released after the commit');
 });
 
+t.test('the upstream sends wrong bytes: the clients of every node are cut, none gets a whole body, nothing is committed', async (t) => {
+  const blob = contentEntry(randomBytes(2 * 1024 * 1024));
+  const wrong = Buffer.from(blob.body);
+  wrong[wrong.length - 10]! ^= 0xff;
+  // The upstream answers the digest with other bytes of the same length.
+  const up = await startFaultUpstream(t, { manifests: [], blobs: [{ digest: blob.digest, body: wrong }] });
+  const { nodes, dataDir, schema } = await cluster(t, up.url, 3);
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  up.setFault({ kind: 'hold', afterBytes: 1024 * 1024, until, match: blob.digest });
+  const path = `/v2/library/app/blobs/${blob.digest}`;
+  const clients = nodes.map((n) => download(`${n.url}${path}`));
+  await Promise.all(clients.map((c) => c.first));
+  release();
+  for (const [i, r] of (await Promise.all(clients.map((c) => c.done))).entries()) {
+    t.notOk(r.complete, `node ${i}: the client is cut`);
+    t.ok(r.body.length < blob.body.length, `node ${i}: never the whole body (${r.body.length} bytes)`);
+  }
+  t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, 'one upstream GET');
+  t.notOk(existsSync(blobFile(dataDir, blob.digest)), 'nothing committed');
+  const deadline = Date.now() + 5000;
+  while ((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount !== 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount, 0, 'the lease is released: the next request starts over');
+});
+
 t.test('a ranged request on another node while the fill runs: the range, streamed from the filling node', async (t) => {
   const blob = contentEntry(randomBytes(2 * 1024 * 1024));
   const up = await startFaultUpstream(t, { manifests: [], blobs: [blob] });
