@@ -40,7 +40,7 @@ EXPOSE 5000
 # listens on. A --config or --listen given to serve on the command line is not seen here: pass the same
 # to the healthcheck (docker run --health-cmd), or use a mounted file or WHARF_* variables instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
-  CMD ["node", "/app/bin/wharf.js", "healthcheck"]
+  CMD ["node", "--max-semi-space-size=2", "/app/bin/wharf.js", "healthcheck"]
 # SIGTERM (docker stop) lets in-flight requests finish before the process exits.
 STOPSIGNAL SIGTERM
 # --max-semi-space-size: see bin/wharf.js.
