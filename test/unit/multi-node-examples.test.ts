@@ -61,6 +61,7 @@ const FILE_KEYS: ReadonlyArray<readonly string[]> = [
   ['storage', 'path'],
   ['storage', 's3', 'secretAccessKeyFile'],
   ['metadata', 'postgres', 'passwordFile'],
+  ['cluster', 'secretFile'],
   ['auth', 'htpasswd'],
   ['auth', 'token', 'key'],
   ['auth', 'token', 'trust', 'keys'],
@@ -238,6 +239,10 @@ t.test('docker-compose.yml: three Wharf nodes, each configuration passes verify-
     if (!config) continue;
     t.ok(config.metadata.postgres, `${name}: metadata in PostgreSQL, shared by the nodes`);
     t.ok(config.storage.s3, `${name}: blobs in the bucket, shared by the nodes`);
+    t.ok(obj(config.cluster).secret, `${name}: a cluster, with the secret the nodes share`);
+    const advertised = new URL(config.cluster?.advertiseUrl ?? 'http://unset');
+    t.equal(advertised.hostname, name, `${name}: the other nodes reach it by its service name`);
+    t.equal(Number(advertised.port), parseListen(config.listen).port, `${name}: on the port it listens on`);
     t.strictSame(s.healthcheck?.test, ['CMD', ...ENTRYPOINT, 'healthcheck'], `${name}: the healthcheck is wharf healthcheck, run as the image runs wharf`);
     t.ok(composeDurationMs(s.stop_grace_period ?? '10s') > config.shutdownTimeoutMs, `${name}: stop_grace_period exceeds shutdownTimeoutMs`);
     const limit = s.deploy?.resources?.limits?.memory;
@@ -300,17 +305,22 @@ t.test('docker-compose.yml: what the nodes point at is provided by the setup', a
   t.match(script, new RegExp(`mc mb --ignore-existing ${alias?.[1]}/${s3.bucket}\\b`), `it makes the bucket ${s3.bucket}, if missing`);
   t.equal(obj(dependsOn[makerName]).condition, 'service_completed_successfully', 'nodes start once the bucket exists');
 
+  // The cluster: every node shows the others the same secret.
+  const clusterFile = str(getIn(raw, ['cluster', 'secretFile'])) ?? '';
+  t.strictSame(new Set(wharfNodes.map(([, s]) => secretMounts(s).get(clusterFile))).size, 1, 'every node reads the cluster secret from the same secret');
+
   // Secrets: each is a file README.md says how to make; none is committed.
-  const readme = readFileSync(join(exampleDir, 'README.md'), 'utf8');
+  const made = /for s in ([^;]+); do openssl rand -hex \d+ > secrets\/\$s; done/.exec(readFileSync(join(exampleDir, 'README.md'), 'utf8'));
+  t.ok(made, 'README.md makes the secret files');
   for (const [name, secret] of Object.entries(compose.secrets ?? {})) {
-    const file = (secret.file ?? '').replace(/^\.\//, '');
-    t.ok(file !== '' && readme.includes(`> ${file}`), `README.md makes the file of secret ${name} (${file})`);
-    t.match(readFileSync(join(exampleDir, '.gitignore'), 'utf8'), new RegExp(`^${dirname(file)}/$`, 'm'), `${dirname(file)}/ is not committed`);
+    t.equal(secret.file, `./secrets/${name}`, `secret ${name} is the file secrets/${name}`);
+    t.ok(made?.[1]!.split(/\s+/).includes(name), `which README.md makes`);
   }
+  t.match(readFileSync(join(exampleDir, '.gitignore'), 'utf8'), /^secrets\/$/m, 'secrets/ is not committed');
 });
 
 /** nginx.conf → its `upstream` blocks (servers) and the directives of its `server` block. */
-function readNginx(text: string): { upstreams: Map<string, string[]>; directives: Map<string, string[]> } {
+function readNginx(text: string): { text: string; upstreams: Map<string, string[]>; directives: Map<string, string[]> } {
   const lines = text.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l !== '');
   const upstreams = new Map<string, string[]>();
   const directives = new Map<string, string[]>();
@@ -325,7 +335,7 @@ function readNginx(text: string): { upstreams: Map<string, string[]>; directives
       if (d) directives.set(d[1]!, [...(directives.get(d[1]!) ?? []), d[2]!]);
     }
   }
-  return { upstreams, directives };
+  return { text: lines.join('\n'), upstreams, directives };
 }
 
 t.test('docker-compose.yml: nginx spreads clients over every node, streaming, and the nodes trust it', async (t) => {
@@ -346,6 +356,7 @@ t.test('docker-compose.yml: nginx spreads clients over every node, streaming, an
   t.strictSame(conf.directives.get('proxy_request_buffering'), ['off'], 'pushes streamed to the nodes, not spooled');
   t.strictSame(conf.directives.get('proxy_buffering'), ['off'], 'pulls streamed to the clients');
   t.ok(conf.directives.get('proxy_set_header')?.includes('X-Forwarded-For $proxy_add_x_forwarded_for'), 'nginx names the client');
+  t.match(conf.text, /location \/internal\/ \{\s*return 404;\s*\}/, 'and keeps the endpoint between nodes to the nodes');
   const address = nginx.networks?.default?.ipv4_address;
   const subnet = compose.networks?.default?.ipam?.config?.[0]?.subnet ?? '';
   t.ok(address && subnet.startsWith(address.split('.').slice(0, 3).join('.') + '.'), `${lbName} has a fixed address (${address}) in the network's subnet (${subnet})`);
@@ -488,6 +499,10 @@ t.test('kubernetes/: the Deployment runs several pods, whose configuration passe
   const s3 = obj(config.storage.s3);
   t.ok(s3.accessKeyId && s3.secretAccessKey, 'the S3 key and its secret both reach storage.s3');
   t.ok(obj(config.metadata.postgres).password, 'the database password reaches metadata.postgres');
+  t.ok(obj(config.cluster).secret, 'the cluster secret reaches cluster');
+  const advertised = new URL(config.cluster?.advertiseUrl ?? 'http://unset');
+  t.equal(advertised.hostname, FIELD_VALUES['status.podIP'], "the other pods reach each pod at its own address (the downward API's)");
+  t.equal(Number(advertised.port), parseListen(config.listen).port, 'on the port it listens on');
 
   const port = parseListen(config.listen).port;
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
