@@ -181,7 +181,9 @@ export class ProxyBlobs {
       if (!this.fills.get(digest)) cluster.release(digest);
       return 'stored';
     }
-    return { fill: this.fills.get(digest) ?? (await this.startFill(repo, digest, claim.writer)) };
+    // In the lease's writer when the store keeps sessions cheaply, so that a node taking the fill
+    // over goes on from its bytes; otherwise a fill taken over starts again from the first byte.
+    return { fill: this.fills.get(digest) ?? (await this.startFill(repo, digest, this.store.cheapSessions ? claim.writer : undefined)) };
   }
 
   /**

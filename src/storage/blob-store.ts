@@ -21,6 +21,12 @@ export interface BlobStat {
 }
 
 export interface BlobStore {
+  /**
+   * true when a session writer costs what an anonymous one does per write (a file under another
+   * name), so a fill may write to one and be taken up by another process where it stopped; absent
+   * when each write of a session stores more (S3 keeps a session's tail as an object after each).
+   */
+  readonly cheapSessions?: boolean;
   stat(digest: string): Promise<BlobStat | undefined>;
   /** Opens the bytes (or a range of them); throws BlobNotFoundError when absent. */
   open(digest: string, range?: ByteRange): Promise<Readable>;

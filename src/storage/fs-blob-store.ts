@@ -15,6 +15,8 @@ import { isNotFound, listDir } from './fs-dirs.js';
 import { BlobNotFoundError } from './storage-errors.js';
 
 export class FsBlobStore implements BlobStore {
+  /** A session's writer is a file like any other: fills write to sessions at no extra cost. */
+  readonly cheapSessions = true;
   private readonly aside: FsBlobAside;
 
   private constructor(readonly root: string) {
