@@ -12,6 +12,12 @@ import { MetadataUnavailableError } from './metadata-errors.js';
 import { postgresLibraryTables, postgresMigrations } from './migrations/postgres.js';
 import { PostgresChangeFeed } from './postgres-change-feed.js';
 
+/**
+ * Milliseconds since the epoch on the database's clock (clock_timestamp: not frozen at the
+ * transaction start), for expiries that several nodes compare (fill leases, the collector lock).
+ */
+export const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
 export interface PostgresOptions {
   /** postgres://user@host:port/database (the password, when given apart, is not in it). */
   url: string;

@@ -2,10 +2,7 @@
 // on the database's clock, so the nodes' clocks need not agree. A claim is one INSERT ... ON
 // CONFLICT: concurrent claims of the same digest are ordered by the row, and exactly one wins.
 import type { FillClaim, FillHolder, FillLease, FillLeases } from './fill-leases.js';
-import type { PostgresDatabase } from './postgres-database.js';
-
-/** Milliseconds since the epoch on the database's clock (clock_timestamp: not frozen at the transaction start). */
-const NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+import { DB_NOW_MS as NOW_MS, type PostgresDatabase } from './postgres-database.js';
 
 interface LeaseRow {
   node: string;

@@ -9,7 +9,7 @@
 // pointing at a manifest, a pull refreshing a blob) has either committed and is seen, or waits for
 // the sweep and then finds the row gone.
 import type { GcDeadManifest, GcMarkOptions, GcMarkResult, GcRule, GcState } from './gc-state.js';
-import { named, type PostgresDatabase, type Queryable, type Session } from './postgres-database.js';
+import { DB_NOW_MS, named, type PostgresDatabase, type Queryable, type Session } from './postgres-database.js';
 
 const LOCK = 'gc';
 
@@ -40,21 +40,23 @@ export class PostgresGcState implements GcState {
 
   constructor(private readonly db: PostgresDatabase) {}
 
+  // The lock's expiry is computed and compared on the database's clock (as fill leases are): the
+  // nodes' clocks need not agree, and a node whose clock runs behind cannot take a live lock for
+  // expired, nor one whose clock runs ahead hold an expired one for longer.
   async acquireLock(holder: string, ttlMs: number): Promise<boolean> {
-    const now = Date.now();
     // One statement: ON CONFLICT locks the row and evaluates WHERE on its latest version, so two
     // nodes cannot both take an expired lock.
     const r = await this.db.query(
-      `INSERT INTO gc_lock (name, holder, expires_at) VALUES ($1, $2, $3)
+      `INSERT INTO gc_lock (name, holder, expires_at) VALUES ($1, $2, ${DB_NOW_MS} + $3)
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-       WHERE gc_lock.expires_at < $4 OR gc_lock.holder = excluded.holder`,
-      [LOCK, holder, now + ttlMs, now],
+       WHERE gc_lock.expires_at < ${DB_NOW_MS} OR gc_lock.holder = excluded.holder`,
+      [LOCK, holder, ttlMs],
     );
     return r.rowCount! > 0;
   }
 
   async renewLock(holder: string, ttlMs: number): Promise<boolean> {
-    return (await this.db.query('UPDATE gc_lock SET expires_at = $1 WHERE name = $2 AND holder = $3', [Date.now() + ttlMs, LOCK, holder])).rowCount! > 0;
+    return (await this.db.query(`UPDATE gc_lock SET expires_at = ${DB_NOW_MS} + $1 WHERE name = $2 AND holder = $3`, [ttlMs, LOCK, holder])).rowCount! > 0;
   }
 
   async lockHolder(): Promise<string | undefined> {
@@ -62,7 +64,7 @@ export class PostgresGcState implements GcState {
   }
 
   async takeOverLock(from: string, holder: string, ttlMs: number): Promise<boolean> {
-    const r = await this.db.query('UPDATE gc_lock SET holder = $1, expires_at = $2 WHERE name = $3 AND holder = $4', [holder, Date.now() + ttlMs, LOCK, from]);
+    const r = await this.db.query(`UPDATE gc_lock SET holder = $1, expires_at = ${DB_NOW_MS} + $2 WHERE name = $3 AND holder = $4`, [holder, ttlMs, LOCK, from]);
     return r.rowCount! > 0;
   }
 
