@@ -20,10 +20,11 @@ export interface WharfProcess {
 
 /**
  * Starts Wharf with `upstream` as its default upstream (none: every name is local) and waits for its
- * "listening on" line. BENCH_WHARF_NODE_ARGS adds node flags (e.g. --cpu-prof); BENCH_WHARF_LOG_LEVEL
+ * "listening on" line; `config` adds top-level keys (storage, metadata, cluster, gc) to its
+ * configuration. BENCH_WHARF_NODE_ARGS adds node flags (e.g. --cpu-prof); BENCH_WHARF_LOG_LEVEL
  * sets log.level (default: Wharf's own, info). No WHARF_* variable of ours reaches it.
  */
-export async function startWharf(scope: Scope, opts: { upstream?: string }): Promise<WharfProcess> {
+export async function startWharf(scope: Scope, opts: { upstream?: string; config?: Record<string, unknown> }): Promise<WharfProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-bench-wharf-'));
   const data = join(dir, 'data');
   const configFile = join(dir, 'wharf.yaml');
@@ -34,6 +35,7 @@ export async function startWharf(scope: Scope, opts: { upstream?: string }): Pro
     toYaml({
       ...(opts.upstream ? { upstreams: [{ name: 'origin', url: opts.upstream, registry: 'docker.io', default: true }] } : {}),
       ...(level ? { log: { level } } : {}),
+      ...opts.config,
     }),
   );
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_')));
