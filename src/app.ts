@@ -133,6 +133,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   if (clusterConfig && stores.fillLeases) {
     if (clusterConfig.secret === undefined) throw new Error('cluster: the nodes need a shared secret (cluster.secretFile or cluster.secret)');
     const fillLog = logger.child({ component: 'fill' });
+    let leaseErrorLogged = 0;
     cluster = new ClusterFills({
       leases: stores.fillLeases,
       node: nodeId(),
@@ -140,7 +141,12 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       secret: clusterConfig.secret,
       heartbeatMs: clusterConfig.heartbeat,
       leaseMs: clusterConfig.leaseTimeout,
-      onEvent: (event, detail) => fillLog.warn({ event, ...detail }, `fill lease ${event}`),
+      // While the database is away every heartbeat fails: a line now and then, not one per beat.
+      onEvent: (event, detail) => {
+        if (Date.now() - leaseErrorLogged < 10_000) return;
+        leaseErrorLogged = Date.now();
+        fillLog.warn({ event, ...detail }, `fill lease ${event}: other nodes may take these fills over once their leases expire`);
+      },
     });
   }
   // The one Registry the routes see: names routed to an upstream go through the pull-through cache.
