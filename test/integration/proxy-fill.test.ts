@@ -61,7 +61,9 @@ function collect(stream: Readable): Collected & { done: Promise<void> } {
 
 const liveLength = (c: Collected): number => c.live.reduce((n, b) => n + b.length, 0);
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
+// Returns as soon as `cond` holds; the deadline only bounds a failure, so it is generous: on a loaded
+// machine (CI with two test jobs and other work) 3 s was not always enough for 100 kB to be written.
+async function until(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await cond()) return true;
@@ -301,7 +303,7 @@ t.test('a follower that asks for the stream just as the fill commits still gets 
   const fill = new Fill(digest, await store.writer(), async () => ({ start: 0, total: 1000, body: chunks(content, 1000) }), opts);
   // The bytes are in place while onCommit records them; the fill is still 'running' (and still in
   // the FillTable), so a new request joins it here.
-  t.ok(await until(async () => (await store.stat(digest)) !== undefined, 3000), 'bytes in place, onCommit pending');
+  t.ok(await until(async () => (await store.stat(digest)) !== undefined), 'bytes in place, onCommit pending');
   t.equal(fill.state, 'running');
   const c = collect(fill.stream());
   await sleep(50);
