@@ -6,6 +6,9 @@ import { readFileSync } from 'node:fs';
 import { isPlain, type Plain } from './plain.js';
 import { parseDuration } from './duration.js';
 
+/** The longest validity S3's signature version 4 allows a presigned URL: 7 days. */
+const PRESIGN_MAX_MS = 7 * 24 * 3600 * 1000;
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The upstream entries that are mappings, with their index (a non-mapping entry is the schema's to report). */
@@ -31,6 +34,12 @@ export function crossFieldViolations(config: unknown): string[] {
       out.push('storage.s3.accessKeyId: give its secret key too, with secretAccessKeyFile or secretAccessKeyEnv (or leave both out for the AWS SDK chain: AWS_ACCESS_KEY_ID, profiles, instance roles)');
     }
     if (s3.accessKeyId === undefined && secrets.length > 0) out.push(`storage.s3.${secrets[0]}: give accessKeyId too (the key the secret belongs to)`);
+    // S3 refuses presigned URLs (SigV4) valid for longer than a week, and a URL valid for less than a
+    // second expires before the client follows the redirect.
+    const expiry = durationOrUndefined(s3.presignExpiry);
+    if (expiry !== undefined && (expiry < 1000 || expiry > PRESIGN_MAX_MS)) {
+      out.push(`storage.s3.presignExpiry: between 1s and 7d (the longest S3 signs a URL for), not ${String(s3.presignExpiry)}`);
+    }
   }
   const upstreams = upstreamsOf(config);
   const defaults = upstreams.filter(([, u]) => u.default === true).map(([i, u]) => str(u.name) ?? `upstreams.${i}`);

@@ -62,6 +62,10 @@ export const S3Schema = Type.Object(
       default: false,
       description: 'answer blob GETs allowed by access control with a 307 to a presigned URL of the object, so clients download from the bucket directly (they must reach the endpoint)',
     }),
+    presignExpiry: Duration(
+      '15m',
+      'how long a presigned blob URL (redirect) stays valid: long enough to start a large download; at most 7d, the longest S3 signs for',
+    ),
   },
   {
     additionalProperties: false,

@@ -14,10 +14,9 @@ export interface S3StoreConfig {
   accessKeyId?: string;
   secretAccessKey?: string;
   redirect: boolean;
+  /** How long a presigned blob URL (redirect) stays valid, in ms (the config bounds it to S3's 7 days). */
+  presignExpiry: number;
 }
-
-/** How long a presigned blob URL (storage.s3.redirect) stays valid: long enough to start a large download. */
-export const PRESIGNED_URL_SECONDS = 15 * 60;
 
 export function s3ClientFor(s3: S3StoreConfig): S3Client {
   return new S3Client({
@@ -45,7 +44,7 @@ export function openS3BlobStore(s3: S3StoreConfig, scratch: string): Promise<S3B
     prefix: s3.prefix,
     scratch,
     ...(s3.redirect
-      ? { presign: (key: string) => getSignedUrl(client, new GetObjectCommand({ Bucket: s3.bucket, Key: key }), { expiresIn: PRESIGNED_URL_SECONDS }) }
+      ? { presign: (key: string) => getSignedUrl(client, new GetObjectCommand({ Bucket: s3.bucket, Key: key }), { expiresIn: Math.max(1, Math.floor(s3.presignExpiry / 1000)) }) }
       : {}),
   });
 }

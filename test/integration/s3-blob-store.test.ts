@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import t from 'tap';
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js';
+import { openS3BlobStore } from '../../src/storage/s3-client.js';
 import { startCeph } from '../helpers/ceph.js';
 import { tempDir } from '../helpers/server.js';
 import type { TestObject } from '../contract/contract-helpers.js';
@@ -159,3 +160,25 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) out.push(item);
   return out;
 }
+
+t.test('storage.s3.presignExpiry: presigned blob URLs are signed for that long, and a client fetches the blob from one', async (t) => {
+  const prefix = `presign-${++runs}`;
+  const scratch = tempDir('wharf-s3-scratch-');
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+  const s3 = { endpoint: rgw.endpoint, region: rgw.region, bucket: Bucket, prefix, forcePathStyle: true, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey };
+  const content = bytes(1000, 'presign');
+  const w = await (await openS3BlobStore({ ...s3, redirect: true, presignExpiry: 90_000 }, scratch)).writer();
+  await w.write([content]);
+  await w.commit(sha256(content));
+  await w.cancel();
+  for (const [expiry, seconds] of [[90_000, '90'], [7 * 86_400_000, '604800']] as const) {
+    const store = await openS3BlobStore({ ...s3, redirect: true, presignExpiry: expiry }, scratch);
+    const url = new URL((await store.url(sha256(content)))!);
+    t.equal(url.searchParams.get('X-Amz-Expires'), seconds, `signed for ${seconds} s`);
+    const res = await fetch(url);
+    t.equal(res.status, 200, 'radosgw accepts the signature');
+    t.ok(Buffer.from(await res.arrayBuffer()).equals(content));
+  }
+  const plain = await openS3BlobStore({ ...s3, redirect: false, presignExpiry: 90_000 }, scratch);
+  t.equal(await plain.url(sha256(content)), undefined, 'no URL without redirect');
+});

@@ -80,6 +80,7 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_STORAGE_S3_SECRET_ACCESS_KEY_FILE: 'storage.s3.secretAccessKeyFile',
       WHARF_STORAGE_S3_SECRET_ACCESS_KEY_ENV: 'storage.s3.secretAccessKeyEnv',
       WHARF_STORAGE_S3_REDIRECT: 'storage.s3.redirect',
+      WHARF_STORAGE_S3_PRESIGN_EXPIRY: 'storage.s3.presignExpiry',
       WHARF_LOG_LEVEL: 'log.level',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
       WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
@@ -444,6 +445,7 @@ t.test('storage.s3: the keys of the issue, defaults, the secret key read from a 
       accessKeyId: 'AKIAEXAMPLE',
       secretAccessKeyFile: join(dir, 'secret'),
       redirect: false,
+      presignExpiry: 900_000,
       secretAccessKey: 's3cr3t',
     },
   });
@@ -467,6 +469,14 @@ t.test('storage.s3: the keys of the issue, defaults, the secret key read from a 
     configError(() => loadConfig({ overrides: { storage: { s3: { bucket: 'b-1', secretAccessKeyFile: '/x', secretAccessKeyEnv: 'X' } } }, env: { X: 'x' } })).violations.slice(0, 2),
     ['storage.s3: give only one of secretAccessKeyFile, secretAccessKeyEnv (from command line)', 'storage.s3.secretAccessKeyFile: give accessKeyId too (the key the secret belongs to) (from command line)'],
   );
+  // Presigned URLs: S3 signs them for a week at most.
+  t.equal(loadConfig({ overrides: { storage: { s3: { bucket: 'b-1', presignExpiry: '7d' } } } }).storage.s3?.presignExpiry, 7 * 86_400_000);
+  t.equal(loadConfig({ env: { WHARF_STORAGE_S3_BUCKET: 'b-1', WHARF_STORAGE_S3_PRESIGN_EXPIRY: '90s' } }).storage.s3?.presignExpiry, 90_000);
+  for (const bad of ['8d', '169h', '500ms', '0s']) {
+    t.strictSame(configError(() => loadConfig({ overrides: { storage: { s3: { bucket: 'b-1', presignExpiry: bad } } } })).violations, [
+      `storage.s3.presignExpiry: between 1s and 7d (the longest S3 signs a URL for), not ${bad} (from command line)`,
+    ]);
+  }
 });
 
 t.test('durations and sizes are parsed once, at load: the configuration carries milliseconds and bytes', async (t) => {
