@@ -19,7 +19,8 @@
 //              hashed and checked against its digest.
 // Then: upstream GETs per distinct blob from the front's log (must be 1 each), and the warm throughput
 // of one 256 MiB blob (BENCH_WARM_MIB) from a cluster node (S3) and from the filesystem node: one
-// hashed pull to fill, then curl -o /dev/null BENCH_WARM_ROUNDS (5) times; medians.
+// hashed pull to fill, then curl -o /dev/null BENCH_WARM_ROUNDS (5) times; medians. Beside them, the
+// same rounds of curl straight from radosgw (a presigned URL of the object): the S3 driver's ceiling.
 //
 // Usage: npm run bench:cluster (builds first), under `flock -x /tmp/wharf-bench.lock`. Needs nginx, wrk,
 // curl, docker-registry, Ceph (ceph-mon ceph-osd radosgw ceph-common) and PostgreSQL on 127.0.0.1:5432.
@@ -30,7 +31,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { startCeph } from '../test/helpers/ceph.js';
 import { startDockerRegistry } from '../test/helpers/docker-registry.js';
 import { POSTGRES_URL, tempSchema } from '../test/helpers/postgres.js';
@@ -140,12 +142,15 @@ async function blobLoad(nodes: WharfProcess[], blobs: Blob[], deadline: number, 
   return f;
 }
 
-/** One hashed pull (fills the node), then `rounds` timed pulls to /dev/null: MB/s of each. */
-async function warmThroughput(what: string, base: string, repo: string, blob: BlobFile): Promise<number[]> {
-  checkPull(`${what} first pull`, await curlGet(`${base}/v2/${repo}/blobs/${blob.digest}`, { hash: true }), { repo, ...blob });
+/**
+ * One hashed pull (fills the node), then `rounds` timed pulls to /dev/null: MB/s of each. `url` is
+ * the blob's URL at a node, or a presigned URL of its object on radosgw (the S3 driver's ceiling).
+ */
+async function warmThroughput(what: string, url: string, repo: string, blob: BlobFile): Promise<number[]> {
+  checkPull(`${what} first pull`, await curlGet(url, { hash: true }), { repo, ...blob });
   const out: number[] = [];
   for (let i = 0; i < C.warmRounds; i++) {
-    const p = await curlGet(`${base}/v2/${repo}/blobs/${blob.digest}`, { maxSeconds: 300 });
+    const p = await curlGet(url, { maxSeconds: 300 });
     if (p.exit !== 0 || p.status !== 200 || p.bytes !== blob.size) fail(`${what} warm round ${i}: exit ${p.exit}, status ${p.status}, ${p.bytes}/${blob.size} bytes`);
     else out.push(round(p.bytes / 1e6 / p.total, 1));
   }
@@ -220,15 +225,21 @@ async function main(scope: Scope): Promise<number> {
   for (const [d, n] of notOnce) fail(`${d} fetched from the upstream ${n} times`);
 
   log(`warm ${C.warmMiB} MiB blob: cluster node (s3) and a filesystem node`);
-  const s3Warm = await warmThroughput('s3 node', nodes[0]!.url, 'bench/warm', warmBlob);
+  const warmPath = `/v2/bench/warm/blobs/${warmBlob.digest}`;
+  const s3Warm = await warmThroughput('s3 node', `${nodes[0]!.url}${warmPath}`, 'bench/warm', warmBlob);
   const fsNode = await startWharf(scope, { upstream: front.url, config: { gc: { interval: '0s' } } });
-  const fsWarm = await warmThroughput('fs node', fsNode.url, 'bench/warm', warmBlob);
+  const fsWarm = await warmThroughput('fs node', `${fsNode.url}${warmPath}`, 'bench/warm', warmBlob);
+  // The committed object's key (src/storage/s3-layout.ts: blobs/<algorithm>/<hex>, no prefix here).
+  const key = `blobs/${warmBlob.digest.replace(':', '/')}`;
+  const presigned = await getSignedUrl(ceph.client(), new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: 600 });
+  const rgwWarm = await warmThroughput('radosgw direct', presigned, 'bench/warm', warmBlob);
 
   const loadErrors = loads.reduce((a, l) => a + l.errors, 0);
   const total = (f: (l: Load) => number) => loads.reduce((a, l) => a + f(l), 0);
   const fmt = (x: number) => String(round(x, 2));
   const s3 = stats(s3Warm);
   const fs = stats(fsWarm);
+  const rgw = stats(rgwWarm);
   const spread = (s: ReturnType<typeof stats>) => (s.count ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : '—');
   const rows: string[][] = [
     ['manifest GET req/s', ...loads.map((l) => String(l.rps)), String(total((l) => l.rps))],
@@ -239,12 +250,12 @@ async function main(scope: Scope): Promise<number> {
     ['blob MB/s (all clients)', '', '', '', fmt(blobFigures.bytes / 1e6 / blobFigures.seconds)],
     ['cold pass s (all blobs × 3 nodes)', '', '', '', fmt(blobFigures.coldSeconds)],
     ['upstream GETs per distinct blob', '', '', '', `${Math.min(...getCounts)}–${Math.max(...getCounts)} over ${getCounts.length} blobs`],
-    [`warm ${C.warmMiB} MiB MB/s: s3 node | fs node`, spread(s3), spread(fs), '', fs.median > 0 ? `s3/fs ${(s3.median / fs.median).toFixed(2)}x` : ''],
+    [`warm ${C.warmMiB} MiB MB/s: s3 node | fs node | rgw`, spread(s3), spread(fs), spread(rgw), fs.median > 0 ? `s3/fs ${(s3.median / fs.median).toFixed(2)}x` : ''],
   ];
   console.log(`\ncluster: ${NODES} nodes, postgres + ceph rgw s3, ${C.seconds} s, ${images.length} tags, ${blobs.length} blobs (${totalMiB} MiB)\n`);
   console.log(table(['figure', 'node 1', 'node 2', 'node 3', 'total'], rows));
   console.log(`\nerrors: ${failures.length + loadErrors}`);
-  console.log(`CLUSTER_JSON ${JSON.stringify({ config: C, loads, blobs: blobFigures, upstreamGets: Object.fromEntries(gets), warm: { s3: s3Warm, fs: fsWarm }, failures })}`);
+  console.log(`CLUSTER_JSON ${JSON.stringify({ config: C, loads, blobs: blobFigures, upstreamGets: Object.fromEntries(gets), warm: { s3: s3Warm, fs: fsWarm, radosgwDirect: rgwWarm }, failures })}`);
   return failures.length + loadErrors > 0 ? 1 : 0;
 }
 
