@@ -1,4 +1,4 @@
-// A `wharf serve` process on PostgreSQL and a radosgw bucket SIGKILLed in the middle of a chunked
+// `wharf serve`, `wharf gc` and `wharf fsck` processes on PostgreSQL and a radosgw bucket. A node SIGKILLed in the middle of a chunked
 // push (a whole part already in the session's multipart upload, its tail in a staging object, the
 // next PATCH on the wire): the next `wharf gc` (uploads.maxAge and gc.grace 0s) leaves no staging
 // object, no multipart upload, no upload row and nothing `wharf fsck` finds wrong, and what was
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { quoteIdent } from '../../src/metadata/postgres-database.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { startCeph } from '../helpers/ceph.js';
@@ -106,7 +106,8 @@ async function cluster(t: TestObject) {
     ((await s3.send(new ListMultipartUploadsCommand({ Bucket, Prefix: `${prefix}/` }))).Uploads ?? []).map((u) => u.Key!);
   const uploadRows = async (): Promise<number> => (await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.uploads`)).rowCount!;
 
-  return { config, env, keys, multipart, uploadRows, blobRows: async (): Promise<number> => (await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.blobs`)).rowCount! };
+  const blobKey = (digest: string): string => `${prefix}/blobs/sha256/${digest.slice(7)}`;
+  return { config, env, keys, multipart, uploadRows, s3, Bucket, blobKey, blobRows: async (): Promise<number> => (await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.blobs`)).rowCount! };
 }
 
 /** Pushes an image tagged v1 (a 300 KiB layer and a config) through `url`. */
@@ -230,4 +231,36 @@ t.test('SIGKILL mid-gc on a bucket, with blobs set aside in trash/: the next gc 
   const fsck = await launch(['fsck', '--config', config, '--json'], env).done;
   t.equal(fsck.code, 0, `fsck finds nothing wrong: ${fsck.stdout}${fsck.stderr}`);
   await pullVerified(t, config, env, repo, manifest, layerDigest);
+});
+
+t.test('wharf fsck and wharf gc on a bucket: an object deleted behind its back and an orphan object are found; a dry run keeps the orphan, a run removes it', async (t) => {
+  const { config, env, keys, s3, Bucket, blobKey } = await cluster(t);
+  const node = await serve(t, config, env);
+  const repo = 'team/app';
+  const { layerDigest } = await pushImage(t, node.url, repo);
+  node.child.kill('SIGTERM');
+  await node.done;
+  const clean = await launch(['fsck', '--config', config, '--json'], env).done;
+  t.equal(clean.code, 0, `a store as pushed is consistent: ${clean.stdout}${clean.stderr}`);
+
+  const orphan = Buffer.from('bytes no row records');
+  await s3.send(new PutObjectCommand({ Bucket, Key: blobKey(sha256(orphan)), Body: orphan }));
+  await s3.send(new DeleteObjectCommand({ Bucket, Key: blobKey(layerDigest) }));
+  const broken = await launch(['fsck', '--config', config, '--json'], env).done;
+  t.equal(broken.code, 1, broken.stderr);
+  const found = JSON.parse(broken.stdout) as { missingFiles: string[]; orphanFiles: string[] };
+  t.same(found.missingFiles, [layerDigest], 'the deleted object is missing');
+  t.same(found.orphanFiles, [sha256(orphan)], 'the object without a row is an orphan');
+
+  const dry = await launch(['gc', '--config', config, '--dry-run', '--json'], env).done;
+  t.equal(dry.code, 0, dry.stderr);
+  t.match(JSON.parse(dry.stdout), { dryRun: true, orphanFilesRemoved: 1 });
+  t.ok((await keys()).includes(blobKey(sha256(orphan)).slice('wharf/'.length)), 'the dry run removed nothing');
+  const run = await launch(['gc', '--config', config, '--json'], env).done;
+  t.equal(run.code, 0, run.stderr);
+  t.match(JSON.parse(run.stdout), { dryRun: false, orphanFilesRemoved: 1 });
+  t.notOk((await keys()).includes(blobKey(sha256(orphan)).slice('wharf/'.length)), 'the run removed the orphan');
+  const after = JSON.parse((await launch(['fsck', '--config', config, '--json'], env).done).stdout) as { missingFiles: string[]; orphanFiles: string[] };
+  t.same(after.orphanFiles, []);
+  t.same(after.missingFiles, [layerDigest], 'a missing object stays reported: the collector does not hide it');
 });
