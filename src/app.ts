@@ -96,7 +96,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   // and one address may hold only so many connections.
   timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
   capConnectionsPerAddress(app.server, config.http.maxConnectionsPerAddress, isTrustedProxy, logger.child({ component: 'http' }));
-  // With several nodes, tag confirmations, upstream tokens and listings are shared through the
+  // With several nodes, tag confirmations, upstream tokens, rate limits and listings are shared through the
   // database (keyv on PostgreSQL, memory in front); a failure there is a miss, said once in a while.
   let cacheErrorLogged = 0;
   const shared = (namespace: string) =>
@@ -105,7 +105,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       cacheErrorLogged = Date.now();
       logger.warn({ component: 'metadata', err }, 'shared cache not reached: asking the upstream instead');
     });
-  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }), tokens: shared('tokens') });
+  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }), tokens: shared('tokens'), rateLimits: shared('ratelimits') });
   const ledger = new BlobLedger(metadata, blobs, gcState);
   const local = new LocalRegistry({
     metadata,

@@ -55,14 +55,28 @@ export interface RateLimit {
   at: Date;
 }
 
+/** A RateLimit as it is stored in the shared cache (JSON: the time in ms). */
+interface SharedRateLimit {
+  limit?: number;
+  remaining?: number;
+  at: number;
+}
+
 export interface UpstreamClientDeps {
   tokens: Keyv;
+  /** Where every node writes the last rate-limit values it saw, keyed by upstream name. Default: none. */
+  rateLimits?: Keyv;
   logger?: UpstreamLogger;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 const KEEP_ALIVE_MS = 30_000;
+/**
+ * How long a shared rate-limit value lives. Short on purpose: another node's in-process LRU in front
+ * of the shared cache keeps an entry until it expires, so it may answer a value this stale at most.
+ */
+const RATE_LIMIT_TTL_MS = 60_000;
 
 type Scheme = 'unknown' | 'none' | 'basic' | 'bearer';
 
@@ -76,6 +90,7 @@ export class UpstreamClient {
   private readonly agent: Agent;
   private readonly auth: TokenAuth;
   private readonly log: UpstreamLogger;
+  private readonly rateLimits: Keyv | undefined;
   /** How the upstream wants to be authenticated, learnt from its last challenge. */
   private scheme: Scheme = 'unknown';
   private challenge: BearerChallenge | undefined;
@@ -87,6 +102,7 @@ export class UpstreamClient {
     this.origin = url.origin;
     this.ref = { name: config.name, url: config.url };
     this.log = deps.logger ?? silentLogger;
+    this.rateLimits = deps.rateLimits;
     this.credentials = config.username && config.password ? { username: config.username, password: config.password } : undefined;
     if (config.username && !config.password) {
       this.log.warn({ upstream: config.name }, 'upstream has a username but no password: pulling anonymously');
@@ -112,6 +128,23 @@ export class UpstreamClient {
   /** The last rate-limit values the upstream sent (Docker Hub: ratelimit-limit / ratelimit-remaining). */
   get rateLimit(): RateLimit | undefined {
     return this.lastRateLimit;
+  }
+
+  /**
+   * The newest rate-limit values seen by any node: this node's own, or the shared cache's (which
+   * another node may have written). Never throws: the shared cache out of reach is this node's value.
+   */
+  async sharedRateLimit(): Promise<RateLimit | undefined> {
+    const own = this.lastRateLimit;
+    let stored: SharedRateLimit | undefined;
+    try {
+      stored = (await this.rateLimits?.get<SharedRateLimit>(this.name)) ?? undefined;
+    } catch {
+      stored = undefined;
+    }
+    if (stored === undefined || typeof stored.at !== 'number') return own;
+    if (own !== undefined && own.at.getTime() > stored.at) return own;
+    return { limit: stored.limit, remaining: stored.remaining, at: new Date(stored.at) };
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
@@ -237,7 +270,12 @@ export class UpstreamClient {
     const limit = leadingInt(header(headers, 'ratelimit-limit'));
     const remaining = leadingInt(header(headers, 'ratelimit-remaining'));
     if (limit === undefined && remaining === undefined) return;
-    this.lastRateLimit = { limit, remaining, at: new Date() };
+    const at = new Date();
+    this.lastRateLimit = { limit, remaining, at };
+    // Shared with the other nodes, off the request path: a failure is only a value the others lack (the
+    // shared cache reports its own failures).
+    const stored: SharedRateLimit = { limit, remaining, at: at.getTime() };
+    this.rateLimits?.set(this.name, stored, RATE_LIMIT_TTL_MS).catch(() => undefined);
     const fields = { upstream: this.name, limit, remaining };
     if (remaining !== undefined && (remaining === 0 || (limit !== undefined && remaining < limit * 0.1))) {
       this.log.warn(fields, `upstream "${this.name}" rate limit nearly used up: ${remaining} of ${limit ?? '?'} requests left`);

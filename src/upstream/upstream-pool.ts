@@ -7,6 +7,8 @@ import type { UpstreamLogger } from './upstream-logger.js';
 export interface UpstreamsOptions {
   /** Token store shared by every upstream (and every node, when it is PostgreSQL). Default: in memory. */
   tokens?: Keyv;
+  /** Rate-limit values shared by every node (through PostgreSQL when configured). Default: none. */
+  rateLimits?: Keyv;
   logger?: UpstreamLogger;
 }
 
@@ -21,7 +23,7 @@ export class Upstreams {
     this.tokens = options.tokens ?? new Keyv();
     for (const u of config.upstreams) {
       if (this.clients.has(u.name)) throw new Error(`two upstreams are named "${u.name}"`);
-      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, logger: options.logger }));
+      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, rateLimits: options.rateLimits, logger: options.logger }));
     }
   }
 

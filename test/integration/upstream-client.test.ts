@@ -3,12 +3,15 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Keyv from 'keyv';
+import Keyv, { KeyvHooks } from 'keyv';
 import t, { type Test } from 'tap';
 import type { UpstreamConfig } from '../../src/config/schema.js';
 import { UpstreamClient, type UpstreamResponse } from '../../src/upstream/upstream-client.js';
 import { UpstreamError } from '../../src/upstream/upstream-errors.js';
 import { Upstreams } from '../../src/upstream/upstream-pool.js';
+import { sharedKeyv } from '../../src/metadata/postgres-keyv.js';
+import { PostgresDatabase, quoteIdent } from '../../src/metadata/postgres-database.js';
+import { adminQuery, POSTGRES_URL, tempSchema } from '../helpers/postgres.js';
 
 interface Seen {
   method: string;
@@ -370,6 +373,64 @@ t.test('rate-limit headers are kept and logged; a low remainder warns', async (t
   await text(await c.request(pull('library/alpine')));
   t.match(c.rateLimit, { limit: 100, remaining: 5 });
   t.ok(logs.some((l) => l.level === 'warn' && (l.obj as { remaining?: number }).remaining === 5));
+});
+
+/** Resolves once `store` has finished its next write (the client does not await it). */
+function nextWrite(store: Keyv): Promise<void> {
+  return new Promise((resolve) => store.hooks.addHandler(KeyvHooks.POST_SET, () => resolve()));
+}
+
+/** An upstream that sends the given rate-limit headers, and two nodes' Upstreams over it sharing `store`. */
+async function twoNodes(t: Test, storeA: Keyv, storeB: Keyv, headers: { remaining: number }) {
+  const up = await serve(t, (_req, res) => {
+    res.writeHead(200, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': `${headers.remaining};w=21600` });
+    res.end();
+  });
+  const a = new Upstreams({ upstreams: [config(up.url)] }, { rateLimits: storeA });
+  const b = new Upstreams({ upstreams: [config(up.url)] }, { rateLimits: storeB });
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  return { a: a.get('test'), b: b.get('test') };
+}
+
+t.test('rate-limit values seen by one node are read by another through the shared cache', async (t) => {
+  const store = new Keyv();
+  const headers = { remaining: 76 };
+  const { a, b } = await twoNodes(t, store, store, headers);
+  t.equal(await b.sharedRateLimit(), undefined, 'nothing seen anywhere yet');
+  const written = nextWrite(store);
+  await text(await a.request(pull('library/alpine')));
+  await written;
+  const seen = await b.sharedRateLimit();
+  t.match(seen, { limit: 100, remaining: 76 });
+  t.ok(seen!.at instanceof Date);
+  t.equal(b.rateLimit, undefined, "b's own value is still unknown");
+  t.same(await a.sharedRateLimit(), a.rateLimit, "a's own value is the newest");
+  // b now sees a newer value itself and shares it: a reads it, newer than its own.
+  headers.remaining = 40;
+  const again = nextWrite(store);
+  await text(await b.request(pull('library/alpine')));
+  await again;
+  t.match(await a.sharedRateLimit(), { limit: 100, remaining: 40 }, 'the newest value, from the other node');
+  t.match(await b.sharedRateLimit(), { remaining: 40 });
+});
+
+t.test('rate-limit values shared between two nodes through PostgreSQL', async (t) => {
+  // Two database handles on one schema: two nodes, each with its own LRU in front of the shared table.
+  const open: PostgresDatabase[] = [];
+  const schema = await tempSchema(t, () => Promise.all(open.map((d) => d.close())));
+  for (let i = 0; i < 2; i++) open.push(await PostgresDatabase.open({ url: POSTGRES_URL, schema, poolSize: 2 }));
+  const errors: unknown[] = [];
+  const storeA = sharedKeyv(open[0]!, 'ratelimits', (e) => errors.push(e));
+  const storeB = sharedKeyv(open[1]!, 'ratelimits', (e) => errors.push(e));
+  const { a, b } = await twoNodes(t, storeA, storeB, { remaining: 76 });
+  t.equal(await b.sharedRateLimit(), undefined);
+  const written = nextWrite(storeA);
+  await text(await a.request(pull('library/alpine')));
+  await written;
+  t.match(await b.sharedRateLimit(), { limit: 100, remaining: 76 }, 'read through the database');
+  const raw = await adminQuery(`SELECT key FROM ${quoteIdent(schema)}.keyv`);
+  t.same(raw.rows, [{ key: 'ratelimits:test' }], 'one row, under the upstream name');
+  t.same(errors, []);
 });
 
 t.test('Upstreams holds one client per configured upstream sharing one token store', async (t) => {
