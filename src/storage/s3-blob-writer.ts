@@ -13,7 +13,9 @@
 // left by an append that did not finish, and are overwritten. Parts of an upload in progress cannot
 // be read back, so a resumed writer that must read its earlier bytes (read(), a hash rebuilt in
 // another process) first completes the upload to make them an object, and continues in a new upload
-// whose first parts are copied from it on the server.
+// whose first parts are copied from it on the server. A resumed writer cut back below its tail's start
+// (a node stored a chunk and stopped before the session's offset was recorded) does the same, and
+// fetches the bytes after the last whole part kept back into its scratch file.
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -109,7 +111,7 @@ export class S3BlobWriter implements BlobWriter {
     private readonly local: FsBlobWriter,
     private readonly localPath: string,
     /** Bytes before this are not in the scratch file (a writer resumed from the bucket). */
-    private readonly localBase: number,
+    private localBase: number,
     resumed: { parts: Part[]; uploadId?: string; staged: boolean; exact: boolean; start: number; highest: number } = { parts: [], staged: false, exact: true, start: 0, highest: 0 },
   ) {
     this.parts = resumed.parts;
@@ -293,9 +295,7 @@ export class S3BlobWriter implements BlobWriter {
 
   /** Cuts the bytes back to `size` (no part upload in flight). */
   private async cut(size: number): Promise<void> {
-    if (size < this.localBase) {
-      throw new Error(`writer ${this.id} cannot be cut back to ${size} bytes here: bytes before ${this.localBase} were stored by another process`);
-    }
+    if (size < this.localBase) await this.fetchBack(size);
     await this.local.truncate(size);
     // The parts that still count: in order from the start, none missing (a failed upload leaves a
     // gap that later ones must not paper over), none past `size`.
@@ -309,6 +309,41 @@ export class S3BlobWriter implements BlobWriter {
     this.parts = kept;
     this.queued = this.covered();
     this.nextNumber = this.firstFreeNumber();
+  }
+
+  /**
+   * Cuts back into bytes another process stored: a node that stored a chunk and stopped before the
+   * session's offset was recorded leaves the bucket ahead of the session. The stored bytes are staged
+   * (made one readable object), its whole parts before `size` are kept as the staged bytes (copied
+   * into the next upload on the server), and the rest up to `size`, less than a part, is fetched
+   * back into the scratch file to be uploaded again from here.
+   */
+  private async fetchBack(size: number): Promise<void> {
+    await this.stage();
+    const { client, bucket, layout, partSize } = this.ctx;
+    const key = layout.data(this.id);
+    const keep = Math.floor(size / partSize) * partSize;
+    let back = Buffer.alloc(0);
+    if (size > keep) {
+      const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${keep}-${size - 1}` }));
+      back = Buffer.from(await got.Body!.transformToByteArray());
+      if (back.length !== size - keep) throw new Error(`writer ${this.id}: the staged object gave ${back.length} bytes at ${keep}, not ${size - keep}`);
+    }
+    await this.local.truncate(keep);
+    // Through append, which closes its descriptor: a session's writer may be dropped after this.
+    if (back.length > 0) await this.local.append(Readable.from([back]));
+    if (keep === 0) {
+      // Nothing stored is kept: the staged object goes, and the bytes are put from here at the commit.
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      this.staged = false;
+      this.stagedSize = 0;
+      this.stagedExact = true;
+    } else {
+      // The staged object is longer than what counts now; only [0, keep) is copied from it.
+      this.stagedSize = keep;
+      this.stagedExact = false;
+    }
+    this.localBase = keep;
   }
 
   /** The number after the last stored part, or after the parts a staged object will be copied into. */

@@ -150,6 +150,31 @@ t.test('a session continued on other nodes: parts past the tail left by a failed
   t.equal(await store.resume(session), undefined);
 });
 
+t.test('a crash after a chunk is stored but before its offset is recorded: another node cuts back into the stored parts and the upload continues', async (t) => {
+  // [recorded offset, bytes the crashed chunk stored]: cut back inside a later part, and before the first part ends.
+  for (const [recorded, crashed] of [[2 * PART + 5, 4 * PART + 12], [100, 3 * PART]] as const) {
+    const { store, node } = await fixture(t);
+    const content = bytes(recorded + crashed + 3 * PART + 7, `crash-${recorded}`);
+    const digest = sha256(content);
+    const session = randomUUID();
+    const a = await store.writer(session);
+    await a.append(Readable.from([content.subarray(0, recorded)]));
+    // The chunk is stored (parts and tail advance), then the node dies before recording its offset.
+    await a.append(Readable.from([content.subarray(recorded, recorded + crashed)]));
+    const b = await (await node()).resume(session);
+    t.equal(b?.size, recorded + crashed, 'the bucket holds the unrecorded chunk');
+    await b!.truncate(recorded);
+    t.equal(b!.size, recorded, 'cut back to the recorded offset');
+    await b!.append(Readable.from([content.subarray(recorded, recorded + PART + 3)]));
+    const c = await (await node()).resume(session);
+    t.equal(c?.size, recorded + PART + 3, 'a third node resumes where the second left off');
+    await c!.append(Readable.from([content.subarray(recorded + PART + 3)]));
+    t.equal((await c!.commit(digest)).size, content.length, 'hashed from the stored bytes');
+    await c!.cancel();
+    t.ok((await readAll(await store.open(digest))).equals(content), 'the bytes, in order');
+  }
+});
+
 async function partCount(): Promise<number> {
   const [u] = (await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: `run-${runs}/` }))).Uploads ?? [];
   return ((await client.send(new ListPartsCommand({ Bucket, Key: u!.Key, UploadId: u!.UploadId }))).Parts ?? []).length;
