@@ -6,7 +6,20 @@ import type { ManifestReference } from '../oci/references.js';
 import type { PostgresDatabase, Queryable } from './postgres-database.js';
 import { MissingContentError } from './registry-metadata.js';
 import { toManifest, type ManifestRow } from './metadata-rows.js';
-import type { AccessBatch, BlobRecord, ManifestRecord, PutManifestInput, RegistryMetadata } from './registry-metadata.js';
+import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, TagDetail } from './registry-metadata.js';
+import {
+  manifestDetailsSql,
+  oneRepositorySql,
+  repositoryPageSql,
+  repositoryStatsSql,
+  tagDetailsSql,
+  toManifestDetails,
+  toRepositoryStats,
+  toTagDetail,
+  type ManifestDetailRow,
+  type RepositoryStatsRow,
+  type TagDetailRow,
+} from './inventory-queries.js';
 
 interface BlobRow {
   digest: string;
@@ -30,6 +43,12 @@ function toBlob(row: BlobRow): BlobRecord {
 }
 
 const MANIFEST_COLUMNS = 'repo, digest, media_type, size, subject, artifact_type, annotations, created_at, last_access_at';
+
+// The management API's statements (inventory-queries.ts), with PostgreSQL's placeholders.
+const REPO_STATS_PAGE = repositoryStatsSql(repositoryPageSql({ repo: '', last: '$1', n: '$2' }));
+const REPO_STATS_ONE = repositoryStatsSql(oneRepositorySql({ repo: '$1', last: '', n: '' }));
+const TAG_DETAILS = tagDetailsSql({ repo: '$1', last: '$2', n: '$3' });
+const MANIFEST_DETAILS = manifestDetailsSql({ repo: '$1', last: '$2', n: '$3' });
 
 const ENSURE_REPO = 'INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING';
 const DELETE_REFS = 'DELETE FROM manifest_refs WHERE repo = $1 AND manifest_digest = $2';
@@ -155,10 +174,10 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
     // nodes may land in any order.
     if (batch.manifests.length > 0) {
       await this.db.query(
-        `UPDATE manifests m SET last_access_at = GREATEST(m.last_access_at, v.at)
+        `UPDATE manifests m SET last_access_at = GREATEST(m.last_access_at, v.at), pulled_at = GREATEST(m.pulled_at, v.at)
            FROM (SELECT repo, digest, MAX(at) AS at FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repo, digest, at)
                   GROUP BY repo, digest) v
-          WHERE m.repo = v.repo AND m.digest = v.digest AND m.last_access_at < v.at`,
+          WHERE m.repo = v.repo AND m.digest = v.digest AND (m.last_access_at < v.at OR m.pulled_at IS NULL OR m.pulled_at < v.at)`,
         [batch.manifests.map((m) => m.repo), batch.manifests.map((m) => m.digest), batch.manifests.map((m) => m.at)],
       );
     }
@@ -238,6 +257,40 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
             [repo, subject, artifactType],
           );
     return rows.map(toManifest);
+  }
+
+  async listRepositoryStats(page?: Page): Promise<RepositoryStats[]> {
+    return (await this.db.query<RepositoryStatsRow>(REPO_STATS_PAGE, pageArgs(page))).rows.map(toRepositoryStats);
+  }
+
+  async repositoryStats(repo: string): Promise<RepositoryStats | undefined> {
+    const row = (await this.db.query<RepositoryStatsRow>(REPO_STATS_ONE, [repo])).rows[0];
+    return row === undefined ? undefined : toRepositoryStats(row);
+  }
+
+  async listTagDetails(repo: string, page?: Page): Promise<TagDetail[]> {
+    return (await this.db.query<TagDetailRow>(TAG_DETAILS, [repo, ...pageArgs(page)])).rows.map(toTagDetail);
+  }
+
+  async listManifestDetails(repo: string, page?: Page): Promise<ManifestDetail[]> {
+    return toManifestDetails((await this.db.query<ManifestDetailRow>(MANIFEST_DETAILS, [repo, ...pageArgs(page)])).rows);
+  }
+
+  async deleteRepository(repo: string): Promise<DeletedRepository | undefined> {
+    // Children before parents, explicitly (as deleteManifest); the repository row is locked first,
+    // so two deletions of one repository take turns.
+    return this.db.transaction(async (q) => {
+      const exists = await q.query('SELECT 1 FROM repositories WHERE name = $1 FOR UPDATE', [repo]);
+      if (exists.rowCount === 0) return undefined;
+      const tags = (await q.query<{ tag: string }>('DELETE FROM tags WHERE repo = $1 RETURNING tag', [repo])).rows.map((r) => r.tag);
+      await q.query('DELETE FROM manifest_refs WHERE repo = $1', [repo]);
+      const manifests = (await q.query<{ digest: string }>('DELETE FROM manifests WHERE repo = $1 RETURNING digest', [repo])).rows.map((r) => r.digest);
+      await q.query('DELETE FROM repo_blobs WHERE repo = $1', [repo]);
+      await q.query('DELETE FROM repositories WHERE name = $1', [repo]);
+      // Other nodes drop what they hold of each manifest (and so of the tags on it).
+      await this.db.changes.notify(q, manifests.map((digest) => ({ kind: 'manifest' as const, repo, digest })));
+      return { tags: tags.sort(), manifests: manifests.sort() };
+    });
   }
 }
 

@@ -65,6 +65,49 @@ export interface AccessBatch {
   blobs: Array<{ digest: string; at: number }>;
 }
 
+/**
+ * A repository as the management API shows it. Times are milliseconds since the epoch, null when it
+ * never happened. Sizes are bytes stored here (inventory-queries.ts says what counts).
+ */
+export interface RepositoryStats {
+  name: string;
+  /** Its manifests, plus every distinct blob they reference whose bytes are stored (each counted once). */
+  size: number;
+  tagCount: number;
+  manifestCount: number;
+  /** When content last arrived: the newest manifest recorded or tag set (a push; for cached content, a fill). */
+  lastPushAt: number | null;
+  /** The newest pull of any of its manifests (recorded by touchAccess), null when never pulled. */
+  lastPullAt: number | null;
+}
+
+export interface TagDetail {
+  tag: string;
+  digest: string;
+  mediaType: string;
+  /** The manifest it points at, with its blobs and, for an index, its stored children with theirs. */
+  size: number;
+  /** When the tag was last set (pushed, or moved by a fill). */
+  updatedAt: number;
+}
+
+export interface ManifestDetail {
+  digest: string;
+  mediaType: string;
+  /** Itself, its blobs and, for an index, its stored children with theirs (each blob once). */
+  size: number;
+  /** Its tags in this repository, in lexical order. */
+  tags: string[];
+  createdAt: number;
+  lastPullAt: number | null;
+}
+
+/** What deleteRepository removed (so caches can drop it). */
+export interface DeletedRepository {
+  tags: string[];
+  manifests: string[];
+}
+
 export interface RegistryMetadata {
   // Repositories (a repository exists once it holds a blob link or a manifest).
   listRepositories(page?: Page): Promise<string[]>;
@@ -99,7 +142,23 @@ export interface RegistryMetadata {
   /** Manifests in the repository whose subject is `subject`, optionally filtered by artifact type. */
   listReferrers(repo: string, subject: string, artifactType?: string): Promise<ManifestRecord[]>;
 
-  /** Records pull times; rows that no longer exist are skipped. */
+  // The management API's view: one statement per page, whatever the number of entries on it.
+  /** Stats of a page of repositories, in name order (`last` = a repository name). */
+  listRepositoryStats(page?: Page): Promise<RepositoryStats[]>;
+  /** Stats of one repository, undefined when it does not exist. */
+  repositoryStats(repo: string): Promise<RepositoryStats | undefined>;
+  /** A page of the repository's tags in lexical order (`last` = a tag), with their manifests. */
+  listTagDetails(repo: string, page?: Page): Promise<TagDetail[]>;
+  /** A page of the repository's manifests in digest order (`last` = a digest), with their tags. */
+  listManifestDetails(repo: string, page?: Page): Promise<ManifestDetail[]>;
+  /**
+   * Deletes the repository: its tags, manifests, references and blob links, atomically (the blobs
+   * are left to the collector; the owner claim stays, so nobody takes the name over by deleting it).
+   * Undefined when it did not exist.
+   */
+  deleteRepository(repo: string): Promise<DeletedRepository | undefined>;
+
+  /** Records pull times (and last access); rows that no longer exist are skipped. */
   touchAccess(batch: AccessBatch): Promise<void>;
   /**
    * Makes an existing blob row fresh (last access = now) before a caller relies on its file;

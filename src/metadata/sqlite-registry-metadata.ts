@@ -6,7 +6,23 @@ import type { ManifestReference } from '../oci/references.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 import { MissingContentError } from './registry-metadata.js';
 import { toManifest, type ManifestRow } from './metadata-rows.js';
-import type { AccessBatch, BlobRecord, ManifestRecord, PutManifestInput, RegistryMetadata } from './registry-metadata.js';
+import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, TagDetail } from './registry-metadata.js';
+import {
+  manifestDetailsSql,
+  oneRepositorySql,
+  repositoryPageSql,
+  repositoryStatsSql,
+  tagDetailsSql,
+  toManifestDetails,
+  toRepositoryStats,
+  toTagDetail,
+  type ManifestDetailRow,
+  type Params,
+  type RepositoryStatsRow,
+  type TagDetailRow,
+} from './inventory-queries.js';
+
+const NAMED: Params = { repo: '@repo', last: '@last', n: '@n' };
 
 interface BlobRow {
   digest: string;
@@ -42,6 +58,7 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
   readonly #putManifestTx: (input: PutManifestInput, now: number) => void;
   readonly #deleteManifestTx: (repo: string, digest: string) => boolean;
   readonly #touchTx: (batch: AccessBatch) => void;
+  readonly #deleteRepositoryTx: (repo: string) => DeletedRepository | undefined;
 
   constructor(database: SqliteDatabase) {
     const db: Database.Database = database.connection;
@@ -94,8 +111,8 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
            released_at = NULL`,
       ),
       blobExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM blobs WHERE digest = ?'),
-      touchManifest: db.prepare<[number, string, string]>(
-        'UPDATE manifests SET last_access_at = MAX(last_access_at, ?) WHERE repo = ? AND digest = ?',
+      touchManifest: db.prepare<[number, number, string, string]>(
+        'UPDATE manifests SET last_access_at = MAX(last_access_at, ?), pulled_at = MAX(COALESCE(pulled_at, 0), ?) WHERE repo = ? AND digest = ?',
       ),
       touchBlob: db.prepare<[number, string]>('UPDATE blobs SET last_access_at = MAX(last_access_at, ?) WHERE digest = ?'),
       getManifest: db.prepare<[string, string], ManifestRow>('SELECT * FROM manifests WHERE repo = ? AND digest = ?'),
@@ -130,6 +147,16 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = manifests.repo AND t.digest = ?)`,
       ),
       deleteTagsOf: db.prepare<[string, string]>('DELETE FROM tags WHERE repo = ? AND digest = ?'),
+
+      repoStatsPage: db.prepare<[{ last: string; n: number }], RepositoryStatsRow>(repositoryStatsSql(repositoryPageSql(NAMED))),
+      repoStatsOne: db.prepare<[{ repo: string }], RepositoryStatsRow>(repositoryStatsSql(oneRepositorySql(NAMED))),
+      tagDetails: db.prepare<[{ repo: string; last: string; n: number }], TagDetailRow>(tagDetailsSql(NAMED)),
+      manifestDetails: db.prepare<[{ repo: string; last: string; n: number }], ManifestDetailRow>(manifestDetailsSql(NAMED)),
+      deleteRepoTags: db.prepare<[string], { tag: string }>('DELETE FROM tags WHERE repo = ? RETURNING tag'),
+      deleteRepoRefs: db.prepare<[string]>('DELETE FROM manifest_refs WHERE repo = ?'),
+      deleteRepoManifests: db.prepare<[string], { digest: string }>('DELETE FROM manifests WHERE repo = ? RETURNING digest'),
+      deleteRepoLinks: db.prepare<[string]>('DELETE FROM repo_blobs WHERE repo = ?'),
+      deleteRepo: db.prepare<[string]>('DELETE FROM repositories WHERE name = ?'),
     };
 
     const s = this.#s;
@@ -178,8 +205,17 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
       return s.deleteManifest.run(repo, digest).changes > 0;
     });
     this.#touchTx = db.transaction((batch: AccessBatch) => {
-      for (const m of batch.manifests) s.touchManifest.run(m.at, m.repo, m.digest);
+      for (const m of batch.manifests) s.touchManifest.run(m.at, m.at, m.repo, m.digest);
       for (const b of batch.blobs) s.touchBlob.run(b.at, b.digest);
+    });
+    // Children before parents, explicitly (as deleteManifest), whatever the foreign_keys pragma.
+    this.#deleteRepositoryTx = db.transaction((repo: string): DeletedRepository | undefined => {
+      const tags = s.deleteRepoTags.all(repo).map((r) => r.tag);
+      s.deleteRepoRefs.run(repo);
+      const manifests = s.deleteRepoManifests.all(repo).map((r) => r.digest);
+      s.deleteRepoLinks.run(repo);
+      if (s.deleteRepo.run(repo).changes === 0) return undefined;
+      return { tags: tags.sort(), manifests: manifests.sort() };
     });
     this.#deleteTagTx = db.transaction((repo: string, tag: string): boolean => {
       const row = s.deleteTag.get(repo, tag);
@@ -277,5 +313,29 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
         ? this.#s.listReferrers.all(repo, subject)
         : this.#s.listReferrersOfType.all(repo, subject, artifactType);
     return rows.map(toManifest);
+  }
+
+  async listRepositoryStats(page?: Page): Promise<RepositoryStats[]> {
+    const [last, n] = pageArgs(page);
+    return this.#s.repoStatsPage.all({ last, n }).map(toRepositoryStats);
+  }
+
+  async repositoryStats(repo: string): Promise<RepositoryStats | undefined> {
+    const row = this.#s.repoStatsOne.get({ repo });
+    return row === undefined ? undefined : toRepositoryStats(row);
+  }
+
+  async listTagDetails(repo: string, page?: Page): Promise<TagDetail[]> {
+    const [last, n] = pageArgs(page);
+    return this.#s.tagDetails.all({ repo, last, n }).map(toTagDetail);
+  }
+
+  async listManifestDetails(repo: string, page?: Page): Promise<ManifestDetail[]> {
+    const [last, n] = pageArgs(page);
+    return toManifestDetails(this.#s.manifestDetails.all({ repo, last, n }));
+  }
+
+  async deleteRepository(repo: string): Promise<DeletedRepository | undefined> {
+    return this.#deleteRepositoryTx(repo);
   }
 }

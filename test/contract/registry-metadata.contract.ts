@@ -373,6 +373,149 @@ export function registryMetadataContract(
       t.ok(await store.getManifest('r', dg(1)));
     });
 
+    t.test('listRepositoryStats: sizes count each stored blob once, plus manifests; counts; pages', async (t) => {
+      const store = await fresh(t);
+      t.same(await store.listRepositoryStats(), [], 'no repositories');
+      // Two images in 'a' share blob 1 (100 bytes); blob 9 is referenced but not stored (a cached
+      // layer nobody pulled): it counts nothing.
+      await store.putBlob(dg(1), 100, { local: true });
+      await store.putBlob(dg(2), 20, { local: true });
+      await store.putBlob(dg(3), 3, { local: true });
+      const blob = (d: string): ManifestReference => ({ digest: d, kind: 'blob' });
+      await store.putManifest(manifest('a', dg(10), { size: 1000, references: [blob(dg(1)), blob(dg(2))], tags: ['v1', 'latest'] }));
+      await store.putManifest(manifest('a', dg(11), { size: 2000, references: [blob(dg(1)), blob(dg(3)), blob(dg(9))], tags: ['v2'] }));
+      // 'b' holds the same blob 1: counted in each repository.
+      await store.putManifest(manifest('b', dg(12), { size: 500, references: [blob(dg(1))] }));
+      // 'c' has a blob link but no manifest.
+      await store.linkBlob('c', dg(2));
+
+      const all = await store.listRepositoryStats();
+      t.same(
+        all.map((r) => [r.name, r.size, r.tagCount, r.manifestCount]),
+        [
+          ['a', 1000 + 2000 + 100 + 20 + 3, 3, 2],
+          ['b', 500 + 100, 0, 1],
+          ['c', 0, 0, 0],
+        ],
+      );
+      const a = all[0]!;
+      const m10 = await store.getManifest('a', dg(11));
+      t.equal(a.lastPushAt, m10!.createdAt, 'last push = the newest manifest or tag');
+      t.equal(a.lastPullAt, null, 'never pulled');
+      t.equal(all[2]!.lastPushAt, null, 'no manifest, no push');
+
+      t.same((await store.listRepositoryStats({ n: 1 })).map((r) => r.name), ['a']);
+      t.same((await store.listRepositoryStats({ last: 'a', n: 5 })).map((r) => r.name), ['b', 'c'], 'last is exclusive');
+      t.same(await store.listRepositoryStats({ n: 0 }), []);
+      t.same((await store.repositoryStats('b'))?.size, 600);
+      t.same(await store.repositoryStats('b'), all[1], 'one repository, the same figures');
+      t.equal(await store.repositoryStats('nope'), undefined);
+
+      // A pull (touchAccess) is the last pull; a push is not.
+      const at = Date.now() + 60_000;
+      await store.touchAccess({ manifests: [{ repo: 'a', digest: dg(10), at }], blobs: [] });
+      t.equal((await store.repositoryStats('a'))?.lastPullAt, at);
+      await store.touchAccess({ manifests: [{ repo: 'a', digest: dg(11), at: at - 5 }], blobs: [] });
+      t.equal((await store.repositoryStats('a'))?.lastPullAt, at, 'the newest pull of any manifest');
+      await store.putManifest(manifest('b', dg(12), { size: 500, references: [blob(dg(1))] }));
+      t.equal((await store.repositoryStats('b'))?.lastPullAt, null, 'a re-put is not a pull');
+
+      // A tag moved later than any manifest was created is the last push.
+      await sleep(5);
+      await store.putManifest(manifest('a', dg(10), { size: 1000, references: [blob(dg(1)), blob(dg(2))], tags: ['moved'] }));
+      const after = await store.repositoryStats('a');
+      t.ok(after!.lastPushAt! > a.lastPushAt!, 'a tag set is a push');
+      t.equal(after!.tagCount, 4);
+    });
+
+    t.test('listTagDetails: digest, media type, size with what the manifest reaches, set time', async (t) => {
+      const store = await fresh(t);
+      const blob = (d: string): ManifestReference => ({ digest: d, kind: 'blob' });
+      const child = (d: string): ManifestReference => ({ digest: d, kind: 'manifest' });
+      await store.putBlob(dg(1), 100, { local: true });
+      await store.putBlob(dg(2), 20, { local: true });
+      await store.putBlob(dg(3), 3, { local: true });
+      // Two platform images sharing blob 1, and an index over them plus a child that is not stored.
+      await store.putManifest(manifest('r', dg(10), { size: 400, references: [blob(dg(1)), blob(dg(2))] }));
+      await store.putManifest(manifest('r', dg(11), { size: 300, references: [blob(dg(1)), blob(dg(3))], tags: ['arm'] }));
+      await store.putManifest(manifest('r', dg(12), { mediaType: INDEX, size: 50, references: [child(dg(10)), child(dg(11)), child(dg(13))], tags: ['v1', 'latest'] }));
+      await store.putManifest(manifest('other', dg(12), { mediaType: INDEX, size: 50, tags: ['zzz'] }));
+
+      const tags = await store.listTagDetails('r');
+      t.same(
+        tags.map((x) => [x.tag, x.digest, x.mediaType, x.size]),
+        [
+          ['arm', dg(11), IMAGE, 300 + 100 + 3],
+          ['latest', dg(12), INDEX, 50 + 400 + 300 + 100 + 20 + 3],
+          ['v1', dg(12), INDEX, 50 + 400 + 300 + 100 + 20 + 3],
+        ],
+        'an index counts its stored children and each blob once',
+      );
+      t.ok(tags.every((x) => typeof x.updatedAt === 'number' && x.updatedAt > 0));
+      t.same((await store.listTagDetails('r', { n: 1 })).map((x) => x.tag), ['arm']);
+      t.same((await store.listTagDetails('r', { last: 'arm', n: 1 })).map((x) => x.tag), ['latest']);
+      t.same((await store.listTagDetails('r', { last: 'v1' })).map((x) => x.tag), []);
+      t.same(await store.listTagDetails('nope'), []);
+      t.same((await store.listTagDetails('other')).map((x) => [x.tag, x.size]), [['zzz', 50]], 'children are looked up in the same repository');
+    });
+
+    t.test('listManifestDetails: every manifest with its tags, size and pull time, in digest order', async (t) => {
+      const store = await fresh(t);
+      await store.putBlob(dg(1), 100, { local: true });
+      await store.putManifest(manifest('r', dg(12), { size: 10, references: [{ digest: dg(1), kind: 'blob' }], tags: ['b', 'a'] }));
+      await store.putManifest(manifest('r', dg(11), { size: 20 }));
+      await store.putManifest(manifest('r', dg(13), { size: 30, tags: ['c'] }));
+      await store.putManifest(manifest('other', dg(14), { size: 40, tags: ['d'] }));
+      const at = Date.now() + 60_000;
+      await store.touchAccess({ manifests: [{ repo: 'r', digest: dg(12), at }], blobs: [] });
+
+      const all = await store.listManifestDetails('r');
+      t.same(
+        all.map((m) => [m.digest, m.mediaType, m.size, m.tags, m.lastPullAt]),
+        [
+          [dg(11), IMAGE, 20, [], null],
+          [dg(12), IMAGE, 110, ['a', 'b'], at],
+          [dg(13), IMAGE, 30, ['c'], null],
+        ],
+      );
+      t.equal(all[1]!.createdAt, (await store.getManifest('r', dg(12)))!.createdAt);
+      // A page counts manifests, not tags.
+      t.same((await store.listManifestDetails('r', { n: 2 })).map((m) => [m.digest, m.tags]), [[dg(11), []], [dg(12), ['a', 'b']]]);
+      t.same((await store.listManifestDetails('r', { last: dg(12), n: 2 })).map((m) => m.digest), [dg(13)]);
+      t.same(await store.listManifestDetails('r', { n: 0 }), []);
+      t.same(await store.listManifestDetails('nope'), []);
+    });
+
+    t.test('deleteRepository removes tags, manifests, references and links; blobs and other repositories stay', async (t) => {
+      const store = await fresh(t);
+      await store.putBlob(dg(1), 100, { local: true });
+      await store.linkBlob('r', dg(1));
+      await store.linkBlob('s', dg(1));
+      await store.putManifest(manifest('r', dg(10), { references: [{ digest: dg(1), kind: 'blob' }], tags: ['v1', 'latest'] }));
+      await store.putManifest(manifest('r', dg(11), { subject: dg(10) }));
+      await store.putManifest(manifest('s', dg(10), { tags: ['v1'] }));
+      await store.claimRepository('r', 'alice');
+
+      t.same(await store.deleteRepository('r'), { tags: ['latest', 'v1'], manifests: [dg(10), dg(11)] });
+      t.equal(await store.repositoryExists('r'), false);
+      t.same(await store.listRepositories(), ['s']);
+      t.equal(await store.getManifest('r', dg(10)), undefined);
+      t.same(await store.listTags('r'), []);
+      t.same(await store.listManifestReferences('r', dg(10)), []);
+      t.equal(await store.isBlobLinked('r', dg(1)), false);
+      t.same(await store.blobRepositories(dg(1), 10), ['s']);
+      t.ok(await store.getBlob(dg(1)), 'the blob row is left to the collector');
+      t.equal(await store.getTag('s', 'v1'), dg(10), 'other repositories untouched');
+      t.equal(await store.repositoryOwner('r'), 'alice', 'the owner claim stays');
+      t.equal(await store.deleteRepository('r'), undefined, 'twice: nothing to delete');
+      t.equal(await store.deleteRepository('nope'), undefined);
+
+      // The name can be used again.
+      await store.putManifest(manifest('r', dg(10), { tags: ['v2'] }));
+      t.same(await store.listTags('r'), ['v2']);
+      t.same(await store.listManifestReferences('r', dg(10)), []);
+    });
+
     t.test('touchAccess and refreshBlob move times forward only, skip absent rows', async (t) => {
       const store = await fresh(t);
       await store.putBlob(dg(1), 10, { local: true });

@@ -157,6 +157,14 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE fill_leases ADD COLUMN writer TEXT;
   `,
+
+  // 8: when a manifest was last pulled (the management API's last pull), apart from last_access_at,
+  // which a push or a re-put also moves (the collector's freshness). NULL = never pulled. Rows from
+  // before: a last access after the creation was most likely a pull.
+  `
+  ALTER TABLE manifests ADD COLUMN pulled_at BIGINT;
+  UPDATE manifests SET pulled_at = last_access_at WHERE last_access_at > created_at;
+  `,
 ];
 
 /**

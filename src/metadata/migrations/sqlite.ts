@@ -140,4 +140,12 @@ export const sqliteMigrations: readonly string[] = [
 
   // 7: nothing (PostgreSQL's fill leases name their writer).
   `SELECT 1;`,
+
+  // 8: when a manifest was last pulled (the management API's last pull), apart from last_access_at,
+  // which a push or a re-put also moves (the collector's freshness). NULL = never pulled. Rows from
+  // before: a last access after the creation was most likely a pull.
+  `
+  ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;
+  UPDATE manifests SET pulled_at = last_access_at WHERE last_access_at > created_at;
+  `,
 ];
