@@ -85,7 +85,7 @@ export const UpstreamSchema = Type.Object(
       Type.String({ pattern: '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$', description: 'another first path component that routes to this upstream, e.g. hub' }),
     ),
     default: Type.Boolean({ default: false, description: 'serve names that match nothing else (as Docker registry-mirrors sends them); at most one upstream' }),
-    username: Type.Optional(Type.String({ minLength: 1 })),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'account Wharf signs in to the upstream with (a Docker Hub account, a robot account), with password, passwordFile or passwordEnv' })),
     password: Type.Optional(Type.String({ minLength: 1, description: 'prefer passwordFile or passwordEnv to keep secrets out of the file' })),
     passwordFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password (trailing newline ignored)' })),
     passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the password' })),
@@ -132,9 +132,9 @@ export const PolicyRuleSchema = Type.Object(
 
 export const AuthUserSchema = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$' }),
+    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$', description: 'the user name clients sign in with' }),
     password: Type.String({ pattern: '^\\$2[aby]\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$', description: 'a bcrypt hash (htpasswd -nbB user pass), never the password itself' }),
-    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }), { default: [] }),
+    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }), { default: [], description: 'the groups the user is in (policies name them as group:<name>)' }),
   },
   { additionalProperties: false },
 );
