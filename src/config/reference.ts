@@ -42,6 +42,8 @@ function typeName(schema: TSchema): string {
 const DURATION_HINT = / \(a duration: [^)]*\)$/;
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/** A description: URLs in it set as code (examples of values, not links to follow). */
+const prose = (text: string): string => cell(text).replace(/\b(?:https?|postgres):\/\/[^\s,;)]+/g, (url) => `\`${url}\``);
 const code = (text: string): string => (text === '' ? '' : `\`${text.replace(/`/g, "'")}\``);
 
 function formatDefault(schema: TSchema): string {
@@ -84,7 +86,7 @@ export function configReference(schema: TSchema = ConfigSchema): string {
     '',
     '| key | type | default | environment | meaning |',
     '| --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| \`${r.key}\` | ${cell(r.type)} | ${cell(r.def)} | ${r.env ? code(r.env) : ''} | ${cell(r.description)} |`),
+    ...rows.map((r) => `| \`${r.key}\` | ${cell(r.type)} | ${cell(r.def)} | ${r.env ? code(r.env) : ''} | ${prose(r.description)} |`),
     '',
     REFERENCE_END,
   ];
