@@ -3,8 +3,9 @@
 // statement per heartbeat; a node whose client asks for a blob that another node is filling streams
 // the growing bytes from that node's internal endpoint (GET <url>/internal/fills/<digest>, Range
 // allowed, bearer secret) instead of asking the upstream. This module holds the node's side of
-// that: its leases and their heartbeat, and the requests to another node. What to do when a holder
-// fails is ProxyBlobs' (it knows the store and the local fills).
+// that: its leases and their heartbeat, and the requests to another node. The clients of this node
+// share one such request per digest (remote-fills.ts). What to do when a holder fails is ProxyBlobs'
+// (it knows the store and the local fills).
 import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';

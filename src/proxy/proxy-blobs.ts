@@ -5,10 +5,10 @@
 // client of another repository follows a running fill only once its own upstream has confirmed the
 // digest. HEAD on a miss asks the upstream without downloading.
 // In a cluster (cluster-fills.ts) a miss first claims the digest's fill lease: the node that gets it
-// fills; the others stream the growing bytes from it, and carry their clients on from where they
-// were when it fails: from the store once the blob is committed there, from another holder, or by
-// taking the fill over once the holder's lease has expired. A fill that failed cuts them, as it
-// cuts local followers.
+// fills; the others stream the growing bytes from it (one stream per digest per node, shared by its
+// clients: remote-fills.ts), and carry their clients on from where they were when it fails: from
+// the store once the blob is committed there, from another holder, or by taking the fill over once
+// the holder's lease has expired. A fill that failed cuts them, as it cuts local followers.
 import { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
 import { parseRange } from '../registry/range.js';
@@ -24,6 +24,7 @@ import type { CacheStore } from '../registry/cache-store.js';
 import { Fill, FillTable, type FillSource } from './blob-fill.js';
 import type { UpstreamRepository } from './upstream-repository.js';
 import { HolderUnavailable, type ClusterFills } from './cluster-fills.js';
+import { RemoteFills } from './remote-fills.js';
 import { discard, expectStatus, header, toRegistryError } from './upstream-failure.js';
 
 export interface FillEvents {
@@ -57,6 +58,8 @@ export class ProxyBlobs {
   private readonly confirmed = new WeakMap<Fill, Set<string>>();
   /** Lease claims under way in this node, by digest. */
   private readonly placing = new Map<string, Promise<Place>>();
+  /** This node's streams of other nodes' fills, one per digest shared by its clients. */
+  readonly remote: RemoteFills | undefined;
 
   constructor(
     private readonly local: CacheStore,
@@ -66,6 +69,7 @@ export class ProxyBlobs {
     private readonly cluster?: ClusterFills,
   ) {
     this.fills = new FillTable(store);
+    this.remote = cluster ? new RemoteFills(cluster) : undefined;
   }
 
   async read(repo: UpstreamRepository, digest: string, opts: { rangeHeader?: string; head?: boolean }): Promise<BlobRead & MaybeStale> {
@@ -75,8 +79,8 @@ export class ProxyBlobs {
     if (stored) return this.local.serveBlob(digest, stored.size, opts);
     let running = this.fills.get(digest);
     if (opts.head && !(running && this.confirmed.get(running)?.has(repo.name))) return this.headUpstream(repo, digest, opts.rangeHeader);
-    if (!running && this.cluster) {
-      const found = await this.inCluster(this.cluster, repo, digest, opts.rangeHeader);
+    if (!running && this.cluster && this.remote) {
+      const found = await this.inCluster(this.cluster, this.remote, repo, digest, opts.rangeHeader);
       if (found instanceof Fill) running = found;
       else if (found) return found;
     }
@@ -114,7 +118,7 @@ export class ProxyBlobs {
    * A miss in a cluster: the lease says who fills. The fill when this node does, else the blob as
    * stored or as relayed from the node filling it; undefined to fill here without a lease.
    */
-  private async inCluster(cluster: ClusterFills, repo: UpstreamRepository, digest: string, rangeHeader: string | undefined): Promise<Fill | (BlobRead & MaybeStale) | undefined> {
+  private async inCluster(cluster: ClusterFills, remotes: RemoteFills, repo: UpstreamRepository, digest: string, rangeHeader: string | undefined): Promise<Fill | (BlobRead & MaybeStale) | undefined> {
     const wait = patience(cluster);
     let vouched = false;
     for (;;) {
@@ -134,7 +138,7 @@ export class ProxyBlobs {
       }
       let remote;
       try {
-        remote = await cluster.open(place, digest, rangeHeader);
+        remote = await remotes.open(place, digest, rangeHeader);
       } catch (err) {
         if (!(err instanceof HolderUnavailable)) throw err;
         // Not started there yet, just ended there, or the node is dead: asked again until its lease
@@ -148,8 +152,8 @@ export class ProxyBlobs {
         continue;
       }
       const range = parseRange(rangeHeader, remote.size);
-      this.events.onFill?.('remote', { upstream: repo.upstream.name, digest, node: place.node });
-      const body = Readable.from(this.relay(cluster, repo, digest, place, remote.body, { start: range?.start ?? 0, end: range?.end ?? remote.size - 1 }), {
+      this.events.onFill?.('remote', { upstream: repo.upstream.name, digest, node: place.node, shared: remote.shared });
+      const body = Readable.from(this.relay(cluster, remotes, repo, digest, place, remote.body, { start: range?.start ?? 0, end: range?.end ?? remote.size - 1 }), {
         objectMode: false,
       });
       return { digest, size: remote.size, range, body };
@@ -191,7 +195,7 @@ export class ProxyBlobs {
    * from where the client is: the store (committed meanwhile), another holder, or a fill taken over
    * here. Ends by linking the blob in `repo` (its last byte comes only once it is committed).
    */
-  private async *relay(cluster: ClusterFills, repo: UpstreamRepository, digest: string, holder: FillLease, first: Readable, range: ByteRange): AsyncGenerator<Buffer> {
+  private async *relay(cluster: ClusterFills, remotes: RemoteFills, repo: UpstreamRepository, digest: string, holder: FillLease, first: Readable, range: ByteRange): AsyncGenerator<Buffer> {
     let pos = range.start;
     let source: Readable = first;
     let from: FillLease | undefined = holder;
@@ -215,7 +219,7 @@ export class ProxyBlobs {
         if (pos > range.end) break;
         hops = pos > before ? 0 : hops + 1;
         if (hops > MAX_HOPS) throw new Error(`blob ${digest}: no source made progress at ${pos} after ${MAX_HOPS} tries`, { cause: failure });
-        const next = await this.carryOn(cluster, repo, digest, from, { start: pos, end: range.end }, failure);
+        const next = await this.carryOn(cluster, remotes, repo, digest, from, { start: pos, end: range.end }, failure);
         source = next.source;
         from = next.from;
         this.events.onFill?.('rerouted', { upstream: repo.upstream.name, digest, at: pos, node: from?.node ?? cluster.node, error: (failure as Error | undefined)?.message ?? 'short body' });
@@ -236,6 +240,7 @@ export class ProxyBlobs {
    */
   private async carryOn(
     cluster: ClusterFills,
+    remotes: RemoteFills,
     repo: UpstreamRepository,
     digest: string,
     failed: FillLease | undefined,
@@ -263,7 +268,7 @@ export class ProxyBlobs {
         // Still held by the node that stopped sending: dead with a lease not expired yet, or alive
         // and about to release it (its fill failed). Asked again, never claimed from under it.
         try {
-          return { source: (await cluster.open(lease, digest, range)).body, from: lease };
+          return { source: (await remotes.open(lease, digest, range)).body, from: lease };
         } catch (err) {
           if (!(err instanceof HolderUnavailable)) throw err;
           await wait(() => new Error(`blob ${digest}: node ${lease.node} stopped sending it (${reason}) and its lease does not expire`, { cause: failure }));
@@ -278,7 +283,7 @@ export class ProxyBlobs {
         return { source: place.fill.stream(range) };
       }
       try {
-        return { source: (await cluster.open(place, digest, range)).body, from: place };
+        return { source: (await remotes.open(place, digest, range)).body, from: place };
       } catch (err) {
         if (!(err instanceof HolderUnavailable)) throw err;
         await wait(() => new Error(`blob ${digest}: node ${place.node} stopped sending it (${reason}) and its lease does not expire`, { cause: failure }));

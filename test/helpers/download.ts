@@ -9,16 +9,23 @@ export interface Downloaded {
   headers: Record<string, unknown>;
 }
 
-/** A GET whose bytes are watched as they arrive: `first` once any has, `done` with all of them and how it ended. */
-export function download(url: string, headers: Record<string, string> = {}) {
+/**
+ * A GET whose bytes are watched as they arrive: `first` once any has, `reached` once `at` bytes have
+ * (or the response has ended), `done` with all of them and how it ended.
+ */
+export function download(url: string, headers: Record<string, string> = {}, at = 1) {
   let gotFirst!: () => void;
   const first = new Promise<void>((resolve) => (gotFirst = resolve));
+  let gotThere!: () => void;
+  const reached = new Promise<void>((resolve) => (gotThere = resolve));
+  let received = 0;
   const done = new Promise<Downloaded>((resolve) => {
     const chunks: Buffer[] = [];
     let status = 0;
     let resHeaders: Record<string, unknown> = {};
     const finish = (complete: boolean) => {
       gotFirst(); // a response that ends without a byte must not leave `first` waiting
+      gotThere();
       resolve({ status, body: Buffer.concat(chunks), complete, headers: resHeaders });
     };
     const req = request(url, { headers, agent: false }, (res) => {
@@ -27,6 +34,8 @@ export function download(url: string, headers: Record<string, string> = {}) {
       res.on('data', (c: Buffer) => {
         chunks.push(c);
         gotFirst();
+        received += c.length;
+        if (received >= at) gotThere();
       });
       res.once('end', () => finish(res.complete));
       res.once('error', () => finish(false));
@@ -35,5 +44,5 @@ export function download(url: string, headers: Record<string, string> = {}) {
     req.once('error', () => finish(false));
     req.end();
   });
-  return { first, done };
+  return { first, reached, done };
 }

@@ -11,11 +11,12 @@ import { contentEntry, startFaultUpstream } from '../helpers/fault-upstream.js';
 import { POSTGRES_URL, adminQuery, tempSchema } from '../helpers/postgres.js';
 import { quoteIdent } from '../../src/metadata/postgres-database.js';
 import { startWharf, tempDir, type TestServer } from '../helpers/server.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import type { TestObject } from '../contract/contract-helpers.js';
 
 const SECRET = 'a-shared-secret-of-the-test-cluster';
 
-async function cluster(t: TestObject, upstreamUrl: string, count: number): Promise<{ nodes: TestServer[]; dataDir: string; schema: string }> {
+async function cluster(t: TestObject, upstreamUrl: string, count: number, logs: Array<LogCapture | undefined> = []): Promise<{ nodes: TestServer[]; dataDir: string; schema: string }> {
   const schema = await tempSchema(t);
   const dataDir = tempDir('wharf-cluster-');
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -26,7 +27,10 @@ async function cluster(t: TestObject, upstreamUrl: string, count: number): Promi
     cluster: { secret: SECRET, heartbeat: '100ms', leaseTimeout: '1s' },
   };
   const nodes: TestServer[] = [];
-  for (let i = 0; i < count; i++) nodes.push(await startWharf(t, settings, { dataDir }));
+  for (let i = 0; i < count; i++) {
+    const capture = logs[i];
+    nodes.push(await startWharf(t, capture ? { ...settings, log: { level: 'info' } } : settings, { dataDir, ...(capture ? { logs: capture } : {}) }));
+  }
   return { nodes, dataDir, schema };
 }
 
@@ -66,6 +70,71 @@ t.test('the same cold blob from three nodes at once: one upstream GET in the clu
   }
   t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, 'later pulls never reach the upstream');
   t.equal((await adminQuery(`SELECT 1 FROM ${quoteIdent(schema)}.fill_leases`)).rowCount, 0, 'the lease is released after the commit');
+});
+
+t.test('four clients of one node following another node\'s fill: one stream from the filling node for them all, the right bytes for each', async (t) => {
+  const blob = contentEntry(randomBytes(3 * 1024 * 1024 + 5));
+  const up = await startFaultUpstream(t, { manifests: [], blobs: [blob] });
+  const filling = new LogCapture();
+  const { nodes } = await cluster(t, up.url, 2, [filling]);
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  up.setFault({ kind: 'hold', afterBytes: 1024 * 1024, until, match: blob.digest });
+  const path = `/v2/library/app/blobs/${blob.digest}`;
+  const first = download(`${nodes[0]!.url}${path}`);
+  await first.first;
+  // Every client of node 1 has bytes (it follows a stream) before the fill may go on.
+  const followers = [
+    download(`${nodes[1]!.url}${path}`),
+    download(`${nodes[1]!.url}${path}`),
+    download(`${nodes[1]!.url}${path}`),
+    download(`${nodes[1]!.url}${path}`, { range: 'bytes=1000-' }),
+  ];
+  await Promise.all(followers.map((c) => c.first));
+  release();
+  t.equal(digestOf((await first.done).body), blob.digest, 'the filling node\'s client: the blob');
+  const results = await Promise.all(followers.map((c) => c.done));
+  for (const [i, r] of results.slice(0, 3).entries()) {
+    t.equal(r.status, 200, `client ${i}: 200`);
+    t.ok(r.complete, `client ${i}: the whole body`);
+    t.equal(digestOf(r.body), blob.digest, `client ${i}: the blob's bytes`);
+  }
+  t.equal(results[3]!.status, 206, 'the ranged client: 206');
+  t.same(results[3]!.body, blob.body.subarray(1000), 'the ranged client: its range');
+  // Each request's line is written when its response closes: the stream's has, before the last byte reached node 1.
+  await filling.waitFor((l) => l.msg === 'request' && String(l.url).startsWith('/internal/fills/'));
+  t.equal(filling.requests(`/internal/fills/${blob.digest}`).length, 1, 'the filling node served one internal stream');
+  t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, 'one upstream GET');
+});
+
+t.test('a client of the following node asking for bytes its relay no longer keeps: a stream of its own from the filling node, the right bytes', async (t) => {
+  const blob = contentEntry(randomBytes(7 * 1024 * 1024));
+  const up = await startFaultUpstream(t, { manifests: [], blobs: [blob] });
+  const filling = new LogCapture();
+  const { nodes } = await cluster(t, up.url, 2, [filling]);
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  const held = 6 * 1024 * 1024;
+  up.setFault({ kind: 'hold', afterBytes: held, until, match: blob.digest });
+  const path = `/v2/library/app/blobs/${blob.digest}`;
+  const first = download(`${nodes[0]!.url}${path}`);
+  await first.first;
+  // Node 1's relay has passed the first MiBs (it keeps the last 4 MiB only) when the late client asks.
+  const early = download(`${nodes[1]!.url}${path}`, {}, held - 1);
+  await early.reached;
+  const late = download(`${nodes[1]!.url}${path}`);
+  await late.first;
+  release();
+  for (const [name, c] of [['the filling node\'s client', first], ['the early client', early], ['the late client', late]] as const) {
+    const r = await c.done;
+    t.ok(r.complete, `${name}: the whole body`);
+    t.equal(digestOf(r.body), blob.digest, `${name}: the blob's bytes`);
+  }
+  await filling.waitFor(() => filling.requests(`/internal/fills/${blob.digest}`).length >= 2);
+  t.equal(filling.requests(`/internal/fills/${blob.digest}`).length, 2, 'two internal streams: the relay\'s and the late client\'s');
+  t.equal(up.count('GET', `/blobs/${blob.digest}`), 1, 'one upstream GET');
 });
 
 t.test('the upstream sends wrong bytes: the clients of every node are cut, none gets a whole body, nothing is committed', async (t) => {
