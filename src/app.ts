@@ -21,6 +21,8 @@ import { AccessTracker } from './metadata/access-tracker.js';
 import { GarbageCollector, GcBusyError } from './gc/collector.js';
 import { gcOptionsFrom } from './gc/options.js';
 import { registerGcRoutes } from './http/routes/gc.js';
+import { registerRepositoryRoutes } from './http/routes/repositories.js';
+import { ManagementService } from './registry/management-service.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
 import { RequestLogController, registerRequestLog } from './http/request-log.js';
@@ -215,6 +217,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     registerInternalFillRoutes(app, { secret: clusterConfig.secret, localFill: (digest, range) => registry.localFill(digest, range) });
   }
   registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
+  // Repositories as operators see them, by their stored names (cached ones from their upstream).
+  const management = new ManagementService({ metadata, store: local, route: (name) => registry.route(name) });
+  registerRepositoryRoutes(app, management, access, config.publicUrl);
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
   // process) is left alone.

@@ -13,6 +13,7 @@ import { assertName } from './reference.js';
 import type { RouteTarget } from './router.js';
 import type { Registry, Repository } from './registry.js';
 import type { CacheStore } from './cache-store.js';
+import type { ManagedStore } from './management-service.js';
 import type { ParsedManifest } from './manifest.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -43,7 +44,7 @@ export interface LocalRegistryDeps {
 
 const asStored = (name: string): string => name;
 
-export class LocalRegistry implements Registry, CacheStore {
+export class LocalRegistry implements Registry, CacheStore, ManagedStore {
   private readonly services: LocalServices;
 
   constructor(private readonly deps: LocalRegistryDeps) {
@@ -119,6 +120,18 @@ export class LocalRegistry implements Registry, CacheStore {
 
   serveBlob(digest: string, size: number, opts: { rangeHeader?: string; head?: boolean }) {
     return this.services.blobs.serve(digest, size, opts);
+  }
+
+  async flushAccess(): Promise<void> {
+    await this.deps.accessTracker?.flush();
+  }
+
+  deleteTag(repo: string, tag: string): Promise<boolean> {
+    return this.services.manifests.deleteTag(repo, tag);
+  }
+
+  deleteRepository(repo: string): Promise<boolean> {
+    return this.services.manifests.deleteRepository(repo);
   }
 
   async close(): Promise<void> {

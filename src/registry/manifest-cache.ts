@@ -94,6 +94,13 @@ export class ManifestCache {
     }
   }
 
+  /** A repository was deleted: these tags and manifests of it are gone. */
+  repositoryDeleted(repo: string, tags: readonly string[], digests: readonly string[]): void {
+    this.epoch++;
+    for (const tag of tags) this.tags.delete(tagKey(repo, tag));
+    for (const digest of digests) this.manifests.delete(manifestKey(repo, digest));
+  }
+
   /** Drops everything (the collector swept, here or in another process). */
   clear(): void {
     this.epoch++;

@@ -139,6 +139,8 @@ export class ManifestService {
     }
     // Committed: these tags now resolve here (a pushed tag that moved no longer serves the old one).
     this.cache.stored(repo, { digest, mediaType: parsed.mediaType, size: body.length, body }, tags);
+    // Content is fetched from an upstream because a client asked for it: the fill is its first pull.
+    if (!opts.local) this.tracker?.touchManifest(repo, digest);
   }
 
   /** The manifest with this digest in `repo`, or undefined. */
@@ -153,6 +155,20 @@ export class ManifestService {
     if (!record) return undefined;
     this.tracker?.touchManifest(repo, digest);
     return this.load(token, repo, record);
+  }
+
+  /** Deletes a tag (the manifest stays); false when it was not there. */
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    const deleted = await this.metadata.deleteTag(repo, tag);
+    this.cache.tagDeleted(repo, tag);
+    return deleted;
+  }
+
+  /** Deletes a repository's tags, manifests and blob links; false when it did not exist. */
+  async deleteRepository(repo: string): Promise<boolean> {
+    const removed = await this.metadata.deleteRepository(repo);
+    if (removed) this.cache.repositoryDeleted(repo, removed.tags, removed.manifests);
+    return removed !== undefined;
   }
 
   /** By digest: the manifest and its tags go. By tag: only the tag goes. */
