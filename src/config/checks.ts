@@ -3,6 +3,8 @@
 // lists every mistake: each rule looks only at values of the right shape and leaves the others to
 // the schema's violations.
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import type { UpstreamProxy } from './schema.js';
 import { isPlain, type Plain } from './plain.js';
 import { parseDuration } from './duration.js';
 
@@ -68,6 +70,13 @@ export function crossFieldViolations(config: unknown): string[] {
     const secrets = ['password', 'passwordFile', 'passwordEnv'].filter((k) => u[k] !== undefined);
     if (secrets.length > 1) out.push(`${at}: give only one of password, passwordFile, passwordEnv (found ${secrets.join(', ')})`);
     if (secrets.length > 0 && u.username === undefined) out.push(`${at}.username: required when ${secrets[0]} is given`);
+    const tls = isPlain(u.tls) ? u.tls : undefined;
+    if (tls && typeof u.url === 'string' && u.url.startsWith('http://') && (tls.ca !== undefined || tls.insecureSkipVerify === true)) {
+      out.push(`${at}.tls: the url ${u.url} is plain http, so there is no certificate to verify; use https:// or leave tls out`);
+    }
+    if (tls && tls.ca !== undefined && tls.insecureSkipVerify === true) {
+      out.push(`${at}.tls: give ca (verify against this CA) or insecureSkipVerify (verify nothing), not both`);
+    }
   }
   const pg = postgresOf(config);
   if (pg) {
@@ -152,6 +161,11 @@ export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[
       if (value === undefined || value === '') out.push(`upstreams.${i}.passwordEnv: the environment variable ${variable} is not set`);
       else u.password = value;
     }
+    const ca = isPlain(u.tls) ? str(u.tls.ca) : undefined;
+    if (ca !== undefined && isPlain(u.tls)) {
+      const problem = readCertificates(ca, (pem) => ((u.tls as Plain).caPem = pem));
+      if (problem) out.push(`upstreams.${i}.tls.ca: ${problem}`);
+    }
   }
   // The database password is kept beside the URL, never in it (a URL ends up in logs and messages).
   const pg = postgresOf(config);
@@ -180,4 +194,61 @@ export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[
     }
   }
   return out;
+}
+
+/**
+ * Reads a PEM file of certificates and hands its text to `use`; returns why it cannot be used
+ * (unreadable, or no certificate in it), undefined when it can.
+ */
+function readCertificates(file: string, use: (pem: string) => void): string | undefined {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  try {
+    // The first certificate parses, or the file is not what it should be (a key, DER bytes, ...).
+    new X509Certificate(pem);
+  } catch {
+    return `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`;
+  }
+  use(pem);
+  return undefined;
+}
+
+/** The proxy variables, lower case first as curl and undici read them. */
+const PROXY_VARIABLES = [
+  ['httpsProxy', ['https_proxy', 'HTTPS_PROXY']],
+  ['httpProxy', ['http_proxy', 'HTTP_PROXY']],
+  ['noProxy', ['no_proxy', 'NO_PROXY']],
+] as const;
+
+/**
+ * The forward proxies for upstream traffic named by HTTPS_PROXY, HTTP_PROXY and NO_PROXY (undefined
+ * when no proxy is set), and the violations for values that are no proxy URL.
+ */
+export function upstreamProxyFrom(env: NodeJS.ProcessEnv): { proxy?: UpstreamProxy; violations: string[] } {
+  const proxy: UpstreamProxy = {};
+  const violations: string[] = [];
+  for (const [key, names] of PROXY_VARIABLES) {
+    const name = names.find((n) => env[n] !== undefined && env[n] !== '');
+    if (name === undefined) continue;
+    const value = env[name]!;
+    if (key !== 'noProxy') {
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        url = undefined;
+      }
+      if (!url || !['http:', 'https:', 'socks5:', 'socks:'].includes(url.protocol)) {
+        violations.push(`${name}: ${JSON.stringify(value)} is not a proxy URL (http://HOST:PORT, https://..., socks5://...)`);
+        continue;
+      }
+    }
+    proxy[key] = value;
+  }
+  if (proxy.httpProxy === undefined && proxy.httpsProxy === undefined) return { violations };
+  return { proxy, violations };
 }

@@ -17,7 +17,7 @@ import { applyDefaults } from './defaults.js';
 import { parseValues } from './parsed.js';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListen } from './listen.js';
-import { crossFieldViolations, resolveSecrets } from './checks.js';
+import { crossFieldViolations, resolveSecrets, upstreamProxyFrom } from './checks.js';
 import { A_DURATION, DURATION_PATTERN } from './duration.js';
 import { A_SIZE, SIZE_PATTERN } from './size.js';
 import { ConfigSchema, type WharfConfig } from './schema.js';
@@ -377,9 +377,14 @@ export function loadConfigWithOrigin(opts: LoadOptions = {}): LoadedConfig {
   for (const v of [...crossFieldViolations(config), ...resolveSecrets(config, opts.env ?? {}), ...(opts.checks?.(config) ?? [])]) {
     violations.push(`${v}${origin(v.slice(0, v.indexOf(':')))}`);
   }
+  // Forward proxies for upstream traffic come from the usual variables, not from a key.
+  const proxy = upstreamProxyFrom(opts.env ?? {});
+  violations.push(...proxy.violations);
   if (violations.length > 0) throw new ConfigError(violations, opts.file);
   // Valid as written: durations and sizes become numbers (ms, bytes) here, once.
-  return { config: deepFreeze(parseValues(ConfigSchema, config) as WharfConfig), origin };
+  const loaded = parseValues(ConfigSchema, config) as WharfConfig;
+  if (proxy.proxy) loaded.upstreamProxy = proxy.proxy;
+  return { config: deepFreeze(loaded), origin };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -93,6 +93,18 @@ export const UpstreamSchema = Type.Object(
       default: [],
       description: 'extra token realms ("host" for any port, or "host:port") that may receive our credentials, besides the upstream origin and realms on its registrable domain (on its port or the default one)',
     }),
+    tls: Type.Object(
+      {
+        ca: Type.Optional(
+          Type.String({ minLength: 1, description: 'PEM file of the certificate authorities that sign this upstream\'s certificate (a private CA), trusted instead of the system\'s; read at start-up' }),
+        ),
+        insecureSkipVerify: Type.Boolean({
+          default: false,
+          description: 'do not verify the upstream\'s certificate at all (anyone on the path can read and change the traffic): for a test setup, prefer ca',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'how the upstream\'s HTTPS certificate is verified (an https url only)' },
+    ),
     tagTTL: Duration('5m', 'how long a tag resolved from this upstream is served without asking it again'),
     listTTL: Duration('30s', 'how long upstream tag lists and referrers are cached'),
     timeouts: Type.Object(
@@ -343,8 +355,19 @@ export const ConfigSchema = Type.Object(
 );
 
 /** The configuration as loaded: durations in milliseconds, sizes in bytes. */
-export type WharfConfig = StaticDecode<typeof ConfigSchema>;
-export type UpstreamConfig = StaticDecode<typeof UpstreamSchema>;
+export type WharfConfig = StaticDecode<typeof ConfigSchema> & { upstreams: UpstreamConfig[]; upstreamProxy?: UpstreamProxy };
+/** An upstream as loaded, with the PEM text the loader read from tls.ca. */
+export type UpstreamConfig = StaticDecode<typeof UpstreamSchema> & { tls: { caPem?: string } };
+/**
+ * Forward proxies for upstream traffic, from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (lower case first, as
+ * curl and undici read them): the loader reads them from the environment it is given, so nothing below
+ * config/ reads process.env.
+ */
+export interface UpstreamProxy {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
 export type AuthConfig = StaticDecode<typeof AuthSchema>;
 /** metadata.postgres as loaded, with the password the loader read from passwordFile or passwordEnv. */
 export type PostgresConfig = StaticDecode<typeof PostgresSchema> & { password?: string };

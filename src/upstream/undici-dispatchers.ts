@@ -3,7 +3,8 @@
 // of heap and 18 MiB of RSS, against 1.7 and 10 for the dispatchers alone), where Wharf only sends
 // requests through an Agent and a Pool. These are undici's own modules (the package has no exports map,
 // so their paths are public), and request() and its siblings are put on the dispatchers exactly as
-// undici's index does it.
+// undici's index does it. The proxy agent (and the SOCKS and tunnelling code it brings) is loaded only
+// when a proxy variable is set.
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 
@@ -15,3 +16,10 @@ export const Agent = load('undici/lib/dispatcher/agent') as typeof Undici.Agent;
 export const Pool = load('undici/lib/dispatcher/pool') as typeof Undici.Pool;
 export type Agent = Undici.Agent;
 export type Pool = Undici.Pool;
+export type EnvHttpProxyAgent = Undici.EnvHttpProxyAgent;
+
+/** undici's EnvHttpProxyAgent, loaded on the first call. */
+export function envHttpProxyAgent(options: Undici.EnvHttpProxyAgent.Options): EnvHttpProxyAgent {
+  const EnvHttpProxyAgent = load('undici/lib/dispatcher/env-http-proxy-agent') as typeof Undici.EnvHttpProxyAgent;
+  return new EnvHttpProxyAgent(options);
+}

@@ -10,10 +10,12 @@ import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher } from 'undici';
 import type Keyv from 'keyv';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamConfig, UpstreamProxy } from '../config/schema.js';
 import { UpstreamError, displayUrl, isAbort, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
 import { silentLogger, type UpstreamLogger } from './upstream-logger.js';
-import { Agent, Pool } from './undici-dispatchers.js';
+import { Agent, Pool, envHttpProxyAgent } from './undici-dispatchers.js';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { TokenAuth, basicAuthorization, bearerChallenge, parseWwwAuthenticate, type BearerChallenge, type Credentials } from './token-auth.js';
 
 // undici parses HTTP/1.1 with llhttp compiled to WebAssembly, and V8 tiers the hot parse function up
@@ -67,6 +69,17 @@ export interface UpstreamClientDeps {
   /** Where every node writes the last rate-limit values it saw, keyed by upstream name. Default: none. */
   rateLimits?: Keyv;
   logger?: UpstreamLogger;
+  /** Forward proxies for upstream traffic (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). Default: none. */
+  proxy?: UpstreamProxy;
+}
+
+/** How the upstream's certificate is verified: tls.ca, or not at all with tls.insecureSkipVerify. */
+function tlsOptions(config: UpstreamConfig): ConnectionOptions {
+  const tls = config.tls as UpstreamConfig['tls'] | undefined;
+  if (tls?.insecureSkipVerify) return { rejectUnauthorized: false };
+  // The loader has read the file (config/checks.ts); a configuration built in memory names it only.
+  const ca = tls?.caPem ?? (tls?.ca !== undefined ? readFileSync(tls.ca, 'utf8') : undefined);
+  return ca !== undefined ? { ca } : {};
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -86,8 +99,10 @@ export class UpstreamClient {
   readonly origin: string;
   private readonly ref: UpstreamRef;
   private readonly credentials: Credentials | undefined;
-  private readonly pool: Pool;
-  private readonly agent: Agent;
+  /** For the upstream's origin: a Pool, or the proxy agent. */
+  private readonly pool: Dispatcher;
+  /** For other hosts (redirects, token realms): an Agent, or the proxy agent. */
+  private readonly agent: Dispatcher;
   private readonly auth: TokenAuth;
   private readonly log: UpstreamLogger;
   private readonly rateLimits: Keyv | undefined;
@@ -107,14 +122,26 @@ export class UpstreamClient {
     if (config.username && !config.password) {
       this.log.warn({ upstream: config.name }, 'upstream has a username but no password: pulling anonymously');
     }
+    // The upstream's CA (tls.ca) is trusted instead of the system's, for its origin and for the hosts
+    // it redirects to (a private registry's storage sits behind the same private CA).
+    const tls = tlsOptions(config);
     const options = {
-      connect: { timeout: config.timeouts.connect },
+      connect: { timeout: config.timeouts.connect, ...tls },
       headersTimeout: config.timeouts.headers,
       bodyTimeout: config.timeouts.bodyIdle,
       keepAliveTimeout: KEEP_ALIVE_MS,
     };
-    this.pool = new Pool(this.origin, options);
-    this.agent = new Agent(options);
+    if (deps.proxy) {
+      // HTTPS_PROXY / HTTP_PROXY / NO_PROXY (config/checks.ts reads them): one agent for the origin and
+      // for redirects, tunnelling with CONNECT where a proxy applies. Through the tunnel the TLS
+      // options go in requestTls (the agent's own connect is the tunnel's).
+      const agent = envHttpProxyAgent({ ...options, ...deps.proxy, noProxy: deps.proxy.noProxy ?? '', requestTls: { timeout: config.timeouts.connect, ...tls } });
+      this.pool = agent;
+      this.agent = agent;
+    } else {
+      this.pool = new Pool(this.origin, options);
+      this.agent = new Agent(options);
+    }
     this.auth = new TokenAuth({
       upstream: this.ref,
       credentials: this.credentials,
@@ -182,7 +209,7 @@ export class UpstreamClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.pool.close(), this.agent.close()]);
+    await Promise.all([...new Set([this.pool, this.agent])].map((d) => d.close()));
   }
 
   /** Send to the upstream's own origin with auth; on 401 follow the challenge and retry exactly once. */

@@ -46,6 +46,16 @@ const TIMEOUTS: Record<string, { what: string; setting: string }> = {
   UND_ERR_BODY_TIMEOUT: { what: 'paused its response body for too long', setting: 'timeouts.bodyIdle' },
 };
 
+/** OpenSSL's codes for a certificate chain that leads to no trusted CA. */
+const TLS_TRUST = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
 /** True for the error a request raises when its AbortSignal fires: that is the caller's decision, not an upstream failure. */
 export function isAbort(err: unknown): boolean {
   const e = err as { name?: unknown; code?: unknown } | null;
@@ -68,6 +78,20 @@ export function toUpstreamError(err: unknown, upstream: UpstreamRef, target?: st
   }
   if (code?.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
     return new UpstreamError('protocol', upstream, `${where} sent a malformed HTTP response (${code}); is the URL really a registry over ${new URL(upstream.url).protocol.slice(0, -1)}?`, { cause });
+  }
+  if (code !== undefined && TLS_TRUST.has(code)) {
+    return new UpstreamError(
+      'unreachable',
+      upstream,
+      `${where} presented a TLS certificate that is not trusted (${code}): give upstreams[].tls.ca the PEM file of the CA that signed it (or, for a test setup only, tls.insecureSkipVerify: true)`,
+      { cause },
+    );
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new UpstreamError('unreachable', upstream, `${where} presented a TLS certificate for another name (${code}): use a URL whose host the certificate names`, { cause });
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return new UpstreamError('unreachable', upstream, `${where} presented a TLS certificate outside its validity period (${code})`, { cause });
   }
   const why = code ?? (typeof e.message === 'string' ? e.message : String(err));
   return new UpstreamError('unreachable', upstream, `cannot reach ${where} (${why}); check the URL, DNS, proxy and firewall`, { cause });

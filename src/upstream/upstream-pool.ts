@@ -1,6 +1,6 @@
 // One UpstreamClient per configured upstream, sharing one token store.
 import Keyv from 'keyv';
-import type { WharfConfig } from '../config/schema.js';
+import type { UpstreamProxy, WharfConfig } from '../config/schema.js';
 import { UpstreamClient } from './upstream-client.js';
 import type { UpstreamLogger } from './upstream-logger.js';
 
@@ -10,6 +10,8 @@ export interface UpstreamsOptions {
   /** Rate-limit values shared by every node (through PostgreSQL when configured). Default: none. */
   rateLimits?: Keyv;
   logger?: UpstreamLogger;
+  /** Forward proxies for upstream traffic. Default: the configuration's (upstreamProxy), if any. */
+  proxy?: UpstreamProxy;
 }
 
 /** How long the start-up probe of an upstream may take; it is only a head start. */
@@ -19,11 +21,11 @@ export class Upstreams {
   private readonly clients = new Map<string, UpstreamClient>();
   readonly tokens: Keyv;
 
-  constructor(config: Pick<WharfConfig, 'upstreams'>, options: UpstreamsOptions = {}) {
+  constructor(config: Pick<WharfConfig, 'upstreams' | 'upstreamProxy'>, options: UpstreamsOptions = {}) {
     this.tokens = options.tokens ?? new Keyv();
     for (const u of config.upstreams) {
       if (this.clients.has(u.name)) throw new Error(`two upstreams are named "${u.name}"`);
-      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, rateLimits: options.rateLimits, logger: options.logger }));
+      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, rateLimits: options.rateLimits, logger: options.logger, proxy: options.proxy ?? config.upstreamProxy }));
     }
   }
 

@@ -6,6 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +46,8 @@ export interface DockerRegistryOptions {
   proxy?: { remoteurl: string; username?: string; password?: string };
   /** Token mode only: the token server grants pull to anonymous requests. */
   anonymousPull?: boolean;
+  /** Serve HTTPS with this certificate and key (PEM files); url is then https://. */
+  tls?: { cert: string; key: string };
 }
 
 export interface RequestFilter {
@@ -125,6 +129,18 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
   return out;
 }
 
+/** The status of GET url (an https one without verifying: the test made the certificate). */
+function getStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, { rejectUnauthorized: false, timeout: 2_000, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('timeout', () => req.destroy(new Error('timeout')));
+    req.once('error', reject);
+  });
+}
+
 async function waitReady(url: string, child: ChildProcess, logFile: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -132,9 +148,8 @@ async function waitReady(url: string, child: ChildProcess, logFile: string): Pro
       throw new ExitedEarly(child.exitCode, child.signalCode, readLog(logFile));
     }
     try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return;
+      const status = await getStatus(`${url}/v2/`);
+      if (status === 200 || status === 401) return;
     } catch {
       // not listening yet
     }
@@ -182,6 +197,7 @@ export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 export async function startDockerRegistry(t: Teardownable, opts: DockerRegistryOptions = {}): Promise<DockerRegistry> {
   const auth = opts.auth ?? 'none';
+  const scheme = opts.tls ? 'https' : 'http';
   const users = opts.users ?? DEFAULT_USERS;
   const root = mkdtempSync(join(tmpdir(), 'wharf-docker-registry-'));
   const dataDir = opts.dataDir ?? join(root, 'data');
@@ -227,7 +243,11 @@ export async function startDockerRegistry(t: Teardownable, opts: DockerRegistryO
         delete: { enabled: true },
         maintenance: { uploadpurging: { enabled: false } },
       },
-      http: { addr: `127.0.0.1:${p}`, secret: 'wharf-test-http-secret' },
+      http: {
+        addr: `127.0.0.1:${p}`,
+        secret: 'wharf-test-http-secret',
+        ...(opts.tls ? { tls: { certificate: opts.tls.cert, key: opts.tls.key } } : {}),
+      },
     };
     if (auth === 'basic') {
       const htpasswd = join(root, 'htpasswd');
@@ -274,7 +294,7 @@ export async function startDockerRegistry(t: Teardownable, opts: DockerRegistryO
       });
     });
     try {
-      await Promise.race([waitReady(`http://127.0.0.1:${p}`, c, logFile), spawnError]);
+      await Promise.race([waitReady(`${scheme}://127.0.0.1:${p}`, c, logFile), spawnError]);
     } catch (err) {
       await stop();
       throw err;
@@ -319,7 +339,7 @@ export async function startDockerRegistry(t: Teardownable, opts: DockerRegistryO
 
   const users_ = auth === 'none' ? [] : users;
   return {
-    url: `http://${host}`,
+    url: `${scheme}://${host}`,
     host,
     port,
     dataDir,

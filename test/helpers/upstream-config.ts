@@ -9,6 +9,7 @@ export function upstreamConfig(url: string, over: Partial<UpstreamConfig> = {}):
     registry: new URL(url).host,
     default: false,
     allowedRealms: [],
+    tls: { insecureSkipVerify: false },
     tagTTL: 300_000,
     listTTL: 30_000,
     timeouts: { connect: 5_000, headers: 10_000, bodyIdle: 10_000, minRate: 1024, minRateWindow: 30_000 },

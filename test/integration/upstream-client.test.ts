@@ -51,6 +51,7 @@ function config(url: string, over: Partial<UpstreamConfig> = {}): UpstreamConfig
     registry: 'registry.test',
     default: false,
     allowedRealms: [],
+    tls: { insecureSkipVerify: false },
     tagTTL: 300_000,
     listTTL: 30_000,
     timeouts: { connect: 2_000, headers: 2_000, bodyIdle: 2_000, minRate: 0, minRateWindow: 30_000 },
