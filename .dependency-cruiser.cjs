@@ -3,7 +3,7 @@
 // (tsPreCompilationDeps). `npm run lint:deps` checks it; test/unit/layering.test.ts proves it catches a planted
 // upward import.
 //
-//   oci  <  config  <  storage, metadata  <  ledger, upstream  <  registry  <  proxy, gc, auth  <  http  <  cli, app.ts
+//   oci  <  config  <  storage, metadata  <  ledger, upstream  <  registry  <  proxy, gc, auth  <  warm  <  http  <  cli, app.ts
 //
 // The rules are the design's forbidden imports, plus the design's import lists of the lower folders (oci, config,
 // upstream, ledger, metadata): together they leave no way for two folders to import each other, directly or round
@@ -69,6 +69,12 @@ const RULES = [
     name: 'proxy-not-upward',
     comment: 'the pull-through cache decorates the registry; the collector, auth and http sit above it',
     from: { path: dir('proxy') },
+    to: { path: dir('gc', 'auth', 'http') },
+  },
+  {
+    name: 'warm-not-upward',
+    comment: 'warming drives the pull-through cache as a client would; the collector, auth and http sit beside or above it',
+    from: { path: dir('warm') },
     to: { path: dir('gc', 'auth', 'http') },
   },
   {

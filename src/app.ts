@@ -32,6 +32,10 @@ import { ChangeSignal } from './metadata/change-signal.js';
 import { ClusterFills } from './proxy/cluster-fills.js';
 import { registerInternalFillRoutes } from './http/routes/internal-fills.js';
 import { advertiseUrl, nodeId } from './http/advertise-url.js';
+import { WarmService } from './warm/warm-service.js';
+import { WarmSchedule, type WarmTimer } from './warm/warm-schedule.js';
+import { warmRequestFromConfig } from './warm/warm-config.js';
+import { registerWarmRoutes } from './http/routes/warm.js';
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -44,6 +48,8 @@ export interface AppDeps {
   logStream?: DestinationStream;
   /** Probe each upstream once when ready, so the first pull finds a connection (`serve` does). */
   warmUpstreams?: boolean;
+  /** Runs warm.images now and every warm.interval (tests drive it themselves). */
+  warmTimer?: WarmTimer;
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -220,6 +226,14 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   // Repositories as operators see them, by their stored names (cached ones from their upstream).
   const management = new ManagementService({ metadata, store: local, route: (name) => registry.route(name) });
   registerRepositoryRoutes(app, management, access, config.publicUrl);
+  // Pre-warming: jobs through the API (`wharf warm`) and warm.images on a schedule (src/warm/).
+  const warmLog = logger.child({ component: 'warm' });
+  const warm = new WarmService(registry, { log: warmLog });
+  registerWarmRoutes(app, warm, access, config.publicUrl);
+  const warmRequest = warmRequestFromConfig(config);
+  const warmSchedule = warmRequest
+    ? new WarmSchedule(warm, warmRequest, config.warm.interval, (err) => warmLog.error({ err }, `scheduled warm not started: ${(err as Error).message}`), deps.warmTimer)
+    : undefined;
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
   // process) is left alone.
@@ -254,6 +268,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     clearInterval(schedule);
+    // The schedule stops at once; running jobs start no more fetches.
+    const scheduled = warmSchedule?.close();
+    await warm.close();
+    await scheduled;
     watchChanges.close();
     unsubscribe?.();
     await collecting;
@@ -264,6 +282,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   });
   await app.ready();
   if (deps.warmUpstreams) upstreams.warm();
+  warmSchedule?.start();
   return app;
 }
 

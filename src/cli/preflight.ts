@@ -17,6 +17,7 @@ import { changeSignalPath, isSessionId, metadataPath, uploadsDir } from '../stor
 import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
 import { Router, type UpstreamRoute } from '../registry/router.js';
 import { isPlain, type Plain } from '../config/plain.js';
+import { warmImageProblems } from '../warm/warm-config.js';
 
 /** The configuration's routing, as repository globs are judged against it (policies, token scopes). */
 export function globContext(upstreams: readonly UpstreamRoute[], localNamespaces: readonly string[]): GlobContext {
@@ -98,6 +99,7 @@ export async function preflight(config: WharfConfig): Promise<Problem[]> {
     await writableDirectory(config.storage.path, 'the data directory');
     await writableStore(config.storage.path);
   });
+  for (const message of warmImageProblems(config)) out.push({ key: 'warm.images', message });
   const auth = config.auth;
   if (auth !== undefined) {
     // Loaded only here: without auth, serve never needs jose and bcryptjs (idle memory).

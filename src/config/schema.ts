@@ -331,6 +331,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    warm: Type.Object(
+      {
+        images: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
+          default: [],
+          maxItems: 1000,
+          description:
+            'images kept warm, as clients name them (docker.io/library/alpine:3.20, ghcr.io/org/app@sha256:...); a tag may be a pattern of the tags the upstream lists (docker.io/library/alpine:3.*, * and ?). Warmed when the server starts, then every interval',
+        }),
+        interval: Duration('1h', 'how often warm.images are warmed again (new digests of their tags fetched, moved tags logged); 0s = only when the server starts'),
+        platforms: Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$' }), {
+          default: [],
+          description: 'platforms of a multi-platform image to warm, os/arch[/variant] (linux/amd64); empty: every platform',
+        }),
+        referrers: Type.Boolean({ default: false, description: 'also warm the referrers of each manifest (signatures, SBOMs, attestations)' }),
+        concurrency: Type.Integer({ minimum: 1, maximum: 32, default: 4, description: 'manifest and blob fetches of a scheduled warm running at once' }),
+      },
+      { additionalProperties: false, default: {}, description: 'pre-warming: images fetched into the cache on a schedule (also POST /api/warm and wharf warm)' },
+    ),
     cache: Type.Object(
       {
         maxAge: Duration('0s', 'cached (upstream-routed) manifests not pulled for longer are dropped, then what only they held; 0s = no age limit'),

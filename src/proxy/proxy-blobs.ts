@@ -98,6 +98,23 @@ export class ProxyBlobs {
   }
 
   /**
+   * The blob fetched into the cache as a pull would, with no client (warming): `cached` when it was
+   * stored already (linked here, or confirmed by this repository's upstream), else read through the
+   * single fill (here or on the node of the cluster filling it) to its verified end, `onBytes` told of
+   * the bytes as they pass. Throws what a pull would be cut with.
+   */
+  async warm(repo: UpstreamRepository, digest: string, onBytes?: (n: number) => void): Promise<{ size: number; cached: boolean }> {
+    const stored = await this.ledger.access(repo.name, digest, async () => {
+      await this.headUpstream(repo, digest);
+    });
+    if (stored) return { size: stored.size, cached: true };
+    const read = await this.read(repo, digest, {});
+    // The last byte comes only once the digest is verified and the blob committed.
+    if (read.body) for await (const chunk of read.body as AsyncIterable<Buffer>) onBytes?.(chunk.length);
+    return { size: read.size, cached: false };
+  }
+
+  /**
    * The running fill of `digest` on this node, for another node's client (the internal endpoint);
    * undefined when none runs here (any more).
    */

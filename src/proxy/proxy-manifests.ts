@@ -39,14 +39,15 @@ export class ProxyManifests {
     private readonly fresh: Keyv<string>,
   ) {}
 
-  async get(repo: UpstreamRepository, reference: string): Promise<StoredManifest & MaybeStale> {
+  /** `revalidate`: a tag is asked of the upstream whatever its TTL (warming: a moved tag is seen at once). */
+  async get(repo: UpstreamRepository, reference: string, opts: { revalidate?: boolean } = {}): Promise<StoredManifest & MaybeStale> {
     if (!reference.includes(':') && !isValidTag(reference)) {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference.slice(0, 200)} is not in repository ${repo.name}`);
     }
     const ref = parseReference(reference);
     return ref.kind === 'digest'
       ? ((await this.local.findManifest(repo.name, ref.digest)) ?? (await this.flights.run(`${repo.name}@${ref.digest}`, () => this.fetchByDigest(repo, ref.digest))))
-      : await this.byTag(repo, ref.tag);
+      : await this.byTag(repo, ref.tag, opts.revalidate === true);
   }
 
   /**
@@ -61,11 +62,11 @@ export class ProxyManifests {
     return m?.digest === known.digest ? m : undefined;
   }
 
-  private async byTag(repo: UpstreamRepository, tag: string): Promise<StoredManifest & MaybeStale> {
+  private async byTag(repo: UpstreamRepository, tag: string, revalidate: boolean): Promise<StoredManifest & MaybeStale> {
     const key = `${repo.upstream.name}:${repo.remote}:${tag}`;
     const cachedDigest = await this.local.taggedDigest(repo.name, tag);
     const cached = cachedDigest === undefined ? undefined : await this.local.findManifest(repo.name, cachedDigest);
-    if (cached && (await this.isFresh(key, cachedDigest))) return cached;
+    if (cached && !revalidate && (await this.isFresh(key, cachedDigest))) return cached;
     // Concurrent requests for one stale tag share one revalidation.
     return this.flights.run(`${repo.name}:${tag}`, () => this.revalidate(repo, tag, key, cachedDigest));
   }

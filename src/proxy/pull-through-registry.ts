@@ -4,7 +4,7 @@
 // local registry's storage. One instance per registry process owns the fills in progress, the tag
 // freshness and the list cache.
 import Keyv from 'keyv';
-import type { Registry, Repository } from '../registry/registry.js';
+import type { MaybeStale, Registry, Repository } from '../registry/registry.js';
 import type { StoredManifest } from '../registry/manifest-service.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
@@ -21,6 +21,7 @@ import type { UpstreamFetcher } from './upstream-fetcher.js';
 import type { UpstreamSettings } from './upstream-repository.js';
 import type { ClusterFills } from './cluster-fills.js';
 import type { BlobRead } from '../registry/blob-service.js';
+import { RegistryError } from '../registry/errors.js';
 
 export interface PullThroughOptions {
   /** The local registry's ledger and blob store: fills write there and record through the ledger. */
@@ -85,6 +86,31 @@ export class PullThroughRegistry implements Registry {
 
   route(name: string, ns?: string): RouteTarget {
     return this.router.route(name, ns);
+  }
+
+  /**
+   * A manifest fetched and cached as a pull of `name` would (warming, src/warm/), a tag asked of the
+   * upstream whatever its TTL; `previous` is the digest the tag had here before. `name` must be routed
+   * to an upstream.
+   */
+  async refreshManifest(name: string, reference: string): Promise<StoredManifest & MaybeStale & { previous?: string }> {
+    const repo = this.upstreamRepository(name);
+    const previous = reference.includes(':') ? undefined : await this.local.taggedDigest(repo.name, reference).catch(() => undefined);
+    const manifest = await this.parts.manifests.get(repo, reference, { revalidate: true });
+    return previous === undefined ? manifest : { ...manifest, previous };
+  }
+
+  /** A blob of `name` fetched into the cache as a pull would, with no client (ProxyBlobs.warm). */
+  fillBlob(name: string, digest: string, onBytes?: (n: number) => void): Promise<{ size: number; cached: boolean }> {
+    return this.parts.blobs.warm(this.upstreamRepository(name), digest, onBytes);
+  }
+
+  private upstreamRepository(name: string): ProxyRepository {
+    const repo = this.repository(name);
+    if (!(repo instanceof ProxyRepository)) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${name} is local here, not routed to an upstream: there is nothing to fetch`, { detail: { name } });
+    }
+    return repo;
   }
 
   canonicalOf(stored: string): string {

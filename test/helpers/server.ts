@@ -37,6 +37,8 @@ export async function startWharf(
     stores?: (dataDir: string) => Pick<AppDeps, 'database' | 'metadata' | 'uploads'>;
     /** Receives the server's log (at info unless overrides set log.level). */
     logs?: LogCapture;
+    /** Drives warm.images instead of real timers. */
+    warmTimer?: AppDeps['warmTimer'];
   } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
@@ -45,6 +47,7 @@ export async function startWharf(
     ...(opts.blobs ? { blobs: await opts.blobs(dataDir) } : {}),
     ...(opts.stores ? opts.stores(dataDir) : {}),
     ...(opts.logs ? { logStream: opts.logs.stream } : {}),
+    ...(opts.warmTimer ? { warmTimer: opts.warmTimer } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -24,6 +24,7 @@ const DEFAULTS = {
   upstreams: [],
   local: { namespaces: [] },
   gc: { interval: 3_600_000, grace: 3_600_000, deleteUntagged: false },
+  warm: { images: [], interval: 3_600_000, platforms: [], referrers: false, concurrency: 4 },
   cache: { maxAge: 0, maxSize: 0 },
   metadata: {},
   shutdownTimeoutMs: 30000,
@@ -94,6 +95,11 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_GC_INTERVAL: 'gc.interval',
       WHARF_GC_GRACE: 'gc.grace',
       WHARF_GC_DELETE_UNTAGGED: 'gc.deleteUntagged',
+      WHARF_WARM_IMAGES: 'warm.images',
+      WHARF_WARM_INTERVAL: 'warm.interval',
+      WHARF_WARM_PLATFORMS: 'warm.platforms',
+      WHARF_WARM_REFERRERS: 'warm.referrers',
+      WHARF_WARM_CONCURRENCY: 'warm.concurrency',
       WHARF_CACHE_MAX_AGE: 'cache.maxAge',
       WHARF_CACHE_MAX_SIZE: 'cache.maxSize',
       WHARF_METADATA_POSTGRES_URL: 'metadata.postgres.url',
@@ -155,6 +161,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     upstreams: [], // default
     local: { namespaces: [] }, // default
     gc: DEFAULTS.gc,
+    warm: DEFAULTS.warm,
     cache: DEFAULTS.cache,
     metadata: {}, // default: SQLite in storage.path
     shutdownTimeoutMs: 30000, // default
