@@ -37,6 +37,9 @@ import { WarmSchedule, type WarmTimer } from './warm/warm-schedule.js';
 import { warmRequestFromConfig } from './warm/warm-config.js';
 import { registerWarmRoutes } from './http/routes/warm.js';
 
+/** How often a node purges expired rows of the shared database (PostgreSQL). */
+const EXPIRED_ROWS_INTERVAL_MS = 10 * 60_000;
+
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
   database?: SqliteDatabase;
@@ -257,6 +260,13 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
         }, intervalMs).unref()
       : undefined;
 
+  // Shared-cache entries and fill leases that expired and that nothing reads or releases any more
+  // leave the database, a bounded number per pass (metadata/postgres-expired-rows.ts).
+  stores.expiredRows?.start(EXPIRED_ROWS_INTERVAL_MS, (purged, err) => {
+    if (err) logger.warn({ component: 'metadata', err }, 'expired shared-cache entries and fill leases not purged; trying again later');
+    else if (purged && purged.cacheEntries + purged.fillLeases > 0) logger.info({ component: 'metadata', purged }, 'expired shared-cache entries and fill leases purged');
+  });
+
   // close() reaps idle keep-alive connections once; a connection whose response is still finishing
   // becomes idle a moment later and would hold close() until the keep-alive timeout. Reap again
   // until the server has closed (in-flight requests still finish).
@@ -276,6 +286,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     unsubscribe?.();
     await collecting;
     await registry.close();
+    await stores.expiredRows?.close();
     await stores.close();
     await upstreams.close();
     ownLog?.close();

@@ -5,6 +5,7 @@ import type { PostgresConfig, WharfConfig } from './config/schema.js';
 import type { ServiceTokenStore } from './auth/service-token-store.js';
 import type { GcState } from './metadata/gc-state.js';
 import type { FillLeases } from './metadata/fill-leases.js';
+import type { PostgresExpiredRows } from './metadata/postgres-expired-rows.js';
 import type { MetadataChangeFeed } from './metadata/metadata-changes.js';
 import type Keyv from 'keyv';
 import type { RegistryMetadata } from './metadata/registry-metadata.js';
@@ -26,6 +27,8 @@ export interface MetadataStores {
   sharedCache?: (namespace: string, onError: (err: unknown) => void) => Keyv;
   /** Which node fills which cold blob for the cluster (PostgreSQL); none for a SQLite file. */
   fillLeases?: FillLeases;
+  /** Purges the expired rows of the shared caches and of fill leases (PostgreSQL); none for a SQLite file. */
+  expiredRows?: PostgresExpiredRows;
   close(): Promise<void>;
 }
 
@@ -65,7 +68,7 @@ export async function sqliteStores(database: SqliteDatabase, where: string): Pro
 }
 
 async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promise<MetadataStores> {
-  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }, { sharedKeyv }, { PostgresFillLeases }] = await Promise.all([
+  const [{ PostgresDatabase }, { PostgresRegistryMetadata }, { PostgresUploadSessions }, { PostgresGcState }, { PostgresServiceTokenStore }, { sharedKeyv }, { PostgresFillLeases }, { PostgresExpiredRows }] = await Promise.all([
     import('./metadata/postgres-database.js'),
     import('./metadata/postgres-registry-metadata.js'),
     import('./metadata/postgres-upload-sessions.js'),
@@ -73,6 +76,7 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     import('./auth/postgres-service-token-store.js'),
     import('./metadata/postgres-keyv.js'),
     import('./metadata/postgres-fill-leases.js'),
+    import('./metadata/postgres-expired-rows.js'),
   ]);
   const database = await PostgresDatabase.open({
     url: pg.url,
@@ -93,6 +97,7 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     changes: database.changes,
     sharedCache: (namespace, onError) => sharedKeyv(database, namespace, onError),
     fillLeases: new PostgresFillLeases(database),
+    expiredRows: new PostgresExpiredRows(database),
     close: () => database.close(),
   };
 }
