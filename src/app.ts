@@ -22,6 +22,7 @@ import { GarbageCollector, GcBusyError } from './gc/collector.js';
 import { gcOptionsFrom } from './gc/options.js';
 import { registerGcRoutes } from './http/routes/gc.js';
 import { registerRepositoryRoutes } from './http/routes/repositories.js';
+import { registerOpenApiRoute } from './http/routes/openapi.js';
 import { ManagementService } from './registry/management-service.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
@@ -53,6 +54,8 @@ export interface AppDeps {
   warmUpstreams?: boolean;
   /** Runs warm.images now and every warm.interval (tests drive it themselves). */
   warmTimer?: WarmTimer;
+  /** Told of every route as it is registered (a test checks /api/openapi.json describes each /api route). */
+  onRoute?: (route: { method: string; url: string }) => void;
 }
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -102,6 +105,12 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     },
   });
 
+  const onRoute = deps.onRoute;
+  if (onRoute) {
+    app.addHook('onRoute', (route) => {
+      for (const method of [route.method].flat()) onRoute({ method, url: route.url });
+    });
+  }
   const logger = app.log;
   // Requests are not timed as a whole (uploads may take hours), but their bodies must keep arriving,
   // and one address may hold only so many connections.
@@ -237,6 +246,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const warmSchedule = warmRequest
     ? new WarmSchedule(warm, warmRequest, config.warm.interval, (err) => warmLog.error({ err }, `scheduled warm not started: ${(err as Error).message}`), deps.warmTimer)
     : undefined;
+  registerOpenApiRoute(app);
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
   // process) is left alone.

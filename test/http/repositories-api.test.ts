@@ -136,6 +136,8 @@ t.test('bad input gets a 400 or 404 in the OCI error format', async (t) => {
     ['GET', '/api/repositories/', 400, 'NAME_INVALID'],
     ['GET', '/api/repositories/team/%2e%2e/-/tags', 400, 'NAME_INVALID'],
     ['DELETE', '/api/repositories/team/app%00', 400, 'NAME_INVALID'],
+    ['GET', '/api/repositories/team%ZZ/app', 400, 'NAME_INVALID'],
+    ['GET', '/api/repositories/team%2F..%2Fapp', 400, 'NAME_INVALID'],
     ['GET', '/api/repositories/team/nope', 404, 'NAME_UNKNOWN'],
     ['GET', '/api/repositories/team/nope/-/tags', 404, 'NAME_UNKNOWN'],
     ['GET', '/api/repositories/team/nope/-/manifests', 404, 'NAME_UNKNOWN'],
@@ -161,6 +163,7 @@ t.test('bad input gets a 400 or 404 in the OCI error format', async (t) => {
   const big = await api(s, 'GET', '/api/repositories?n=100000');
   t.equal(big.status, 200);
   t.equal((await api(s, 'GET', '/api/repositories/team/app')).status, 200, 'nothing was changed by the bad requests');
+  t.equal(((await api(s, 'GET', '/api/repositories/team%2Fapp/-/tags')).body as { tags: unknown[] }).tags.length, 1, 'slashes sent as %2F');
 });
 
 t.test('with auth on: anonymous 401, a non-admin 403, an admin may list and delete', async (t) => {

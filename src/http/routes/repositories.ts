@@ -81,15 +81,27 @@ export function registerRepositoryRoutes(
 function parseTarget(request: FastifyRequest): Target {
   const path = (request.url.split('?')[0] ?? '').slice(PREFIX.length);
   const cut = path.indexOf('/-/');
-  if (cut < 0) return { kind: 'repository', name: path };
-  const name = path.slice(0, cut);
+  if (cut < 0) return { kind: 'repository', name: decoded(path) };
+  const name = decoded(path.slice(0, cut));
   const rest = path.slice(cut + 3);
   if (rest === 'tags') return { kind: 'tags', name };
   if (rest === 'manifests') return { kind: 'manifests', name };
-  if (rest.startsWith('tags/') && rest.length > 5) return { kind: 'tag', name, tag: rest.slice(5) };
+  if (rest.startsWith('tags/') && rest.length > 5) return { kind: 'tag', name, tag: decoded(rest.slice(5)) };
   throw new RegistryError('NOT_FOUND', `no endpoint ${request.method} ${PREFIX}${path.slice(0, 200)}: after /-/ come tags, tags/<tag> or manifests`, {
     detail: { method: request.method },
   });
+}
+
+/**
+ * A path part with its percent-escapes undone (a client may send a name's slashes as %2F); whatever
+ * it then holds is judged by the name or tag grammar.
+ */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RegistryError('NAME_INVALID', `malformed percent-encoding in "${part.slice(0, 200)}"`, { detail: { name: part.slice(0, 200) } });
+  }
 }
 
 /** The catalogue's `n` and `last`, with this API's default and ceiling on `n`. */
