@@ -10,9 +10,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobReader, BlobStat, BlobWriter } from './blob-store.js';
 import { blobPath } from './paths.js';
-import { DigestMismatchError, SizeMismatchError } from './storage-errors.js';
+import { SizeMismatchError } from './storage-errors.js';
+import { WriterGuard } from './writer-guard.js';
 import { isNotFound } from './fs-dirs.js';
-import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
+import { newHash, type DigestAlgorithm } from '../oci/digest.js';
 
 
 /**
@@ -26,9 +27,8 @@ const WRITE_MIN = 1024 * 1024;
 const WRITE_MAX = 8 * 1024 * 1024;
 
 export class FsBlobWriter implements BlobWriter {
-  /** The digest the bytes were verified and placed under. */
-  private committed: string | undefined;
-  private cancelled = false;
+  /** Writable until committed (under one digest) or cancelled. */
+  private readonly guard: WriterGuard;
   /** Open for write() (vectored writes at the end), closed by commit and cancel. */
   private handle: FileHandle | undefined;
 
@@ -37,14 +37,16 @@ export class FsBlobWriter implements BlobWriter {
     private readonly root: string,
     private readonly path: string,
     private written: number,
-  ) {}
+  ) {
+    this.guard = new WriterGuard(id);
+  }
 
   get size(): number {
     return this.written;
   }
 
   async write(buffers: Buffer[]): Promise<void> {
-    this.writable();
+    this.guard.writable();
     const start = this.written;
     const total = buffers.reduce((n, b) => n + b.length, 0);
     try {
@@ -59,7 +61,7 @@ export class FsBlobWriter implements BlobWriter {
   }
 
   async append(source: Readable, opts: { onData?: (chunk: Buffer) => void; length?: number } = {}): Promise<number> {
-    this.writable();
+    this.guard.writable();
     const start = this.written;
     const max = opts.length ?? Number.POSITIVE_INFINITY;
     const onData = opts.onData;
@@ -118,7 +120,7 @@ export class FsBlobWriter implements BlobWriter {
   }
 
   async truncate(size: number): Promise<void> {
-    this.writable();
+    this.guard.writable();
     await truncate(this.path, size);
     this.written = size;
   }
@@ -130,8 +132,9 @@ export class FsBlobWriter implements BlobWriter {
     try {
       file = await open(this.path, 'r');
     } catch (err) {
-      if (!isNotFound(err) || this.committed === undefined) throw err;
-      file = await open(blobPath(this.root, this.committed), 'r');
+      const committed = this.guard.committed;
+      if (!isNotFound(err) || committed === undefined) throw err;
+      file = await open(blobPath(this.root, committed), 'r');
     }
     return {
       read: async (position, length, into) => {
@@ -149,37 +152,25 @@ export class FsBlobWriter implements BlobWriter {
   }
 
   async commit(digest: string, opts: { knownDigest?: string; size?: number } = {}): Promise<BlobStat> {
-    if (this.cancelled) throw new Error(`blob writer ${this.id} was cancelled`);
-    if (this.committed !== undefined && this.committed !== digest) {
-      throw new Error(`blob writer ${this.id} is committed as ${this.committed}, not ${digest}`);
-    }
-    if (this.committed === undefined) {
-      const { algorithm } = checkDigest(digest);
-      await this.closeHandle();
-      if (opts.size !== undefined && opts.size !== this.written) {
-        await truncate(this.path, opts.size);
-        this.written = opts.size;
-      }
-      const known = opts.knownDigest;
-      const actual = known !== undefined && checkDigest(known).algorithm === algorithm ? known : await hashFile(this.path, algorithm);
-      if (actual !== digest) throw new DigestMismatchError(`content has digest ${actual}, not the declared ${digest}`, digest, actual);
-      this.committed = digest;
-    }
+    await this.guard.verify(digest, opts, {
+      settle: async (size) => {
+        await this.closeHandle();
+        if (size !== undefined && size !== this.written) {
+          await truncate(this.path, size);
+          this.written = size;
+        }
+      },
+      hash: (algorithm) => hashFile(this.path, algorithm),
+    });
     const placed = await this.place(digest);
     return { size: this.written, modifiedAt: placed.mtimeMs };
   }
 
   async cancel(): Promise<void> {
-    this.cancelled = true;
+    this.guard.cancel();
     await this.closeHandle();
     await rm(this.path, { force: true });
     await rm(`${this.path}.copy`, { force: true });
-  }
-
-  private writable(): void {
-    if (this.cancelled || this.committed !== undefined) {
-      throw new Error(`blob writer ${this.id} is ${this.cancelled ? 'cancelled' : 'committed'}: no more writes`);
-    }
   }
 
   private async closeHandle(): Promise<void> {

@@ -34,8 +34,9 @@ import {
 import type { BlobReader, BlobStat, BlobWriter } from './blob-store.js';
 import type { FsBlobWriter } from './fs-blob-writer.js';
 import { isS3NotFound, type S3Layout } from './s3-layout.js';
-import { DigestMismatchError, SizeMismatchError } from './storage-errors.js';
-import { checkDigest, newHash, type DigestAlgorithm } from '../oci/digest.js';
+import { SizeMismatchError } from './storage-errors.js';
+import { WriterGuard } from './writer-guard.js';
+import { newHash, type DigestAlgorithm } from '../oci/digest.js';
 
 /** What a writer needs of its store. */
 export interface S3Context {
@@ -78,8 +79,7 @@ const PARTS_IN_FLIGHT = 4;
 const APPEND_BATCH = 1024 * 1024;
 
 export class S3BlobWriter implements BlobWriter {
-  private committed: string | undefined;
-  private cancelled = false;
+  private readonly guard: WriterGuard;
   /** Completed, stored parts by number, in order of offset. */
   private parts: Part[];
   /** Bytes covered by parts stored or being uploaded. */
@@ -114,6 +114,7 @@ export class S3BlobWriter implements BlobWriter {
     private localBase: number,
     resumed: { parts: Part[]; uploadId?: string; staged: boolean; exact: boolean; start: number; highest: number } = { parts: [], staged: false, exact: true, start: 0, highest: 0 },
   ) {
+    this.guard = new WriterGuard(id);
     this.parts = resumed.parts;
     this.uploadId = resumed.uploadId;
     this.staged = resumed.staged;
@@ -129,7 +130,7 @@ export class S3BlobWriter implements BlobWriter {
   }
 
   async write(buffers: Buffer[]): Promise<void> {
-    this.writable();
+    this.guard.writable();
     const start = this.size;
     try {
       await this.local.write(buffers);
@@ -142,7 +143,7 @@ export class S3BlobWriter implements BlobWriter {
   }
 
   async append(source: Readable, opts: { onData?: (chunk: Buffer) => void; length?: number } = {}): Promise<number> {
-    this.writable();
+    this.guard.writable();
     const start = this.size;
     const max = opts.length ?? Number.POSITIVE_INFINITY;
     let bytes = 0;
@@ -179,14 +180,14 @@ export class S3BlobWriter implements BlobWriter {
   }
 
   async truncate(size: number): Promise<void> {
-    this.writable();
+    this.guard.writable();
     await this.settle();
     await this.cut(size);
     if (this.session) await this.persist();
   }
 
   async reader(): Promise<BlobReader> {
-    const committed = this.committed;
+    const committed = this.guard.committed;
     try {
       const local = await this.local.reader();
       const base = this.localBase;
@@ -223,25 +224,18 @@ export class S3BlobWriter implements BlobWriter {
   }
 
   async commit(digest: string, opts: { knownDigest?: string; size?: number } = {}): Promise<BlobStat> {
-    if (this.cancelled) throw new Error(`blob writer ${this.id} was cancelled`);
-    if (this.committed !== undefined && this.committed !== digest) {
-      throw new Error(`blob writer ${this.id} is committed as ${this.committed}, not ${digest}`);
-    }
-    if (this.committed === undefined) {
-      const { algorithm } = checkDigest(digest);
-      await this.settle();
-      if (opts.size !== undefined && opts.size !== this.size) await this.cut(opts.size);
-      const known = opts.knownDigest;
-      const actual = known !== undefined && checkDigest(known).algorithm === algorithm ? known : await this.hash(algorithm);
-      if (actual !== digest) throw new DigestMismatchError(`content has digest ${actual}, not the declared ${digest}`, digest, actual);
-      this.committed = digest;
-    }
+    await this.guard.verify(digest, opts, {
+      settle: async (size) => {
+        await this.settle();
+        if (size !== undefined && size !== this.size) await this.cut(size);
+      },
+      hash: (algorithm) => this.hash(algorithm),
+    });
     return this.place(digest);
   }
 
   async cancel(): Promise<void> {
-    if (this.cancelled) return;
-    this.cancelled = true;
+    if (!this.guard.cancel()) return;
     await this.settle().catch(() => undefined);
     const { client, bucket, layout } = this.ctx;
     if (this.uploadId !== undefined) {
@@ -250,12 +244,6 @@ export class S3BlobWriter implements BlobWriter {
     if (this.complete || this.staged) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: layout.data(this.id) }));
     if (this.session) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: layout.tail(this.id) }));
     await this.local.cancel();
-  }
-
-  private writable(): void {
-    if (this.cancelled || this.committed !== undefined) {
-      throw new Error(`blob writer ${this.id} is ${this.cancelled ? 'cancelled' : 'committed'}: no more writes`);
-    }
   }
 
   /** Starts an upload for every whole part written and not yet queued; waits while too many run. */
