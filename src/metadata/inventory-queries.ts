@@ -68,21 +68,25 @@ export const oneRepositorySql = (p: Params): string => `SELECT name FROM reposit
  * bytes of each root, as the header says).
  */
 function sizesOf(p: Params): string {
+  // CROSS JOIN ... WHERE: SQLite keeps the page's rows as the outer loop and looks each one up by
+  // the primary keys, instead of scanning the repository's references once per row of the closure;
+  // for PostgreSQL it is an inner join like any other.
   return `
   closure(root, digest) AS (
     SELECT DISTINCT digest, digest FROM page
     UNION
     SELECT c.root, r.ref_digest FROM closure c
-      JOIN manifest_refs r ON r.repo = ${p.repo} AND r.manifest_digest = c.digest AND r.kind = 'manifest'
+     CROSS JOIN manifest_refs r WHERE r.repo = ${p.repo} AND r.manifest_digest = c.digest AND r.kind = 'manifest'
   ),
   sizes AS (
     SELECT root, CAST(SUM(bytes) AS BIGINT) AS bytes FROM (
-      SELECT c.root AS root, m.size AS bytes FROM closure c JOIN manifests m ON m.repo = ${p.repo} AND m.digest = c.digest
+      SELECT c.root AS root, m.size AS bytes FROM closure c
+       CROSS JOIN manifests m WHERE m.repo = ${p.repo} AND m.digest = c.digest
       UNION ALL
       SELECT x.root AS root, bl.size AS bytes
         FROM (SELECT DISTINCT c.root AS root, r.ref_digest AS digest FROM closure c
-                JOIN manifest_refs r ON r.repo = ${p.repo} AND r.manifest_digest = c.digest AND r.kind = 'blob') x
-        JOIN blobs bl ON bl.digest = x.digest
+               CROSS JOIN manifest_refs r WHERE r.repo = ${p.repo} AND r.manifest_digest = c.digest AND r.kind = 'blob') x
+        CROSS JOIN blobs bl WHERE bl.digest = x.digest
     ) s GROUP BY root
   )`;
 }
