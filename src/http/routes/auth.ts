@@ -86,8 +86,13 @@ interface TokenForm {
 }
 
 /** The caller behind a request's Authorization header (401/429 for bad or too many credentials). */
-function callerOf(access: AccessControl, request: FastifyRequest, realm: string): Promise<Caller> {
+export function callerOf(access: AccessControl, request: FastifyRequest, realm: string): Promise<Caller> {
   return access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+}
+
+/** Whether `caller` may use the management API: a user of the admin group with Basic credentials, not a Bearer token. */
+export function mayManage(access: AccessControl, caller: Caller): boolean {
+  return caller.presented && !caller.access && access.isAdmin(caller.identity);
 }
 
 /** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials. */
@@ -95,7 +100,7 @@ export async function requireAdmin(access: AccessControl, request: FastifyReques
   const realm = realmOf(request, publicUrl);
   const caller = await callerOf(access, request, realm);
   if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
-  if (caller.access || !access.isAdmin(caller.identity)) {
+  if (!mayManage(access, caller)) {
     throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
   }
 }
