@@ -31,6 +31,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
+# The dashboard's page, script and style sheet, served as they are (src/http/routes/dashboard.ts).
+COPY dashboard ./dashboard
 COPY config/container.yaml /etc/wharf/wharf.yaml
 RUN mkdir -p /data && chown node:node /data
 USER node

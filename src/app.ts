@@ -24,6 +24,8 @@ import { registerGcRoutes } from './http/routes/gc.js';
 import { registerRepositoryRoutes } from './http/routes/repositories.js';
 import { registerOpenApiRoute } from './http/routes/openapi.js';
 import { ManagementService } from './registry/management-service.js';
+import { registerWhoamiRoute } from './http/routes/whoami.js';
+import { registerDashboardRoutes } from './http/routes/dashboard.js';
 import { capConnectionsPerAddress, timeBodyIdle } from './http/connection-limits.js';
 import { trustedProxies } from './http/trusted-proxies.js';
 import { RequestLogController, registerRequestLog } from './http/request-log.js';
@@ -247,6 +249,9 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     ? new WarmSchedule(warm, warmRequest, config.warm.interval, (err) => warmLog.error({ err }, `scheduled warm not started: ${(err as Error).message}`), deps.warmTimer)
     : undefined;
   registerOpenApiRoute(app);
+  registerWhoamiRoute(app, access, config.publicUrl);
+  // The page at / (dashboard/ beside src and dist); its data comes from the routes above.
+  registerDashboardRoutes(app, logger.child({ component: 'dashboard' }));
 
   // The collector on a schedule; a run already in progress (POST /api/gc, `wharf gc` in another
   // process) is left alone.

@@ -170,8 +170,8 @@ t.test('unknown endpoints answer 404 with an OCI JSON error body', async (t) => 
     '/v2/repo/tags/list/extra',
     '/v2/repo/referrers',
     '/v3/',
-    '/',
     '/nope',
+    '/dashboard/nope.js',
     '/v2../',
   ];
   for (const path of paths) {

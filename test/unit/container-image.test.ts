@@ -137,3 +137,8 @@ t.test('the healthcheck asks the port the configuration sets', async (t) => {
   t.strictSame(JSON.parse(cmd[1]!), [...entry, 'healthcheck'], 'wharf healthcheck, which reads the configuration as serve does');
   t.notMatch(hc!.args, /:5000|\b5000\b/, 'no port written into the healthcheck');
 });
+
+t.test("the image ships the dashboard's files beside dist/, where the server looks for them", async (t) => {
+  t.equal(sourceOf('./dashboard'), join(root, 'dashboard'), 'COPY dashboard ./dashboard in the runtime stage');
+  t.ok(runtime.some((i) => i.op === 'COPY' && /\/app\/dist \.\/dist$/.test(i.args)), 'dist/ sits in the same folder (/app)');
+});

@@ -1,0 +1,284 @@
+// The dashboard in headless Chromium (Debian's chromium driven by playwright-core) against a real
+// Wharf with auth on: the sign-in (a wrong password, a user outside the admin group, an admin), what
+// the panels show next to what the API answers, a repository's tags, a reload that keeps the
+// session, signing out; a screenshot of the signed-in page goes to test-results/dashboard.png.
+// The page's Content-Security-Policy is enforced by the browser: a violation is a console error,
+// and the test fails on any.
+//
+// Needs (Debian): apt-get install -y --no-install-recommends chromium
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import bcrypt from 'bcryptjs';
+import t, { type Test } from 'tap';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startWharf, type TestServer } from '../helpers/server.js';
+import { digestOf, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
+import { requireBinary } from '../helpers/container-clients.js';
+
+t.setTimeout(180_000);
+
+const RESULTS = fileURLToPath(new URL('../../test-results/', import.meta.url));
+const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+const ROOT = basic('root', 'root-pw');
+/** A user name that is markup: shown back in the sign-in message, it must stay text. */
+const MARKUP_USER = '<img src=x onerror="window.injected=1">';
+
+const AUTH = {
+  local: { namespaces: ['team'] },
+  auth: {
+    users: [
+      { name: 'root', password: bcrypt.hashSync('root-pw', 4), groups: ['admin'] },
+      { name: 'dev', password: bcrypt.hashSync('dev-pw', 4), groups: [] },
+      { name: MARKUP_USER, password: bcrypt.hashSync('markup-pw', 4), groups: [] },
+    ],
+  },
+};
+
+/** What the page shows for a size (dashboard/app.js formatBytes), written out again here. */
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toPrecision(3)} ${units[unit]}`;
+}
+
+/** Pushes an image (config, one layer of `layerSize` bytes, manifest) with Basic credentials. */
+async function push(url: string, repo: string, tag: string, layerSize: number): Promise<string> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
+  const layer = Buffer.alloc(layerSize, tag);
+  for (const blob of [config, layer]) {
+    const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digestOf(blob)}`, {
+      method: 'POST',
+      headers: { authorization: ROOT, 'content-type': 'application/octet-stream' },
+      body: blob,
+    });
+    if (res.status !== 201) throw new Error(`blob push: ${res.status} ${await res.text()}`);
+  }
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: digestOf(config), size: config.length },
+    layers: [{ mediaType: OCI_LAYER, digest: digestOf(layer), size: layer.length }],
+  });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { authorization: ROOT, 'content-type': OCI_MANIFEST },
+    body: manifest,
+  });
+  if (res.status !== 201) throw new Error(`manifest push: ${res.status} ${await res.text()}`);
+  return digestOf(manifest);
+}
+
+/** GET an /api path as root: the JSON, or undefined when this server has no such endpoint (404). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each caller reads the fields the contract names
+async function apiAsRoot(url: string, path: string): Promise<Record<string, any> | undefined> {
+  const res = await fetch(`${url}${path}`, { headers: { authorization: ROOT } });
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+async function openBrowser(t: Test): Promise<Browser> {
+  const browser = await chromium.launch({ executablePath: requireBinary('chromium'), args: ['--no-sandbox'] });
+  t.teardown(() => browser.close());
+  return browser;
+}
+
+/** A new page whose console errors (CSP violations among them) and uncaught exceptions are collected. */
+async function newPage(t: Test, browser: Browser): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    // The answers the page expects and handles (a wrong password, an endpoint this server lacks)
+    // are logged by Chromium too; anything else (a CSP violation, a script error) is a problem.
+    if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of (401|404) /.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  return { page, problems };
+}
+
+async function signIn(page: Page, user: string, password: string): Promise<void> {
+  await page.locator('#username').fill(user);
+  await page.locator('#password').fill(password);
+  await page.locator('#sign-in-form button[type=submit]').click();
+}
+
+const noteOf = (page: Page, panel: string) => page.locator(`#${panel} > .note`);
+
+/** A panel whose endpoint this server lacks says so; otherwise it has content and no error. */
+async function checkAvailability(t: Test, page: Page, panel: string, available: boolean): Promise<void> {
+  if (available) {
+    await page.locator(`#${panel} > .content > *`).first().waitFor();
+    t.equal(await noteOf(page, panel).textContent(), '', `${panel}: no note`);
+  } else {
+    await t.resolves(noteOf(page, panel).filter({ hasText: 'Not available on this server.' }).waitFor(), `${panel}: "not available"`);
+  }
+}
+
+t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the API says, sign out', async (t) => {
+  const s: TestServer = await startWharf(t, AUTH);
+  const digest = await push(s.url, 'team/app', '1.0', 3000);
+  await push(s.url, 'team/app', '1.1', 5000);
+  await push(s.url, 'team/tools/cli', 'v2', 70_000);
+  // A collector run for the GC panel (a dry run deletes nothing).
+  t.equal((await fetch(`${s.url}/api/gc?dryRun=true`, { method: 'POST', headers: { authorization: ROOT } })).status, 200);
+
+  const browser = await openBrowser(t);
+  const { page, problems } = await newPage(t, browser);
+  await page.goto(`${s.url}/`);
+  await page.locator('#sign-in').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#dashboard').isVisible(), false, 'nothing shown before signing in');
+
+  await signIn(page, 'root', 'wrong-password');
+  await t.resolves(page.locator('#sign-in-error').filter({ hasText: 'Wrong user name or password.' }).waitFor(), 'a wrong password is told');
+  t.equal(await page.locator('#dashboard').isVisible(), false);
+  t.equal(await page.locator('#password').inputValue(), 'wrong-password', 'the form keeps what was typed to correct it');
+
+  await signIn(page, 'dev', 'dev-pw');
+  await t.resolves(page.locator('#sign-in-error').filter({ hasText: 'dev is not a member of the admin group (auth.adminGroup).' }).waitFor(), 'a user outside the admin group is told');
+
+  await signIn(page, 'root', 'root-pw');
+  await page.locator('#dashboard').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#who').textContent(), 'Signed in as root');
+  t.equal(await page.locator('#sign-in').isVisible(), false);
+  t.equal(await page.locator('#password').inputValue(), '', 'the password field is emptied');
+
+  // Repositories: as GET /api/repositories answers, or "not available" until this server has it.
+  const listing = await apiAsRoot(s.url, '/api/repositories?n=100');
+  await checkAvailability(t, page, 'repositories', listing !== undefined);
+  if (listing) {
+    for (const repo of listing.repositories as Array<{ name: string; sizeBytes: number; tagCount: number }>) {
+      const row = page.locator('#repositories tbody tr').filter({ has: page.locator(`button[data-repository="${repo.name}"]`) });
+      await row.waitFor();
+      const size = row.locator('td[data-bytes]');
+      t.equal(await size.getAttribute('data-bytes'), String(repo.sizeBytes), `${repo.name}: the size the API returns`);
+      t.equal(await size.textContent(), formatBytes(repo.sizeBytes), `${repo.name}: shown as ${formatBytes(repo.sizeBytes)}`);
+      t.equal(await row.locator('td').nth(3).textContent(), String(repo.tagCount), `${repo.name}: tag count`);
+    }
+    t.strictSame(
+      (listing.repositories as Array<{ name: string }>).map((r) => r.name).sort(),
+      ['team/app', 'team/tools/cli'],
+      'both pushed repositories are listed',
+    );
+
+    // The tags of one repository.
+    await page.locator('button[data-repository="team/app"]').click();
+    await page.locator('#tags').waitFor({ state: 'visible' });
+    t.equal(await page.locator('#tags-repository').textContent(), 'team/app');
+    const tags = (await apiAsRoot(s.url, '/api/repositories/team/app/-/tags')) as { tags: Array<{ name: string; digest: string }> };
+    const rows = page.locator('#tags tbody tr');
+    await rows.first().waitFor();
+    t.equal(await rows.count(), tags.tags.length, 'one row per tag');
+    t.strictSame(await rows.locator('td:first-child').allTextContents(), tags.tags.map((x) => x.name));
+    t.ok(tags.tags.some((x) => x.name === '1.0'));
+    t.equal(await rows.filter({ has: page.locator('td:first-child', { hasText: /^1\.0$/ }) }).locator('.digest').getAttribute('title'), digest, "the tag's digest in full");
+  }
+
+  // Cache, storage and upstreams come from GET /api/stats; warm jobs from GET /api/warm.
+  const stats = await apiAsRoot(s.url, '/api/stats');
+  for (const panel of ['cache', 'storage', 'upstreams']) await checkAvailability(t, page, panel, stats !== undefined);
+  if (stats) {
+    t.equal(await page.locator('#storage strong[data-bytes]').getAttribute('data-bytes'), String(stats.storage.totalBytes), 'total storage as the API says');
+    for (const ns of stats.storage.namespaces as Array<{ namespace: string; bytes: number }>) {
+      const row = page.locator('#storage tbody tr').filter({ has: page.locator('td:first-child', { hasText: ns.namespace }) });
+      t.equal(await row.locator('td[data-bytes]').getAttribute('data-bytes'), String(ns.bytes), `namespace ${ns.namespace}`);
+    }
+    await page.locator('#cache svg').waitFor();
+  }
+  await checkAvailability(t, page, 'warm', (await apiAsRoot(s.url, '/api/warm')) !== undefined);
+
+  // GC runs (GET /api/gc): the dry run made above.
+  await checkAvailability(t, page, 'gc', true);
+  t.equal(await page.locator('#gc tbody tr').count(), 1);
+  t.equal(await page.locator('#gc tbody tr td').nth(1).textContent(), 'dry run');
+
+  mkdirSync(RESULTS, { recursive: true });
+  const shot = `${RESULTS}dashboard.png`;
+  await page.screenshot({ path: shot, fullPage: true });
+  t.comment(`screenshot of the signed-in dashboard: ${shot}`);
+
+  // A reload keeps the session (sessionStorage of this tab).
+  await page.reload();
+  await page.locator('#dashboard').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#who').textContent(), 'Signed in as root', 'still signed in after a reload');
+
+  await page.locator('#sign-out').click();
+  await page.locator('#sign-in').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#dashboard').isVisible(), false, 'signed out: the data is hidden');
+  t.equal(await page.locator('#dashboard .content > *').count(), 0, 'and removed from the page');
+  t.equal(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length), 0, 'the credentials are forgotten');
+  await page.reload();
+  await page.locator('#sign-in').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#dashboard').isVisible(), false, 'a reload after signing out asks again');
+
+  t.strictSame(problems, [], 'no console errors, CSP violations or exceptions');
+});
+
+t.test('the dashboard with auth off opens without a sign-in', async (t) => {
+  const s = await startWharf(t, { local: { namespaces: ['team'] } });
+  const browser = await openBrowser(t);
+  const { page, problems } = await newPage(t, browser);
+  await page.goto(`${s.url}/`);
+  await page.locator('#dashboard').waitFor({ state: 'visible' });
+  t.match(await page.locator('#who').textContent(), /Auth is off/);
+  t.equal(await page.locator('#sign-out').isVisible(), false, 'nothing to sign out of');
+  t.equal(await page.locator('#sign-in').isVisible(), false);
+  await checkAvailability(t, page, 'gc', true);
+  t.strictSame(problems, []);
+});
+
+t.test('markup in what the page shows stays text', async (t) => {
+  const s = await startWharf(t, AUTH);
+  const browser = await openBrowser(t);
+  const { page, problems } = await newPage(t, browser);
+  await page.goto(`${s.url}/`);
+  await page.locator('#sign-in').waitFor({ state: 'visible' });
+
+  // A user name is shown back by the sign-in: from the real server.
+  await signIn(page, MARKUP_USER, 'markup-pw');
+  const error = page.locator('#sign-in-error');
+  await error.filter({ hasText: 'is not a member' }).waitFor();
+  t.equal(await error.textContent(), `${MARKUP_USER} is not a member of the admin group (auth.adminGroup).`, 'the name as text');
+  t.equal(await page.locator('#sign-in-error *').count(), 0, 'no element made from it');
+
+  // Names, messages and reasons that a server passes on from clients and upstreams (an upstream's
+  // name and error text, warm images and failure reasons): the API's answers replaced with markup.
+  const evil = '<img src=x onerror="window.injected=2"><b>bold</b>';
+  await page.route('**/api/stats', (route) =>
+    route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({
+        cache: { hits: 1, misses: 1, coalesced: 0, stale: 0, hitRatio: 0.5, bytesServed: 10, bytesServedFromCache: 5, fillsInFlight: 0 },
+        upstreams: [{ name: evil, url: evil, requests: 1, errors: 1, bytesFetched: 5, lastError: evil, lastErrorAt: new Date().toISOString(), health: `x" onclick="${evil}`, rateLimit: { limit: 100, remaining: 99 } }],
+        storage: { totalBytes: 10, namespaces: [{ namespace: evil, bytes: 10, repositories: 1 }] },
+        history: [{ at: new Date().toISOString(), hits: 1, misses: 1, bytesFetched: 5 }],
+      }),
+    }),
+  );
+  await page.route('**/api/warm', (route) =>
+    route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({
+        jobs: [{ id: evil, images: [evil], state: evil, startedAt: null, finishedAt: null, manifests: 0, blobs: 0, bytesFetched: 0, bytesCached: 0, failures: [{ image: evil, reason: evil }] }],
+      }),
+    }),
+  );
+  await signIn(page, 'root', 'root-pw');
+  await page.locator('#upstreams tbody tr').waitFor();
+  await page.locator('#warm tbody tr').waitFor();
+  await page.locator('#storage tbody tr').waitFor();
+  t.equal(await page.locator('#upstreams tbody strong').textContent(), evil, 'upstream name as text');
+  t.equal(await page.locator('#upstreams tbody .error').textContent(), evil, 'upstream error as text');
+  t.equal(await page.locator('#storage tbody td').first().textContent(), evil, 'namespace as text');
+  t.equal(await page.locator('#warm tbody .images').textContent(), evil, 'warm image as text');
+  t.equal(await page.locator('#warm tbody td.error').textContent(), `${evil}: ${evil}`, 'failure reason as text');
+  t.equal(await page.locator('main img, main b, main [onerror], main [onclick]').count(), 0, 'no element made from the strings');
+  t.equal(await page.evaluate(() => (globalThis as { injected?: number }).injected), undefined, 'no handler ran');
+  t.strictSame(problems, []);
+});
