@@ -3,11 +3,15 @@
 // repository (the collector then takes the blobs), bad input, admins only when auth is on, and a
 // repository cached from a real upstream (docker-registry) named as cached from that upstream.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import t from 'tap';
 import { startWharf, type TestServer } from '../helpers/server.js';
 import { blobFile, digestOf, imageManifest, OCI_INDEX, OCI_MANIFEST, pushManifest } from '../helpers/http.js';
 import { pushTestImage, startDockerRegistry } from '../helpers/docker-registry.js';
+import { SqliteDatabase } from '../../src/metadata/sqlite-database.js';
+import { SqliteRegistryMetadata } from '../../src/metadata/sqlite-registry-metadata.js';
+import type { RegistryMetadata } from '../../src/metadata/registry-metadata.js';
 
 interface Reply {
   status: number;
@@ -275,4 +279,40 @@ t.test('a repository cached from a real upstream: cached, from that upstream, si
   t.same(((await api(s, 'GET', '/api/repositories')).body as { repositories: Repo[] }).repositories.map((r) => r.name), ['team/app']);
   t.equal((await fetch(`${s.url}/v2/library/multi/manifests/v1`, { headers: { accept: `${OCI_INDEX}, ${OCI_MANIFEST}` } })).status, 200);
   t.equal(((await api(s, 'GET', '/api/repositories/docker.io/library/multi')).body as Repo).manifestCount, 1, 'filled again: the index alone');
+});
+
+t.test('one metadata statement per page, whatever the number of repositories or tags on it', async (t) => {
+  const calls: string[] = [];
+  // The SQLite metadata, recording every call the API makes.
+  const stores = (dataDir: string) => {
+    const database = SqliteDatabase.open(join(dataDir, 'metadata.db'));
+    const real = new SqliteRegistryMetadata(database);
+    const metadata = new Proxy(real, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.push(String(prop));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }) as RegistryMetadata;
+    return { database, metadata };
+  };
+  const s = await startWharf(t, {}, { stores });
+  for (let i = 0; i < 12; i++) {
+    const img = await imageManifest(s.app, `team/app${i}`, `img${i}`);
+    for (const tag of ['a', 'b', 'c']) await pushManifest(s.app, `team/app${i}`, tag, img.body, OCI_MANIFEST);
+  }
+  const counted = async (path: string) => {
+    calls.length = 0;
+    const r = await api(s, 'GET', path);
+    t.equal(r.status, 200, path);
+    return [...calls];
+  };
+  t.same(await counted('/api/repositories'), ['listRepositoryStats'], 'twelve repositories: one statement');
+  t.same(await counted('/api/repositories?n=5&last=team%2Fapp1'), ['listRepositoryStats']);
+  t.same(await counted('/api/repositories/team/app3'), ['repositoryExists', 'repositoryStats']);
+  t.same(await counted('/api/repositories/team/app3/-/tags'), ['repositoryExists', 'listTagDetails'], 'three tags: one statement');
+  t.same(await counted('/api/repositories/team/app3/-/manifests'), ['repositoryExists', 'listManifestDetails']);
 });
