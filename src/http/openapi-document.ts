@@ -184,7 +184,11 @@ const paths: Record<string, Record<string, Schema>> = {
       summary: 'Who the caller is (any caller; the dashboard signs in with it)',
       tags: ['meta'],
       security: [{}, { adminBasic: [] }],
-      responses: { '200': json(ref('Whoami'), 'The caller'), '401': error('Credentials given but wrong') },
+      responses: {
+        '200': json(ref('Whoami'), 'The caller'),
+        '401': error('Credentials given but wrong'),
+        '429': error('Too many failed sign-ins from this address'),
+      },
     },
   },
   '/api/repositories': {
@@ -291,7 +295,10 @@ const paths: Record<string, Record<string, Schema>> = {
       responses: {
         '200': { description: 'One JSON event per line: start, then image events, then a summary', content: { 'application/x-ndjson': { schema: ref('WarmEvent') } } },
         '400': error('INVALID_REQUEST (a bad body, image name or platform)'),
+        '413': error('SIZE_INVALID: a body over 1 MiB'),
         ...ADMIN_ERRORS,
+        '429': error('Too many failed sign-ins, or as many warm jobs running as the server runs at once'),
+        '503': error('The server is shutting down'),
       },
     },
   },
