@@ -14,6 +14,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startWharf, type TestServer } from '../helpers/server.js';
 import { digestOf, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
 import { requireBinary } from '../helpers/container-clients.js';
+import { pushTestImage, startDockerRegistry } from '../helpers/docker-registry.js';
+import { postWarm } from '../helpers/warm-upstream.js';
 
 t.setTimeout(180_000);
 
@@ -122,10 +124,19 @@ async function checkAvailability(t: Test, page: Page, panel: string, available: 
 }
 
 t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the API says, sign out', async (t) => {
-  const s: TestServer = await startWharf(t, AUTH);
+  // The reference registry as the upstream 'hub', for a cached repository and warm jobs.
+  const hub = await startDockerRegistry(t);
+  await pushTestImage(hub, 'library/base', '1', { seed: 'dashboard/base', layerSize: 200_000 });
+  const s: TestServer = await startWharf(t, { ...AUTH, upstreams: [{ name: 'hub', url: hub.url, registry: 'docker.io' }] });
   const digest = await push(s.url, 'team/app', '1.0', 3000);
   await push(s.url, 'team/app', '1.1', 5000);
   await push(s.url, 'team/tools/cli', 'v2', 70_000);
+  // A warm job that fills the cache from the upstream, and one that fails.
+  const warmed = await postWarm(s.url, { images: ['docker.io/library/base:1'] }, { authorization: ROOT });
+  t.equal(warmed.status, 200, warmed.text);
+  t.match(warmed.events.at(-1), { type: 'summary', failures: [] });
+  const failed = await postWarm(s.url, { images: ['docker.io/library/absent:1'] }, { authorization: ROOT });
+  t.equal(failed.events.at(-1)?.['type'], 'summary', failed.text);
   // A collector run for the GC panel (a dry run deletes nothing).
   t.equal((await fetch(`${s.url}/api/gc?dryRun=true`, { method: 'POST', headers: { authorization: ROOT } })).status, 200);
 
@@ -149,36 +160,34 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
   t.equal(await page.locator('#sign-in').isVisible(), false);
   t.equal(await page.locator('#password').inputValue(), '', 'the password field is emptied');
 
-  // Repositories: as GET /api/repositories answers, or "not available" until this server has it.
-  const listing = await apiAsRoot(s.url, '/api/repositories?n=100');
-  await checkAvailability(t, page, 'repositories', listing !== undefined);
-  if (listing) {
-    for (const repo of listing.repositories as Array<{ name: string; sizeBytes: number; tagCount: number }>) {
-      const row = page.locator('#repositories tbody tr').filter({ has: page.locator(`button[data-repository="${repo.name}"]`) });
-      await row.waitFor();
-      const size = row.locator('td[data-bytes]');
-      t.equal(await size.getAttribute('data-bytes'), String(repo.sizeBytes), `${repo.name}: the size the API returns`);
-      t.equal(await size.textContent(), formatBytes(repo.sizeBytes), `${repo.name}: shown as ${formatBytes(repo.sizeBytes)}`);
-      t.equal(await row.locator('td').nth(3).textContent(), String(repo.tagCount), `${repo.name}: tag count`);
-    }
-    t.strictSame(
-      (listing.repositories as Array<{ name: string }>).map((r) => r.name).sort(),
-      ['team/app', 'team/tools/cli'],
-      'both pushed repositories are listed',
-    );
-
-    // The tags of one repository.
-    await page.locator('button[data-repository="team/app"]').click();
-    await page.locator('#tags').waitFor({ state: 'visible' });
-    t.equal(await page.locator('#tags-repository').textContent(), 'team/app');
-    const tags = (await apiAsRoot(s.url, '/api/repositories/team/app/-/tags')) as { tags: Array<{ name: string; digest: string }> };
-    const rows = page.locator('#tags tbody tr');
-    await rows.first().waitFor();
-    t.equal(await rows.count(), tags.tags.length, 'one row per tag');
-    t.strictSame(await rows.locator('td:first-child').allTextContents(), tags.tags.map((x) => x.name));
-    t.ok(tags.tags.some((x) => x.name === '1.0'));
-    t.equal(await rows.filter({ has: page.locator('td:first-child', { hasText: /^1\.0$/ }) }).locator('.digest').getAttribute('title'), digest, "the tag's digest in full");
+  // Repositories, as GET /api/repositories answers: the pushed ones and the one the warm job cached.
+  const listing = (await apiAsRoot(s.url, '/api/repositories?n=100')) as { repositories: Array<{ name: string; kind: string; upstream: string | null; sizeBytes: number; tagCount: number }> };
+  await checkAvailability(t, page, 'repositories', true);
+  t.strictSame(listing.repositories.map((r) => r.name).sort(), ['docker.io/library/base', 'team/app', 'team/tools/cli'], 'the API lists the pushed and the cached repositories');
+  t.strictSame(await page.locator('#repositories tbody button[data-repository]').allTextContents(), listing.repositories.map((r) => r.name), 'the page lists them in the same order');
+  for (const repo of listing.repositories) {
+    const row = page.locator('#repositories tbody tr').filter({ has: page.locator(`button[data-repository="${repo.name}"]`) });
+    const size = row.locator('td[data-bytes]');
+    t.ok(repo.sizeBytes > 0, `${repo.name}: has a size`);
+    t.equal(await size.getAttribute('data-bytes'), String(repo.sizeBytes), `${repo.name}: the size the API returns`);
+    t.equal(await size.textContent(), formatBytes(repo.sizeBytes), `${repo.name}: shown as ${formatBytes(repo.sizeBytes)}`);
+    t.equal(await row.locator('td').nth(1).textContent(), repo.kind === 'cached' ? `cached from ${repo.upstream}` : repo.kind, `${repo.name}: kind`);
+    t.equal(await row.locator('td').nth(3).textContent(), String(repo.tagCount), `${repo.name}: tag count`);
   }
+  t.match(listing.repositories.find((r) => r.name === 'docker.io/library/base'), { kind: 'cached', upstream: 'hub' });
+
+  // The tags of one repository.
+  await page.locator('button[data-repository="team/app"]').click();
+  await page.locator('#tags').waitFor({ state: 'visible' });
+  t.equal(await page.locator('#tags-repository').textContent(), 'team/app');
+  const tags = (await apiAsRoot(s.url, '/api/repositories/team/app/-/tags')) as { tags: Array<{ name: string; digest: string; sizeBytes: number }> };
+  const rows = page.locator('#tags tbody tr');
+  await rows.first().waitFor();
+  t.strictSame(tags.tags.map((x) => x.name), ['1.0', '1.1'], 'the API lists both tags');
+  t.strictSame(await rows.locator('td:first-child').allTextContents(), tags.tags.map((x) => x.name), 'one row per tag, in its order');
+  const tagSizes = await Promise.all((await rows.locator('td[data-bytes]').all()).map((cell) => cell.getAttribute('data-bytes')));
+  t.strictSame(tagSizes, tags.tags.map((x) => String(x.sizeBytes)), 'tag sizes');
+  t.equal(await rows.filter({ has: page.locator('td:first-child', { hasText: /^1\.0$/ }) }).locator('.digest').getAttribute('title'), digest, "the tag's digest in full");
 
   // Cache, storage and upstreams come from GET /api/stats; warm jobs from GET /api/warm.
   const stats = await apiAsRoot(s.url, '/api/stats');
@@ -191,7 +200,22 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
     }
     await page.locator('#cache svg').waitFor();
   }
-  await checkAvailability(t, page, 'warm', (await apiAsRoot(s.url, '/api/warm')) !== undefined);
+
+  // Warm jobs, as GET /api/warm answers: the one that failed and the one that filled the cache.
+  const warm = (await apiAsRoot(s.url, '/api/warm')) as { jobs: Array<{ images: string[]; state: string; bytesFetched: number; failures: Array<{ image: string; reason: string }> }> };
+  await checkAvailability(t, page, 'warm', true);
+  t.equal(warm.jobs.length, 2);
+  const warmRows = page.locator('#warm tbody tr');
+  t.equal(await warmRows.count(), 2, 'a row per job');
+  for (const job of warm.jobs) {
+    const row = warmRows.filter({ has: page.locator('td.images', { hasText: job.images[0] }) });
+    t.equal(await row.locator('.state').textContent(), job.state, `${job.images[0]}: ${job.state}`);
+    t.equal(await row.locator('td[data-bytes]').first().getAttribute('data-bytes'), String(job.bytesFetched), `${job.images[0]}: bytes fetched`);
+    const failure = job.failures[0];
+    if (failure) t.equal(await row.locator('td.error').textContent(), `${failure.image}: ${failure.reason}`, 'the failure and its reason');
+  }
+  t.ok(warm.jobs.some((j) => j.bytesFetched > 200_000 && j.failures.length === 0), 'one job fetched the image');
+  t.ok(warm.jobs.some((j) => j.failures.length === 1), 'one job failed');
 
   // GC runs (GET /api/gc): the dry run made above.
   await checkAvailability(t, page, 'gc', true);
