@@ -32,28 +32,23 @@ export interface RepositoryStatsRow {
 
 /**
  * Stats of the repositories `page` selects (a statement with a `name` column): one row each, in name
- * order. The aggregates read only the repositories of the page.
+ * order. Each figure is a subquery on the row's repository, so both databases look its rows up by
+ * the repository key (aggregating over the page with IN led PostgreSQL to read whole tables).
  */
 export function repositoryStatsSql(page: string): string {
   return `
   WITH page AS (${page})
   SELECT p.name AS name,
-         CAST(COALESCE(m.bytes, 0) + COALESCE(b.bytes, 0) AS BIGINT) AS size,
-         COALESCE(m.n, 0) AS manifest_count,
-         COALESCE(t.n, 0) AS tag_count,
-         m.created AS last_manifest,
-         t.updated AS last_tag,
-         m.pulled AS last_pull
+         CAST(COALESCE((SELECT SUM(m.size) FROM manifests m WHERE m.repo = p.name), 0)
+            + COALESCE((SELECT SUM(bl.size) FROM (SELECT DISTINCT r.ref_digest AS digest FROM manifest_refs r
+                                                   WHERE r.repo = p.name AND r.kind = 'blob') d
+                                         CROSS JOIN blobs bl WHERE bl.digest = d.digest), 0) AS BIGINT) AS size,
+         (SELECT COUNT(*) FROM manifests m WHERE m.repo = p.name) AS manifest_count,
+         (SELECT COUNT(*) FROM tags t WHERE t.repo = p.name) AS tag_count,
+         (SELECT MAX(m.created_at) FROM manifests m WHERE m.repo = p.name) AS last_manifest,
+         (SELECT MAX(t.updated_at) FROM tags t WHERE t.repo = p.name) AS last_tag,
+         (SELECT MAX(m.pulled_at) FROM manifests m WHERE m.repo = p.name) AS last_pull
     FROM page p
-    LEFT JOIN (SELECT repo, CAST(SUM(size) AS BIGINT) AS bytes, COUNT(*) AS n, MAX(created_at) AS created, MAX(pulled_at) AS pulled
-                 FROM manifests WHERE repo IN (SELECT name FROM page) GROUP BY repo) m ON m.repo = p.name
-    LEFT JOIN (SELECT repo, COUNT(*) AS n, MAX(updated_at) AS updated
-                 FROM tags WHERE repo IN (SELECT name FROM page) GROUP BY repo) t ON t.repo = p.name
-    LEFT JOIN (SELECT d.repo, CAST(SUM(bl.size) AS BIGINT) AS bytes
-                 FROM (SELECT DISTINCT repo, ref_digest FROM manifest_refs
-                        WHERE kind = 'blob' AND repo IN (SELECT name FROM page)) d
-                 JOIN blobs bl ON bl.digest = d.ref_digest
-                GROUP BY d.repo) b ON b.repo = p.name
    ORDER BY p.name`;
 }
 
