@@ -137,6 +137,12 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
   t.match(warmed.events.at(-1), { type: 'summary', failures: [] });
   const failed = await postWarm(s.url, { images: ['docker.io/library/absent:1'] }, { authorization: ROOT });
   t.equal(failed.events.at(-1)?.['type'], 'summary', failed.text);
+  // Pulls of the warmed image through Wharf: cache hits for the stats.
+  const manifest = await fetch(`${s.url}/v2/docker.io/library/base/manifests/1`, {
+    headers: { authorization: ROOT, accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  t.equal(manifest.status, 200, 'the warmed image is pulled');
+  await manifest.arrayBuffer();
   // A collector run for the GC panel (a dry run deletes nothing).
   t.equal((await fetch(`${s.url}/api/gc?dryRun=true`, { method: 'POST', headers: { authorization: ROOT } })).status, 200);
 
@@ -198,7 +204,25 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
       const row = page.locator('#storage tbody tr').filter({ has: page.locator('td:first-child', { hasText: ns.namespace }) });
       t.equal(await row.locator('td[data-bytes]').getAttribute('data-bytes'), String(ns.bytes), `namespace ${ns.namespace}`);
     }
-    await page.locator('#cache svg').waitFor();
+    // The cache: hit ratio and counts as the API says, the chart a bar per minute that had requests.
+    const facts = Object.fromEntries(
+      await Promise.all((await page.locator('#cache dl dt').all()).map(async (dt) => [await dt.textContent(), await dt.locator('xpath=following-sibling::dd[1]').textContent()])),
+    ) as Record<string, string>;
+    const cache = stats.cache as { hits: number; misses: number; hitRatio: number | null };
+    t.equal(facts['Hit ratio'], cache.hitRatio === null ? '—' : `${(cache.hitRatio * 100).toFixed(1)} %`, 'hit ratio as the API says');
+    t.equal(facts['Hits'], cache.hits.toLocaleString('en'));
+    t.equal(facts['Misses'], cache.misses.toLocaleString('en'));
+    const history = stats.history as Array<{ hits: number; misses: number }>;
+    t.ok(cache.hits > 0, 'the pulls made hits');
+    t.equal(await page.locator('#cache svg rect.bar').count(), history.filter((h) => h.hits + h.misses > 0).length, 'a bar per minute with requests');
+    // Upstreams: the hub's health, counts and rate limit.
+    const hubStats = (stats.upstreams as Array<{ name: string; health: string; requests: number; errors: number; bytesFetched: number }>).find((u) => u.name === 'hub');
+    if (!hubStats) return t.fail('the API lists the upstream hub');
+    const hubRow = page.locator('#upstreams tbody tr').filter({ has: page.locator('strong', { hasText: /^hub$/ }) });
+    t.equal(await hubRow.locator('.health').textContent(), hubStats.health, `hub: ${hubStats.health}`);
+    t.equal(await hubRow.locator('td').nth(2).textContent(), hubStats.requests.toLocaleString('en'), 'hub: requests');
+    t.equal(await hubRow.locator('td[data-bytes]').getAttribute('data-bytes'), String(hubStats.bytesFetched), 'hub: bytes fetched');
+    t.ok(hubStats.requests > 0 && hubStats.bytesFetched > 200_000, 'the warm job went to the hub');
   }
 
   // Warm jobs, as GET /api/warm answers: the one that failed and the one that filled the cache.
