@@ -3,7 +3,7 @@
 // (tsPreCompilationDeps). `npm run lint:deps` checks it; test/unit/layering.test.ts proves it catches a planted
 // upward import.
 //
-//   oci  <  config  <  storage, metadata  <  ledger, upstream  <  registry  <  proxy, gc, auth  <  warm  <  http  <  cli, app.ts
+//   oci  <  config  <  events, storage, metadata  <  ledger, upstream  <  registry  <  proxy, gc, auth  <  warm  <  http  <  cli, app.ts
 //
 // The rules are the design's forbidden imports, plus the design's import lists of the lower folders (oci, config,
 // upstream, ledger, metadata): together they leave no way for two folders to import each other, directly or round
@@ -34,6 +34,12 @@ const RULES = [
     comment: 'config/ is read by every layer, so it imports none of them but oci/',
     from: { path: dir('config') },
     to: { path: '^src/', pathNot: [dir('config', 'oci')] },
+  },
+  {
+    name: 'events-imports-config-oci',
+    comment: 'events/ (the EventSink every layer emits through, and its NATS and webhook outlets) sits below all who emit',
+    from: { path: dir('events') },
+    to: { path: '^src/', pathNot: [dir('events', 'config', 'oci')] },
   },
   {
     name: 'storage-imports-only-oci',

@@ -42,6 +42,8 @@ import { registerWarmRoutes } from './http/routes/warm.js';
 
 /** How often a node purges expired rows of the shared database (PostgreSQL). */
 const EXPIRED_ROWS_INTERVAL_MS = 10 * 60_000;
+import { openEvents } from './events/open-events.js';
+import { withCanonicalNames } from './events/event.js';
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -171,6 +173,18 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       },
     });
   }
+  // Push, pull, delete, fill and evict events to NATS and webhooks (events/); off without events.nats or events.webhooks.
+  const events = openEvents(config.events, {
+    log: logger.child({ component: 'events' }),
+    // distribution's source.addr: this node as the others reach it (host:port).
+    sourceAddr: () => {
+      try {
+        return new URL(advertiseUrl(config.cluster?.advertiseUrl, app.server)).host;
+      } catch {
+        return config.listen;
+      }
+    },
+  });
   // The one Registry the routes see: names routed to an upstream go through the pull-through cache.
   const registry = new PullThroughRegistry(local, {
     cache: shared('proxy'),
@@ -179,6 +193,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     localNamespaces: config.local.namespaces,
     upstreams: config.upstreams.map((u) => ({ config: u, client: upstreams.get(u.name) })),
     ...(cluster ? { cluster } : {}),
+    sink: events.sink,
     events: {
       onFill: (event, detail) => {
         // A failed fill cut its clients: say which upstream and blob, and why.
@@ -205,6 +220,8 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const collector = new GarbageCollector({ gc: gcState, uploads }, ledger, {
     activeFills: () => registry.activeFills(),
     log: logger.child({ component: 'gc' }),
+    // Evictions name the repository as the catalogue does.
+    events: withCanonicalNames(events.sink, (stored) => registry.canonicalOf(stored)),
     manifestsRemoved: () => {
       local.dropCachedManifests();
       try {
@@ -230,9 +247,11 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     : undefined;
   if (access) (await import('./http/routes/auth.js')).registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
-  registerV2Routes(app, registry, { access, publicUrl: config.publicUrl });
+  registerV2Routes(app, registry, { access, publicUrl: config.publicUrl, events: events.sink });
   // With access control on, every pull goes through its checks in the routes.
-  if (!access) serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing });
+  if (!access) {
+    serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing, events: events.sink, isTrustedProxy, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}) });
+  }
   if (cluster && clusterConfig?.secret !== undefined) {
     registerInternalFillRoutes(app, { secret: clusterConfig.secret, localFill: (digest, range) => registry.localFill(digest, range) });
   }
@@ -302,6 +321,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     await collecting;
     await registry.close();
     await stores.expiredRows?.close();
+    await events.close();
     await stores.close();
     await upstreams.close();
     ownLog?.close();

@@ -20,6 +20,14 @@ function upstreamsOf(config: unknown): Array<[number, Plain]> {
   return list.flatMap((u, i): Array<[number, Plain]> => (isPlain(u) ? [[i, u]] : []));
 }
 
+/** The events.webhooks entries that are mappings, with their index. */
+function webhooksOf(config: unknown): Array<[number, Plain]> {
+  const events = isPlain(config) ? config.events : undefined;
+  const list = isPlain(events) ? events.webhooks : undefined;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((w, i): Array<[number, Plain]> => (isPlain(w) ? [[i, w]] : []));
+}
+
 /** storage.s3 when it is a mapping. */
 function s3Of(config: unknown): Plain | undefined {
   const storage = isPlain(config) ? config.storage : undefined;
@@ -85,6 +93,9 @@ export function crossFieldViolations(config: unknown): string[] {
     if (secrets.length > 0 && urlPassword(pg.url)) {
       out.push(`metadata.postgres.url: holds a password while ${secrets[0]} gives one too: take the password out of the URL`);
     }
+  }
+  for (const [i, w] of webhooksOf(config)) {
+    if (w.secretFile !== undefined && w.secretEnv !== undefined) out.push(`events.webhooks.${i}: give only one of secretFile, secretEnv (found both)`);
   }
   const cluster = isPlain(config) && isPlain(config.cluster) ? config.cluster : undefined;
   if (cluster) {
@@ -181,6 +192,22 @@ export function resolveSecrets(config: unknown, env: NodeJS.ProcessEnv): string[
     const value = env[variable];
     if (value === undefined || value === '') out.push(`metadata.postgres.passwordEnv: the environment variable ${variable} is not set`);
     else pg.password = value;
+  }
+  for (const [i, w] of webhooksOf(config)) {
+    const file = str(w.secretFile);
+    const variable = str(w.secretEnv);
+    if (file !== undefined) {
+      try {
+        w.secret = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        out.push(`events.webhooks.${i}.secretFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else if (variable !== undefined) {
+      const value = env[variable];
+      if (value === undefined || value === '') out.push(`events.webhooks.${i}.secretEnv: the environment variable ${variable} is not set`);
+      else w.secret = value;
+    }
+    if (typeof w.secret === 'string' && w.secret.length === 0) out.push(`events.webhooks.${i}.secretFile: ${String(file)} is empty`);
   }
   const cluster = isPlain(config) && isPlain(config.cluster) ? config.cluster : undefined;
   const secretFile = str(cluster?.secretFile);

@@ -243,6 +243,47 @@ const ClusterSchema = Type.Object(
   },
 );
 
+const EventActionSchema = Type.Union(['push', 'pull', 'delete', 'fill', 'evict'].map((a) => Type.Literal(a)));
+
+export const WebhookSchema = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://[^\\s]+$', description: 'where events are POSTed (http or https), one envelope per event' }),
+    actions: Type.Array(EventActionSchema, { default: [], description: 'the actions sent (push, pull, delete, fill, evict); empty = all' }),
+    secretFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the HMAC-SHA256 key of the X-Wharf-Signature header (trailing newline ignored)' })),
+    secretEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the HMAC-SHA256 key' })),
+    timeout: Duration('5s', 'how long one POST may take'),
+    retries: Type.Integer({ minimum: 0, maximum: 100, default: 3, description: 'further attempts after a failed POST (error, timeout, status outside 2xx); then the event is dropped with a warning' }),
+    backoff: Duration('1s', 'wait before the first retry, doubled for each next one'),
+    maxBackoff: Duration('1m', 'longest wait between two attempts'),
+    queueSize: Type.Integer({ minimum: 1, default: 1000, description: 'events waiting at most; when full the oldest is dropped (counted in a warning), so a slow receiver never holds a request' }),
+  },
+  { additionalProperties: false },
+);
+
+const EventsSchema = Type.Object(
+  {
+    nats: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^(nats|tls)://[^\\s]+$', description: 'nats://host:port of the NATS server (several separated by commas)' }),
+          subject: Type.String({
+            pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+            default: 'wharf',
+            description: 'subject prefix: each event is published on <subject>.<action> (wharf.push, wharf.pull, wharf.delete, wharf.fill, wharf.evict)',
+          }),
+        },
+        { additionalProperties: false, description: 'publish every event to NATS; while the server is away events are dropped (never waited for) and the connection retried' },
+      ),
+    ),
+    webhooks: Type.Array(WebhookSchema, { default: [], description: 'HTTP endpoints that receive events' }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: "push, pull, delete, fill and evict events in distribution's notification envelope, to NATS and webhooks",
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -363,6 +404,7 @@ export const ConfigSchema = Type.Object(
       }),
     ),
     auth: Type.Optional(AuthSchema),
+    events: EventsSchema,
     shutdownTimeoutMs: Type.Integer({
       minimum: 0,
       default: 30000,
@@ -391,5 +433,7 @@ export type AuthConfig = StaticDecode<typeof AuthSchema>;
 export type PostgresConfig = StaticDecode<typeof PostgresSchema> & { password?: string };
 /** cluster as loaded, with the secret the loader read from secretFile. */
 export type ClusterConfig = StaticDecode<typeof ClusterSchema>;
+/** events.webhooks[] as loaded, with the key the loader read from secretFile or secretEnv. */
+export type WebhookConfig = StaticDecode<typeof WebhookSchema> & { secret?: string };
 export type PolicyRule = Static<typeof PolicyRuleSchema>;
 export type AuthUser = Static<typeof AuthUserSchema>;

@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import type { GcMarkResult, GcState } from '../metadata/gc-state.js';
 import type { UploadSessions } from '../metadata/upload-sessions.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
+import type { EventSink } from '../events/event.js';
 
 /** The metadata the collector works on: its own queries (lock, mark, sweep, reports) and upload sessions. */
 export interface GcStores {
@@ -85,6 +86,8 @@ export interface GcDeps {
    * signal) must be dropped.
    */
   manifestsRemoved?: () => void;
+  /** Told of each cached manifest evicted (by cache.maxAge or cache.maxSize): an `evict` event. */
+  events?: EventSink;
 }
 
 const PAGE = 1000;
@@ -240,8 +243,10 @@ export class GarbageCollector {
           if (tags === undefined) continue;
           report.manifestsDeleted++;
           report.tagsDeleted += tags;
+          if (m.rule === 'unreferenced') continue;
           if (m.rule === 'age') report.evictedByAge++;
-          else if (m.rule === 'size') report.evictedBySize++;
+          else report.evictedBySize++;
+          if (this.deps.events?.enabled) this.deps.events.emit({ action: 'evict', target: { repository: m.repo, digest: m.digest } });
         }
       } finally {
         if (report.manifestsDeleted > before) this.deps.manifestsRemoved?.();

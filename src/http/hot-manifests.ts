@@ -11,6 +11,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from '../registry/registry.js';
 import { API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST } from './oci-headers.js';
+import type { EventSink } from '../events/event.js';
+import { eventRequest } from './request-events.js';
 
 interface RequestLogger {
   info(obj: object, msg: string): void;
@@ -23,6 +25,11 @@ export interface HotManifestOptions {
   redactUrl: (url: string) => string;
   /** True once the server is closing: requests then get fastify's 503. */
   closing: () => boolean;
+  /** Where pull events go (a GET answered here is a pull as the route's is). */
+  events?: EventSink;
+  publicUrl?: string;
+  /** Whether an address is a reverse proxy of http.trustProxy (the client is then named in X-Forwarded-For). */
+  isTrustedProxy?: (address: string) => boolean;
 }
 
 const MANIFESTS = '/manifests/';
@@ -70,6 +77,23 @@ function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, o
   const id = opts.nextId();
   res.writeHead(200, [API_VERSION_HEADER, API_VERSION, 'content-type', m.mediaType, CONTENT_DIGEST, m.digest, 'content-length', String(m.size)]);
   res.end(head ? undefined : m.body);
+  if (!head && opts.events?.enabled) {
+    // Access control is off on this path: the actor is anonymous, the address the socket's.
+    const name = path.slice(4, at);
+    const base = opts.publicUrl ? opts.publicUrl.replace(/\/+$/, '') : `http://${/^[A-Za-z0-9.:[\]-]{1,300}$/.test(headers.host ?? '') ? headers.host : 'localhost'}`;
+    opts.events.emit({
+      action: 'pull',
+      target: {
+        repository: registry.route(name, ns).canonical,
+        digest: m.digest,
+        mediaType: m.mediaType,
+        size: m.size,
+        ...(reference.includes(':') ? {} : { tag: reference }),
+        url: `${base}/v2/${name}/manifests/${m.digest}`,
+      },
+      request: eventRequest(req, id, clientAddress(req, opts.isTrustedProxy), undefined),
+    });
+  }
   res.once('close', () => {
     opts.log.info(
       {
@@ -84,4 +108,20 @@ function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, o
     );
   });
   return true;
+}
+
+/**
+ * The client's address as fastify's request.ip gives it: the socket's, or, from a trusted proxy, the
+ * nearest address in X-Forwarded-For that is not one of the trusted proxies.
+ */
+function clientAddress(req: IncomingMessage, isTrustedProxy: ((address: string) => boolean) | undefined): string {
+  let addr = req.socket.remoteAddress ?? '';
+  if (!isTrustedProxy?.(addr)) return addr;
+  const forwarded = req.headers['x-forwarded-for'];
+  const hops = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? '')).split(',').map((h) => h.trim()).filter(Boolean);
+  for (let hop = hops.pop(); hop !== undefined; hop = hops.pop()) {
+    addr = hop;
+    if (!isTrustedProxy(addr)) break;
+  }
+  return addr;
 }

@@ -26,6 +26,7 @@ import type { UpstreamRepository } from './upstream-repository.js';
 import { HolderUnavailable, type ClusterFills } from './cluster-fills.js';
 import { RemoteFills } from './remote-fills.js';
 import { discard, expectStatus, header, toRegistryError } from './upstream-failure.js';
+import { NO_EVENTS, type EventSink } from '../events/event.js';
 
 export interface FillEvents {
   onFill?: (event: 'started' | 'coalesced' | 'resumed' | 'committed' | 'failed' | 'remote' | 'rerouted', detail: Record<string, unknown>) => void;
@@ -67,6 +68,7 @@ export class ProxyBlobs {
     private readonly store: BlobStore,
     private readonly events: FillEvents = {},
     private readonly cluster?: ClusterFills,
+    private readonly sink: EventSink = NO_EVENTS,
   ) {
     this.fills = new FillTable(store);
     this.remote = cluster ? new RemoteFills(cluster) : undefined;
@@ -358,6 +360,13 @@ export class ProxyBlobs {
       // The fill hashed the bytes as they arrived: the commit need not read them again.
       onCommit: async (writer, d, size) => {
         await this.ledger.commit(writer, d, { local: false, repo: repo.name, knownDigest: d, size });
+        if (this.sink.enabled) {
+          this.sink.emit({
+            action: 'fill',
+            target: { repository: repo.name, digest: d, mediaType: 'application/octet-stream', size },
+            ...(repo.request ? { request: repo.request } : {}),
+          });
+        }
       },
       onEvent: (event, detail) => this.events.onFill?.(event, { upstream: repo.upstream.name, ...detail }),
     }, writer === undefined ? undefined : () => this.openWriter(digest, writer));

@@ -15,6 +15,7 @@ import type { MaybeStale } from '../registry/registry.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import { discard, expectStatus, header, isTransient, readAll, staleWarning, toRegistryError } from './upstream-failure.js';
 import type { UpstreamRepository } from './upstream-repository.js';
+import type { EventSink } from '../events/event.js';
 
 /** Every manifest type Wharf stores: asked for all at once so the upstream never converts. */
 export const MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST].join(', ');
@@ -37,6 +38,7 @@ export class ProxyManifests {
     private readonly local: CacheStore,
     /** Tag → digest resolutions still fresh (TTL = the upstream's tagTTL). */
     private readonly fresh: Keyv<string>,
+    private readonly sink: EventSink,
   ) {}
 
   /** `revalidate`: a tag is asked of the upstream whatever its TTL (warming: a moved tag is seen at once). */
@@ -146,6 +148,13 @@ export class ProxyManifests {
       throw new RegistryError('UNAVAILABLE', `upstream ${repo.upstream.name} sent a manifest Wharf cannot serve: ${(err as Error).message}`, { cause: err });
     }
     await this.local.storeManifest(repo.name, digest, fetched.body, parsed, tags);
+    if (this.sink.enabled) {
+      this.sink.emit({
+        action: 'fill',
+        target: { repository: repo.name, digest, mediaType: parsed.mediaType, size: fetched.body.length, ...(tags[0] !== undefined ? { tag: tags[0] } : {}) },
+        ...(repo.request ? { request: repo.request } : {}),
+      });
+    }
     return { digest, mediaType: parsed.mediaType, size: fetched.body.length, body: fetched.body };
   }
 }

@@ -3,6 +3,7 @@
 import { RegistryError } from '../registry/errors.js';
 import type { Repository, RepositoryBlobs, RepositoryManifests, RepositoryUploads } from '../registry/registry.js';
 import type { Page } from '../oci/page.js';
+import type { EventRequest } from '../events/event.js';
 import type { ProxyBlobs } from './proxy-blobs.js';
 import type { ProxyListings } from './proxy-listings.js';
 import type { ProxyManifests } from './proxy-manifests.js';
@@ -26,13 +27,16 @@ export class ProxyRepository implements Repository, UpstreamRepository {
   readonly tags: Repository['tags'];
   readonly referrers: Repository['referrers'];
   readonly uploads: RepositoryUploads;
+  readonly request?: EventRequest;
 
   /**
    * @param asked the name as the client spelled it (named in a refusal)
    * @param remote the name at the upstream
    * @param name where its cached content lives here
+   * @param request the request it serves (named in the fill events it causes)
    */
-  constructor(settings: UpstreamSettings, asked: string, readonly remote: string, readonly name: string, parts: ProxyParts) {
+  constructor(settings: UpstreamSettings, asked: string, readonly remote: string, readonly name: string, parts: ProxyParts, request?: EventRequest) {
+    if (request) this.request = request;
     this.upstream = settings.upstream;
     this.client = settings.client;
     this.tagTtlMs = settings.tagTtlMs;

@@ -22,6 +22,7 @@ import type { UpstreamSettings } from './upstream-repository.js';
 import type { ClusterFills } from './cluster-fills.js';
 import type { BlobRead } from '../registry/blob-service.js';
 import { RegistryError } from '../registry/errors.js';
+import { NO_EVENTS, withCanonicalNames, type EventRequest, type EventSink } from '../events/event.js';
 
 export interface PullThroughOptions {
   /** The local registry's ledger and blob store: fills write there and record through the ledger. */
@@ -34,6 +35,8 @@ export interface PullThroughOptions {
   /** Shared TTL caches (tag freshness, lists): in memory by default, PostgreSQL for several nodes. */
   cache?: Keyv<unknown>;
   events?: FillEvents;
+  /** Where fill events go (a manifest or blob fetched from an upstream and committed to the cache). */
+  sink?: EventSink;
   /** Several nodes: one fill per blob in the cluster, through leases in the shared database. */
   cluster?: ClusterFills;
 }
@@ -54,9 +57,11 @@ export class PullThroughRegistry implements Registry {
       opts.localNamespaces ?? [],
     );
     this.cluster = opts.cluster;
+    // Fill events name the repository as the catalogue does (docker.io/library/x's canonical name).
+    const sink = withCanonicalNames(opts.sink ?? NO_EVENTS, (stored) => this.router.canonicalOf(stored));
     this.parts = {
-      manifests: new ProxyManifests(local, cache),
-      blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events, opts.cluster),
+      manifests: new ProxyManifests(local, cache, sink),
+      blobs: new ProxyBlobs(local, opts.ledger, opts.blobStore, opts.events, opts.cluster, sink),
       listings: new ProxyListings(local, cache),
     };
     for (const { config, client } of opts.upstreams) {
@@ -70,12 +75,12 @@ export class PullThroughRegistry implements Registry {
     }
   }
 
-  repository(name: string, ns?: string): Repository {
+  repository(name: string, ns?: string, request?: EventRequest): Repository {
     const target = this.route(name, ns);
     if (target.kind === 'local') return this.local.repository(target.repo);
     const settings = this.upstreams.get(target.upstream);
     if (!settings) throw new Error(`no client for upstream ${target.upstream}`);
-    return new ProxyRepository(settings, name, target.remote, target.repo, this.parts);
+    return new ProxyRepository(settings, name, target.remote, target.repo, this.parts, request);
   }
 
   hotManifest(name: string, ns: string | undefined, reference: string): StoredManifest | undefined {

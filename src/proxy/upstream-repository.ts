@@ -2,6 +2,7 @@
 // freshness settings), the name there, and the name its cached content has here.
 import type { UpstreamInfo } from './upstream-failure.js';
 import type { UpstreamFetcher } from './upstream-fetcher.js';
+import type { EventRequest } from '../events/event.js';
 
 /** One configured upstream, as every repository routed to it shares it. */
 export interface UpstreamSettings {
@@ -20,4 +21,6 @@ export interface UpstreamRepository extends UpstreamSettings {
   readonly remote: string;
   /** Name of the cache here. */
   readonly name: string;
+  /** The request this repository serves: named in the fill events it causes. */
+  readonly request?: EventRequest;
 }

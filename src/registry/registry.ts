@@ -10,6 +10,7 @@ import type { ChunkRange, UploadState } from './upload-service.js';
 import type { MayPull } from '../ledger/blob-ledger.js';
 import type { RouteTarget } from './router.js';
 import type { Page } from '../oci/page.js';
+import type { EventRequest } from '../events/event.js';
 
 /** Set when a cached copy is served because the upstream could not be asked (RFC 9111 Warning 299). */
 export interface MaybeStale {
@@ -17,8 +18,11 @@ export interface MaybeStale {
 }
 
 export interface Registry {
-  /** The repository a client's name (and containerd's `?ns=`) leads to; NAME_INVALID for a bad one. */
-  repository(name: string, ns?: string): Repository;
+  /**
+   * The repository a client's name (and containerd's `?ns=`) leads to; NAME_INVALID for a bad one.
+   * `request`: the request it serves, named in the events it causes (fills).
+   */
+  repository(name: string, ns?: string, request?: EventRequest): Repository;
   /** Canonical repository names, only those `visible` accepts when given. */
   catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing>;
   /**

@@ -26,6 +26,7 @@ import { tempDir } from '../helpers/server.js';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from '../helpers/http.js';
 import { openTestDatabase, POSTGRES_URL, tempSchema } from '../helpers/postgres.js';
 import { PostgresDatabase } from '../../src/metadata/postgres-database.js';
+import type { EventSink } from '../../src/events/event.js';
 
 export type MetadataDriver = 'sqlite' | 'postgres';
 let driver: MetadataDriver = 'sqlite';
@@ -115,7 +116,7 @@ export interface Image {
   body: string;
 }
 
-export async function setup(t: Teardownable, opts: { activeFills?: () => Iterable<string> } = {}) {
+export async function setup(t: Teardownable, opts: { activeFills?: () => Iterable<string>; events?: EventSink } = {}) {
   const dir = tempDir('wharf-gc-');
   const { metadata, uploads, state, close } = await openStores(t, dir);
   const blobs = await FsBlobStore.open(dir);
@@ -124,7 +125,7 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   /** How far the collector's clock is ahead of the wall clock (rows are written at wall-clock time). */
   const clock = { skew: 0 };
   const now = () => Date.now() + clock.skew;
-  const gc = new GarbageCollector({ gc: state, uploads }, ledger, { now, activeFills: opts.activeFills });
+  const gc = new GarbageCollector({ gc: state, uploads }, ledger, { now, activeFills: opts.activeFills, ...(opts.events ? { events: opts.events } : {}) });
   t.teardown(async () => {
     await registry.close();
     await close();

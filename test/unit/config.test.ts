@@ -26,6 +26,7 @@ const DEFAULTS = {
   gc: { interval: 3_600_000, grace: 3_600_000, deleteUntagged: false },
   warm: { images: [], interval: 3_600_000, platforms: [], referrers: false, concurrency: 4 },
   cache: { maxAge: 0, maxSize: 0 },
+  events: { webhooks: [] },
   metadata: {},
   shutdownTimeoutMs: 30000,
 };
@@ -132,6 +133,9 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_AUTH_FAILED_LOGINS_PER_USER: 'auth.failedLogins.perUser',
       WHARF_AUTH_FAILED_LOGINS_PER_ADDRESS: 'auth.failedLogins.perAddress',
       WHARF_AUTH_FAILED_LOGINS_WINDOW: 'auth.failedLogins.window',
+      WHARF_EVENTS_NATS_URL: 'events.nats.url',
+      WHARF_EVENTS_NATS_SUBJECT: 'events.nats.subject',
+      WHARF_EVENTS_WEBHOOKS: 'events.webhooks',
       WHARF_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
     },
   );
@@ -164,6 +168,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     warm: DEFAULTS.warm,
     cache: DEFAULTS.cache,
     metadata: {}, // default: SQLite in storage.path
+    events: DEFAULTS.events,
     shutdownTimeoutMs: 30000, // default
   });
 });
@@ -351,7 +356,7 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || key.path[1] === 's3') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || key.path[1] === 's3' || key.path[1] === 'nats') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }

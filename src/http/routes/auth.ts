@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl, Caller } from '../../auth/access-control.js';
 import { publicView } from '../../auth/service-tokens.js';
-import type { Action, TokenScope } from '../../auth/types.js';
+import { subjectOf, type Action, type TokenScope } from '../../auth/types.js';
 import type { ServiceTokenRecord } from '../../auth/service-token-store.js';
 import { decodeDuration } from '../../config/schema.js';
 import { RegistryError } from '../../registry/errors.js';
@@ -31,6 +31,8 @@ export interface V2Access {
   visible?: (canonical: string) => Promise<boolean>;
   /** Sources (stored names) a mount without `from` may take a blob from. */
   mayPull?: MayPull;
+  /** The signed-in caller's name (the events' actor); none for anonymous. */
+  user?: string;
 }
 
 /**
@@ -47,17 +49,19 @@ export async function guardV2(
 ): Promise<V2Access> {
   const realm = realmOf(request, publicUrl);
   const caller = await callerOf(access, request, realm);
+  const name = subjectOf(caller.identity);
+  const user = name === '' ? {} : { user: name };
   if (route.kind === 'base') {
     // The ping: clients learn the realm from the 401 (docker login, dockerd).
     if (!caller.presented) throw access.unauthorized(realm, 'authentication required');
-    return {};
+    return user;
   }
   if (route.kind === 'catalog') {
     if (!caller.presented) throw access.unauthorized(realm, 'authentication required to list repositories', 'registry:catalog:*');
     // Only what the caller may pull; a Bearer caller is judged by its token's holder.
     const identity = caller.identity;
     const visible = async (canonical: string): Promise<boolean> => (await access.granted(identity, registry.route(canonical))).includes('pull');
-    return { visible };
+    return { visible, ...user };
   }
   // Judged on the repository actually served, under its canonical name, however it was spelled.
   const ns = queryValue(request, 'ns');
@@ -69,9 +73,9 @@ export async function guardV2(
     const from = queryValue(request, 'from');
     if (from !== undefined) await access.require(caller, registry.route(from, ns), 'pull', realm);
     // The same check as `from`, on each stored repository that holds the blob (as the catalogue names it).
-    else return { mayPull: async (repo) => (await access.allowed(caller, registry.route(registry.canonicalOf(repo)))).includes('pull') };
+    else return { mayPull: async (repo) => (await access.allowed(caller, registry.route(registry.canonicalOf(repo)))).includes('pull'), ...user };
   }
-  return {};
+  return user;
 }
 
 interface TokenForm {

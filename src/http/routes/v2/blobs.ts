@@ -8,11 +8,15 @@ import type { BlobRead } from '../../../registry/blob-service.js';
 import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';
 import { clientGone, noteCut } from '../../request-log.js';
+import { NO_REQUEST_EVENTS } from '../../request-events.js';
 
-export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string) {
+export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string, events = NO_REQUEST_EVENTS) {
   const { digest } = parseDigest(digestParam);
   const head = request.method === 'HEAD';
-  const read = await registry.repository(name, queryValue(request, 'ns')).blobs.get(digest, { rangeHeader: request.headers.range, head });
+  const repo = registry.repository(name, queryValue(request, 'ns'), events.request);
+  const read = await repo.blobs.get(digest, { rangeHeader: request.headers.range, head });
+  // A blob pull is told once its answer is decided (a ranged GET too), before the bytes go out: no I/O of its own.
+  if (!head) events.notify('pull', name, repo.name, { digest, mediaType: 'application/octet-stream', size: read.size }, 'blobs');
   if (read.warning) reply.header('warning', read.warning);
   return sendBlob(request, reply, digest, read);
 }
@@ -48,8 +52,10 @@ export async function sendBlob(request: FastifyRequest, reply: FastifyReply, dig
   return reply.send(read.body);
 }
 
-export async function deleteBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string) {
+export async function deleteBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string, events = NO_REQUEST_EVENTS) {
   const { digest } = parseDigest(digestParam);
-  await registry.repository(name, queryValue(request, 'ns')).blobs.delete(digest);
+  const repo = registry.repository(name, queryValue(request, 'ns'));
+  await repo.blobs.delete(digest);
+  events.notify('delete', name, repo.name, { digest }, 'blobs');
   return reply.code(202).header(CONTENT_DIGEST, digest).send();
 }

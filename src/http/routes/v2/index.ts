@@ -7,12 +7,14 @@ import { API_VERSION, API_VERSION_HEADER } from '../../oci-headers.js';
 import { parseV2Path, type V2Route } from '../../v2-path.js';
 import type { AccessControl } from '../../../auth/access-control.js';
 import { guardV2, type V2Access } from '../auth.js';
+import { NO_REQUEST_EVENTS, requestEvents, type RequestEvents } from '../../request-events.js';
+import type { EventSink } from '../../../events/event.js';
 import { deleteBlob, getBlob } from './blobs.js';
 import { listCatalog, listReferrers, listTags } from './listings.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
 
-type Handler = (request: FastifyRequest, reply: FastifyReply, registry: Registry, route: V2Route, access: V2Access) => Promise<unknown>;
+type Handler = (request: FastifyRequest, reply: FastifyReply, registry: Registry, route: V2Route, access: V2Access, events: RequestEvents) => Promise<unknown>;
 
 const base: Handler = async (_req, reply) => reply.code(200).type('application/json').send({});
 
@@ -22,21 +24,21 @@ const HANDLERS: Record<V2Route['kind'], Partial<Record<string, Handler>>> = {
   catalog: { GET: (q, r, s, _p, a) => listCatalog(q, r, s, a.visible) },
   tags: { GET: (q, r, s, p) => listTags(q, r, s, (p as { name: string }).name) },
   manifest: {
-    GET: (q, r, s, p) => getManifest(q, r, s, ...nameRef(p)),
-    HEAD: (q, r, s, p) => getManifest(q, r, s, ...nameRef(p)),
-    PUT: (q, r, s, p) => putManifest(q, r, s, ...nameRef(p)),
-    DELETE: (q, r, s, p) => deleteManifest(q, r, s, ...nameRef(p)),
+    GET: (q, r, s, p, _a, e) => getManifest(q, r, s, ...nameRef(p), e),
+    HEAD: (q, r, s, p, _a, e) => getManifest(q, r, s, ...nameRef(p), e),
+    PUT: (q, r, s, p, _a, e) => putManifest(q, r, s, ...nameRef(p), e),
+    DELETE: (q, r, s, p, _a, e) => deleteManifest(q, r, s, ...nameRef(p), e),
   },
   blob: {
-    GET: (q, r, s, p) => getBlob(q, r, s, ...nameDigest(p)),
-    HEAD: (q, r, s, p) => getBlob(q, r, s, ...nameDigest(p)),
-    DELETE: (q, r, s, p) => deleteBlob(q, r, s, ...nameDigest(p)),
+    GET: (q, r, s, p, _a, e) => getBlob(q, r, s, ...nameDigest(p), e),
+    HEAD: (q, r, s, p, _a, e) => getBlob(q, r, s, ...nameDigest(p), e),
+    DELETE: (q, r, s, p, _a, e) => deleteBlob(q, r, s, ...nameDigest(p), e),
   },
-  uploads: { POST: (q, r, s, p, a) => startUpload(q, r, s, (p as { name: string }).name, a.mayPull) },
+  uploads: { POST: (q, r, s, p, a, e) => startUpload(q, r, s, (p as { name: string }).name, a.mayPull, e) },
   upload: {
     GET: (q, r, s, p) => uploadStatus(q, r, s, ...nameId(p)),
     PATCH: (q, r, s, p) => patchUpload(q, r, s, ...nameId(p)),
-    PUT: (q, r, s, p) => completeUpload(q, r, s, ...nameId(p)),
+    PUT: (q, r, s, p, _a, e) => completeUpload(q, r, s, ...nameId(p), e),
     DELETE: (q, r, s, p) => cancelUpload(q, r, s, ...nameId(p)),
   },
   referrers: { GET: (q, r, s, p) => listReferrers(q, r, s, ...nameDigest(p)) },
@@ -59,12 +61,16 @@ export interface V2Options {
   /** Access control; undefined = open (no auth key in the config). */
   access?: AccessControl;
   publicUrl?: string;
+  /** Where push, pull and delete events go (none: events off). */
+  events?: EventSink;
 }
 
 /** Without auth everything is visible and every repository may be pulled (a mount without `from` too). */
 const OPEN: V2Access = { mayPull: async () => true };
 
 export function registerV2Routes(app: FastifyInstance, registry: Registry, opts: V2Options = {}): void {
+  const sink = opts.events?.enabled ? opts.events : undefined;
+  const canonicalOf = (stored: string) => registry.canonicalOf(stored);
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header(API_VERSION_HEADER, API_VERSION);
     const path = (request.url.split('?')[0] ?? '').replace(/^\/v2\/?/, '');
@@ -81,7 +87,8 @@ export function registerV2Routes(app: FastifyInstance, registry: Registry, opts:
       });
     }
     const access = opts.access ? await guardV2(opts.access, registry, request, route, opts.publicUrl) : OPEN;
-    return handler(request, reply, registry, route, access);
+    const events = sink ? requestEvents(sink, canonicalOf, request, access.user, opts.publicUrl) : NO_REQUEST_EVENTS;
+    return handler(request, reply, registry, route, access, events);
   };
   // OPTIONS is routed too, so it gets 405 with Allow rather than a 404.
   const methods = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'] as const;

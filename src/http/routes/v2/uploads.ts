@@ -8,11 +8,18 @@ import type { Registry } from '../../../registry/registry.js';
 import type { MayPull } from '../../../ledger/blob-ledger.js';
 import { CHUNK_MIN_LENGTH, CONTENT_DIGEST, UPLOAD_UUID } from '../../oci-headers.js';
 import { contentLength, hasBody, queryValue } from '../../request-helpers.js';
+import { NO_REQUEST_EVENTS, type RequestEvents } from '../../request-events.js';
 
 function sessionReply(reply: FastifyReply, state: UploadState, status: number): FastifyReply {
   reply.code(status).header('location', `/v2/${state.repo}/blobs/uploads/${state.id}`).header(UPLOAD_UUID, state.id);
   for (const [k, v] of Object.entries(rangeHeaders(state.offset))) reply.header(k, v);
   return reply;
+}
+
+/** A blob pushed (an upload completed, monolithic or chunked): its event, then the 201. */
+function pushed(reply: FastifyReply, events: RequestEvents, name: string, stored: string, digest: string, size: number | undefined): FastifyReply {
+  events.notify('push', name, stored, { digest, mediaType: 'application/octet-stream', ...(size !== undefined ? { size } : {}) }, 'blobs');
+  return created(reply, name, digest);
 }
 
 function created(reply: FastifyReply, name: string, digest: string): FastifyReply {
@@ -22,9 +29,10 @@ function created(reply: FastifyReply, name: string, digest: string): FastifyRepl
 /** Fails closed: a mount without `from` takes a blob only where a `mayPull` the caller was given says so. */
 const nobody: MayPull = async () => false;
 
-export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, mayPull: MayPull = nobody) {
+export async function startUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, mayPull: MayPull = nobody, events = NO_REQUEST_EVENTS) {
   const ns = queryValue(request, 'ns');
-  const { uploads } = registry.repository(name, ns);
+  const repo = registry.repository(name, ns);
+  const { uploads } = repo;
   const mount = queryValue(request, 'mount');
   const from = queryValue(request, 'from');
   const digest = queryValue(request, 'digest');
@@ -37,7 +45,7 @@ export async function startUpload(request: FastifyRequest, reply: FastifyReply, 
   } else if (digest !== undefined) {
     parseDigest(digest);
     const stored = await uploads.monolithic(digest, request.raw, contentLength(request));
-    return created(reply, name, stored);
+    return pushed(reply, events, name, repo.name, stored, contentLength(request));
   }
   const state = await uploads.start();
   return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(uploads.chunkMinLength)).send();
@@ -65,8 +73,9 @@ export async function patchUpload(request: FastifyRequest, reply: FastifyReply, 
   return sessionReply(reply, state, 202).send();
 }
 
-export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
-  const { uploads } = registry.repository(name, queryValue(request, 'ns'));
+export async function completeUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string, events = NO_REQUEST_EVENTS) {
+  const repo = registry.repository(name, queryValue(request, 'ns'));
+  const { uploads } = repo;
   const digest = queryValue(request, 'digest');
   if (digest === undefined) {
     throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload: PUT ...?digest=<digest>');
@@ -75,7 +84,7 @@ export async function completeUpload(request: FastifyRequest, reply: FastifyRepl
   const body = hasBody(request) ? request.raw : undefined;
   const range = body ? parseContentRange(request.headers['content-range']) : undefined;
   const stored = await uploads.complete(id, digest, body, body ? contentLength(request) : undefined, range);
-  return created(reply, name, stored);
+  return pushed(reply, events, name, repo.name, stored, undefined);
 }
 
 export async function cancelUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
