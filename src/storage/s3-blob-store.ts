@@ -22,12 +22,15 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { AsideHandle, BlobReader, BlobStat, BlobStore, BlobWriter, ByteRange, StaleWriter, StoredBlob } from './blob-store.js';
 import { FsBlobWriter } from './fs-blob-writer.js';
 import { isNotFound, listDir } from './fs-dirs.js';
 import { isSessionId, isWriterId } from './paths.js';
 import { anonymousWriterId, copyPieces, S3BlobWriter, type S3Context } from './s3-blob-writer.js';
 import { isS3NotFound, S3Layout } from './s3-layout.js';
+import { ObjectGetter, S3GetError, type ObjectGet } from './s3-object-get.js';
+import { S3ObjectStream } from './s3-object-stream.js';
 import { BlobNotFoundError } from './storage-errors.js';
 import { tryParseDigest } from '../oci/digest.js';
 
@@ -48,6 +51,8 @@ export interface S3BlobStoreOptions {
 
 const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 const MAX_COPY_SIZE = 5 * 1024 * 1024 * 1024;
+/** The URLs open() signs are used at once; a minute covers a clock a little ahead of S3's. */
+const GET_URL_EXPIRY_S = 60;
 /** <algorithm>-<hex>.<random>: the digest, and a random part so two set-asides never collide. */
 const ASIDE_KEY = /^([a-z0-9]+)-([0-9a-f]+)\.[0-9a-f]+$/;
 
@@ -58,6 +63,7 @@ export class S3BlobStore implements BlobStore {
   private readonly dir: string;
   private readonly ctx: S3Context;
   private readonly presign: ((key: string) => Promise<string>) | undefined;
+  private readonly getter = new ObjectGetter();
 
   private constructor(opts: S3BlobStoreOptions) {
     this.presign = opts.presign;
@@ -98,16 +104,27 @@ export class S3BlobStore implements BlobStore {
     return this.presign?.(this.layout.blob(digest));
   }
 
+  /**
+   * The blob's bytes by a GET of a presigned URL on a socket of the store's own (s3-object-get.ts),
+   * not the SDK's GetObject: its http client allocates a buffer per socket read. The signature is
+   * the SDK's (its credential chain), the Range header goes unsigned as S3 allows.
+   */
   async open(digest: string, range?: ByteRange): Promise<Readable> {
+    const key = this.layout.blob(digest);
+    const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: GET_URL_EXPIRY_S });
+    let get;
     try {
-      const got = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.layout.blob(digest), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
-      );
-      return got.Body as Readable;
+      get = await this.getter.get(url, range);
     } catch (err) {
-      if (isS3NotFound(err)) throw new BlobNotFoundError(digest, { cause: err });
+      if (err instanceof S3GetError && err.status === 404) throw new BlobNotFoundError(digest, { cause: err });
       throw err;
     }
+    const length = checkBody(get, range, key);
+    if (typeof length !== 'number') {
+      get.abort(length);
+      throw length;
+    }
+    return new S3ObjectStream(get, length);
   }
 
   async writer(session?: string): Promise<BlobWriter> {
@@ -361,6 +378,23 @@ export class S3BlobStore implements BlobStore {
     if (!m || `${m[1]}:${m[2]}` !== handle.digest) throw new Error(`not a set-aside blob: ${handle.key}`);
     return `${this.layout.trash}${handle.key}`;
   }
+}
+
+/**
+ * The body's length when the answer is the object or the range asked (a whole object: 200; a range:
+ * 206 with exactly those bytes: callers ask within the blob, and the length they announced must hold),
+ * else the error to fail with.
+ */
+function checkBody(get: ObjectGet, range: ByteRange | undefined, key: string): number | Error {
+  const length = get.remaining;
+  if (!range) return get.status === 200 ? length : new Error(`S3 answered a GET of ${key} with ${get.status}, not 200`);
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(get.headers.get('content-range') ?? '');
+  if (get.status !== 206 || !m) return new Error(`S3 answered a GET of bytes ${range.start}-${range.end} of ${key} with ${get.status} and no matching Content-Range`);
+  const [start, end] = [Number(m[1]), Number(m[2])];
+  if (start !== range.start || end !== range.end || end - start + 1 !== length) {
+    return new Error(`S3 answered a GET of bytes ${range.start}-${range.end} of ${key} with bytes ${start}-${end} in ${length} bytes`);
+  }
+  return length;
 }
 
 function ignoreNotFound(err: unknown): void {
