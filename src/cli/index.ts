@@ -9,6 +9,7 @@ import { printSchemaCommand } from './print-schema.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 import { verifyConfigCommand } from './verify-config.js';
+import { warmCommand } from './warm.js';
 import { versionCommand } from './version.js';
 
 export { formatError, type CliIo, type Output } from './command.js';
@@ -19,6 +20,7 @@ const COMMANDS: readonly Command[] = [
   verifyConfigCommand,
   tokenCommand,
   gcCommand,
+  warmCommand,
   fsckCommand,
   healthcheckCommand,
   printSchemaCommand,

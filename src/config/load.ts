@@ -28,6 +28,8 @@ export const ENV_PREFIX = 'WHARF_';
 /** WHARF_* variables that are not configuration keys, so not warned about. */
 export const NON_CONFIG_ENV: ReadonlySet<string> = new Set([
   'WHARF_CONFIG', // the config file `wharf serve` reads when --config is not given
+  'WHARF_USER', // `wharf warm`: the admin it signs in as
+  'WHARF_PASSWORD', // and the password
 ]);
 
 export interface LoadOptions {

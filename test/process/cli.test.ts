@@ -301,6 +301,7 @@ t.test('wharf --help lists every command; each command has --help; --version pri
     [['token', 'list'], /^ {2}wharf token list /m],
     [['token', 'revoke'], /^ {2}wharf token revoke ID\|NAME/m],
     [['gc'], /^ {2}wharf gc \[--config FILE\] \[--data DIR\] \[--dry-run\] \[--json\]/m],
+    [['warm'], /^ {2}wharf warm IMAGE\.\.\. \[--file LIST\]/m],
     [['fsck'], /^ {2}wharf fsck /m],
     [['print-schema'], /^ {2}wharf print-schema/m],
     [['healthcheck'], /^Usage: wharf healthcheck /m],

@@ -1,0 +1,112 @@
+// `wharf warm` as operators run it: the compiled bin against a `wharf serve` process in front of the
+// reference registry, its output not a terminal (plain lines per image, then the summary), exit status 0
+// when every image was warmed and 1 when one failed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { stringify } from 'yaml';
+import { ensureBuilt } from '../helpers/build.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { pushWarmImage, stored } from '../helpers/warm-upstream.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(root, 'bin', 'wharf.js');
+t.before(() => ensureBuilt((m) => t.comment(m)));
+t.setTimeout(300_000);
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const cleanEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_')));
+
+function launch(args: string[]): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+async function wharf(args: string[]): Promise<Run> {
+  const { child, done } = launch(args);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  const run = await done;
+  clearTimeout(timer);
+  return run;
+}
+
+t.test('wharf warm against a running server: plain lines, a summary, exit 1 when an image fails', async (t) => {
+  const own = await startDockerRegistry(t);
+  const image = await pushWarmImage(own, 'library/multi', 'v1', 'warm-cli/multi');
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-warm-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'wharf.yaml');
+  const data = join(dir, 'data');
+  writeFileSync(config, stringify({ storage: { path: data }, log: { level: 'warn' }, gc: { interval: '0s' }, upstreams: [{ name: 'hub', url: own.url, registry: 'docker.io' }] }));
+  const server = launch(['serve', '--config', config, '--listen', '127.0.0.1:0']);
+  t.teardown(async () => {
+    server.child.kill('SIGTERM');
+    await server.done;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('serve did not start in 20 s')), 20_000);
+    server.child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+
+  const first = await wharf(['warm', '--server', url, '--referrers', 'docker.io/library/multi:v1']);
+  t.comment(`wharf warm --referrers docker.io/library/multi:v1\n${first.stdout}`);
+  t.equal(first.code, 0, first.stderr);
+  const lines = first.stdout.split('\n');
+  t.match(lines[0], /^warm job [0-9a-f-]{36}: 1 image$/);
+  t.match(lines[1], new RegExp(`^done    docker\\.io/library/multi:v1: 5 manifests, ${image.allBlobs.length}/${image.allBlobs.length} blobs, .* fetched, 0 B already cached$`));
+  t.equal(
+    lines.slice(2).join('\n'),
+    [
+      'warm finished',
+      '  images:               1',
+      '  manifests:            5',
+      `  blobs:                ${image.allBlobs.length}`,
+      `  bytes fetched:        ${image.allBytes} (${(image.allBytes / 1024).toFixed(1)} KiB)`,
+      '  bytes already cached: 0 (0 B)',
+      '  failures:             0',
+      '',
+    ].join('\n'),
+  );
+  for (const d of image.allBlobs) t.ok(stored(data, d), `${d} cached`);
+
+  const list = join(dir, 'images.txt');
+  writeFileSync(list, '# what the rollout needs\nmulti:v1\n\nlibrary/nothing:v9  # not pushed\n');
+  const second = await wharf(['warm', '--server', url, '--platform', 'linux/amd64', '--file', list]);
+  t.comment(`wharf warm --platform linux/amd64 --file images.txt\n${second.stdout}`);
+  t.equal(second.code, 1, 'an image failed: exit status 1');
+  t.match(second.stdout, /^done {4}multi:v1: 2 manifests, \d+\/\d+ blobs, 0 B fetched, .* already cached$/m);
+  t.match(second.stdout, /^failed {2}library\/nothing:v9: .*library\/nothing.*$/m);
+  t.match(second.stdout, /warm finished with failures\n {2}images: {15}2\n/);
+  t.match(second.stdout, / {2}failures: {13}1\n {4}library\/nothing:v9: .+\n$/);
+
+  const usage = await wharf(['warm', '--server', url]);
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /warm needs at least one IMAGE/);
+  const bad = await wharf(['warm', '--server', url, 'Bad:Name']);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /INVALID_REQUEST: image "Bad:Name"/);
+  const nobody = await wharf(['warm', '--server', 'http://127.0.0.1:1', 'alpine']);
+  t.equal(nobody.code, 1);
+  t.match(nobody.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/api\/warm/);
+});
