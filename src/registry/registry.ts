@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Listing, ReferrersIndex } from './discovery-service.js';
 import type { PutManifestResult, StoredManifest } from './manifest-service.js';
 import type { BlobRead } from './blob-service.js';
-import type { ChunkRange, UploadState } from './upload-service.js';
+import type { ChunkRange, PushedBlob, UploadState } from './upload-service.js';
 import type { MayPull } from '../ledger/blob-ledger.js';
 import type { RouteTarget } from './router.js';
 import type { Page } from '../oci/page.js';
@@ -67,8 +67,8 @@ export interface RepositoryUploads {
   /** OCI-Chunk-Min-Length announced for chunked uploads (0 = none). */
   readonly chunkMinLength: number;
   start(): Promise<UploadState>;
-  /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept; the digest. */
-  monolithic(digest: string, body: Readable, size?: number): Promise<string>;
+  /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept; the blob. */
+  monolithic(digest: string, body: Readable, size?: number): Promise<PushedBlob>;
   /**
    * Cross-repository mount: true when the blob is linked in `from` (a stored name; without it, in a
    * repository `mayPull` accepts) and is now linked here.
@@ -77,7 +77,7 @@ export interface RepositoryUploads {
   status(id: string): Promise<UploadState>;
   /** Appends a chunk. With `range`, the chunk must start at the current offset (else 416). */
   append(id: string, body: Readable, range?: ChunkRange, length?: number): Promise<UploadState>;
-  /** Completes the upload with an optional last chunk; the committed digest. */
-  complete(id: string, digest: string, body?: Readable, length?: number, range?: ChunkRange): Promise<string>;
+  /** Completes the upload with an optional last chunk; the committed blob. */
+  complete(id: string, digest: string, body?: Readable, length?: number, range?: ChunkRange): Promise<PushedBlob>;
   cancel(id: string): Promise<void>;
 }

@@ -31,6 +31,12 @@ interface RunningHash {
   hash: Hash;
 }
 
+/** A blob an upload committed: its digest and size in bytes. */
+export interface PushedBlob {
+  digest: string;
+  size: number;
+}
+
 export class UploadService {
   private readonly lock = new KeyedLock();
   /** sha256 of each session's bytes so far, when this process received them. */
@@ -52,18 +58,18 @@ export class UploadService {
   }
 
   /** Single-request upload (POST ?digest=): verified, committed and linked, or nothing is kept. */
-  async monolithic(repo: string, digest: string, body: Readable, size?: number): Promise<string> {
+  async monolithic(repo: string, digest: string, body: Readable, size?: number): Promise<PushedBlob> {
     const { algorithm } = parseDigest(digest);
     const writer = await this.blobs.writer();
     try {
       // Hashed as it streams in: the commit need not read the bytes again.
       const hash = newHash(algorithm);
-      await writer.append(body, { onData: (c) => hash.update(c), length: size });
+      const written = await writer.append(body, { onData: (c) => hash.update(c), length: size });
       await this.ledger.commit(writer, digest, { local: true, repo, knownDigest: `${algorithm}:${hash.digest('hex')}` });
+      return { digest, size: written };
     } finally {
       await writer.cancel();
     }
-    return digest;
   }
 
   /**
@@ -95,7 +101,7 @@ export class UploadService {
    * Completes the upload with an optional last chunk; returns the committed digest. With `range`, the
    * last chunk must start at the current offset, as a PATCH's must (else 416 and the session stays).
    */
-  async complete(repo: string, id: string, digest: string, body?: Readable, length?: number, range?: ChunkRange): Promise<string> {
+  async complete(repo: string, id: string, digest: string, body?: Readable, length?: number, range?: ChunkRange): Promise<PushedBlob> {
     const { algorithm } = parseDigest(digest);
     return this.lock.run(id, async () => {
       const upload = await this.find(repo, id);
@@ -108,7 +114,7 @@ export class UploadService {
       const known = algorithm === 'sha256' && running && running.offset === offset ? `sha256:${running.hash.copy().digest('hex')}` : undefined;
       try {
         await this.ledger.commit(writer, digest, { local: true, repo, knownDigest: known });
-        return digest;
+        return { digest, size: offset };
       } finally {
         // Success or digest mismatch: the session is over either way and nothing of it is left behind
         // (the ledger has cancelled the writer).

@@ -167,3 +167,26 @@ t.test('a pull answered from memory (no auth) names the client behind a trusted 
   t.match(pull.event.request, { addr: '203.0.113.9', method: 'GET', useragent: UA, id: /^req-/ });
   t.match(pull.event.target, { repository: 'team/app', tag: 'v1', digest: digestOf(manifest), url: `${wharf.url}/v2/team/app/manifests/${digestOf(manifest)}` });
 });
+
+t.test('a chunked upload: one push event when it completes, with the whole size', async (t) => {
+  const sub = await subscribe(t);
+  const { wharf } = await natsWharf(t, sub.prefix);
+  const parts = [Buffer.alloc(1000, 1), Buffer.alloc(500, 2), Buffer.alloc(24, 3)];
+  const whole = Buffer.concat(parts);
+  const start = await fetch(`${wharf.url}/v2/team/chunked/blobs/uploads/`, { method: 'POST' });
+  t.equal(start.status, 202);
+  let location = start.headers.get('location') as string;
+  let offset = 0;
+  for (const part of parts.slice(0, 2)) {
+    const res = await fetch(new URL(location, wharf.url), { method: 'PATCH', body: part, headers: { 'content-range': `${offset}-${offset + part.length - 1}`, 'content-type': 'application/octet-stream' } });
+    t.equal(res.status, 202);
+    location = res.headers.get('location') as string;
+    offset += part.length;
+  }
+  const done = await fetch(new URL(`${location}?digest=${digestOf(whole)}`, wharf.url), { method: 'PUT', body: parts[2], headers: { 'content-type': 'application/octet-stream' } });
+  t.equal(done.status, 201);
+  const push = await sub.waitFor((r) => r.event.action === 'push');
+  t.match(push.event.target, { repository: 'team/chunked', digest: digestOf(whole), size: whole.length, length: whole.length });
+  t.match(push.event.request, { method: 'PUT' });
+  t.equal(sub.received.filter((r) => r.event.action === 'push').length, 1, 'the PATCHes send none');
+});

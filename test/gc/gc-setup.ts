@@ -135,7 +135,7 @@ export async function setup(t: Teardownable, opts: { activeFills?: () => Iterabl
   /** A blob pushed into a local repository (monolithic), or stored as cached content of `repo`. */
   async function blob(repo: string, content: string, local = true): Promise<string> {
     const digest = sha(content);
-    if (local) return registry.repository(repo).uploads.monolithic(digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content));
+    if (local) return (await registry.repository(repo).uploads.monolithic(digest, Readable.from([Buffer.from(content)]), Buffer.byteLength(content))).digest;
     const writer = await blobs.writer();
     await writer.write([Buffer.from(content)]);
     await ledger.commit(writer, digest, { local: false, repo });

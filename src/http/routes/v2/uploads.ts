@@ -17,8 +17,8 @@ function sessionReply(reply: FastifyReply, state: UploadState, status: number): 
 }
 
 /** A blob pushed (an upload completed, monolithic or chunked): its event, then the 201. */
-function pushed(reply: FastifyReply, events: RequestEvents, name: string, stored: string, digest: string, size: number | undefined): FastifyReply {
-  events.notify('push', name, stored, { digest, mediaType: 'application/octet-stream', ...(size !== undefined ? { size } : {}) }, 'blobs');
+function pushed(reply: FastifyReply, events: RequestEvents, name: string, stored: string, digest: string, size: number): FastifyReply {
+  events.notify('push', name, stored, { digest, mediaType: 'application/octet-stream', size }, 'blobs');
   return created(reply, name, digest);
 }
 
@@ -45,7 +45,7 @@ export async function startUpload(request: FastifyRequest, reply: FastifyReply, 
   } else if (digest !== undefined) {
     parseDigest(digest);
     const stored = await uploads.monolithic(digest, request.raw, contentLength(request));
-    return pushed(reply, events, name, repo.name, stored, contentLength(request));
+    return pushed(reply, events, name, repo.name, stored.digest, stored.size);
   }
   const state = await uploads.start();
   return sessionReply(reply, state, 202).header(CHUNK_MIN_LENGTH, String(uploads.chunkMinLength)).send();
@@ -84,7 +84,7 @@ export async function completeUpload(request: FastifyRequest, reply: FastifyRepl
   const body = hasBody(request) ? request.raw : undefined;
   const range = body ? parseContentRange(request.headers['content-range']) : undefined;
   const stored = await uploads.complete(id, digest, body, body ? contentLength(request) : undefined, range);
-  return pushed(reply, events, name, repo.name, stored, undefined);
+  return pushed(reply, events, name, repo.name, stored.digest, stored.size);
 }
 
 export async function cancelUpload(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, id: string) {
