@@ -5,6 +5,7 @@
 import t from 'tap';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { hubWharf, req, ociError } from '../helpers/proxy-http.js';
+import { startWharf } from '../helpers/server.js';
 import { postWarm, pushWarmImage, stored, type NdjsonEvent } from '../helpers/warm-upstream.js';
 
 t.setTimeout(300_000);
@@ -126,4 +127,32 @@ t.test('bad requests are 400 INVALID_REQUEST naming the problem', async (t) => {
   }
   const huge = await req(`${wharf.url}/api/warm`, { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024) });
   t.equal(huge.status, 413);
+});
+
+t.test('with auth on, warming is for admins, signed in with Basic credentials', async (t) => {
+  const own = await startDockerRegistry(t);
+  const image = await pushWarmImage(own, 'library/multi', 'v1', 'warm/auth');
+  const { default: bcrypt } = await import('bcryptjs');
+  const wharf = await startWharf(t, {
+    upstreams: [{ name: 'hub', url: own.url, registry: 'docker.io', default: true }],
+    auth: {
+      users: [
+        { name: 'root', password: bcrypt.hashSync('root-pw', 4), groups: ['admin'] },
+        { name: 'dev', password: bcrypt.hashSync('dev-pw', 4) },
+      ],
+    },
+  });
+  const basic = (user: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}` });
+  const anonymous = await postWarm(wharf.url, { images: ['multi:v1'] });
+  t.equal(anonymous.status, 401, anonymous.text);
+  const dev = await postWarm(wharf.url, { images: ['multi:v1'] }, basic('dev', 'dev-pw'));
+  t.equal(dev.status, 403, dev.text);
+  t.equal((await req(`${wharf.url}/api/warm`, { headers: basic('dev', 'dev-pw') })).status, 403);
+  const root = await postWarm(wharf.url, { images: ['multi:v1'] }, basic('root', 'root-pw'));
+  t.equal(root.status, 200, root.text);
+  t.same(summaryOf(root.events).failures, []);
+  t.equal(summaryOf(root.events).blobs, image.amd64.length + image.arm64.length);
+  const listed = await req(`${wharf.url}/api/warm`, { headers: basic('root', 'root-pw') });
+  t.equal(listed.status, 200);
+  t.equal((JSON.parse(listed.text) as { jobs: unknown[] }).jobs.length, 1);
 });
