@@ -44,6 +44,7 @@ import { registerWarmRoutes } from './http/routes/warm.js';
 const EXPIRED_ROWS_INTERVAL_MS = 10 * 60_000;
 import { openEvents } from './events/open-events.js';
 import { withCanonicalNames } from './events/event.js';
+import { tlsServerOptions, watchKeyPair, type SecureServer } from './http/tls-server.js';
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -88,7 +89,10 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   let lastReqId = 0;
   const nextReqId = (): string => `req-${(++lastReqId).toString(36)}`;
   let closing = false;
+  // HTTPS (and HTTP/2 beside HTTP/1.1) with tls; the files are read here, checked by preflight before.
+  const tlsOptions: object = config.tls ? tlsServerOptions(config.tls) : {};
   const app = Fastify({
+    ...tlsOptions,
     genReqId: nextReqId,
     logger: { level: config.log.level, stream: deps.logStream ?? ownLog },
     exposeHeadRoutes: false,
@@ -116,6 +120,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     });
   }
   const logger = app.log;
+  const tlsWatch = config.tls ? watchKeyPair(app.server as unknown as SecureServer, config.tls, logger) : undefined;
   // Requests are not timed as a whole (uploads may take hours), but their bodies must keep arriving,
   // and one address may hold only so many connections.
   timeBodyIdle(app.server, config.http.bodyIdleTimeout, logger.child({ component: 'http' }));
@@ -161,7 +166,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     cluster = new ClusterFills({
       leases: stores.fillLeases,
       node: nodeId(),
-      url: () => advertiseUrl(clusterConfig.advertiseUrl, app.server),
+      url: () => advertiseUrl(clusterConfig.advertiseUrl, app.server, config.tls ? 'https' : 'http'),
       secret: clusterConfig.secret,
       heartbeatMs: clusterConfig.heartbeat,
       leaseMs: clusterConfig.leaseTimeout,
@@ -307,10 +312,13 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   let reaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
-    reaper = setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    // An HTTP/2 server has no such method: fastify closes its sessions itself.
+    const server = app.server as Partial<Pick<typeof app.server, 'closeIdleConnections'>>;
+    if (server.closeIdleConnections) reaper = setInterval(() => server.closeIdleConnections?.call(app.server), 100).unref();
   });
   app.addHook('onClose', async () => {
     clearInterval(reaper);
+    tlsWatch?.close();
     clearInterval(schedule);
     // The schedule stops at once; running jobs start no more fetches.
     const scheduled = warmSchedule?.close();

@@ -12,6 +12,7 @@ import { ConfigKeyError } from '../config/key-error.js';
 import { parseListen } from '../config/listen.js';
 import { ConfigError, loadConfigWithOrigin, type LoadOptions } from '../config/load.js';
 import type { WharfConfig } from '../config/schema.js';
+import { readKeyPair } from '../http/tls-server.js';
 import { listenHostProblem } from '../http/listen-socket.js';
 import { changeSignalPath, isSessionId, metadataPath, uploadsDir } from '../storage/paths.js';
 import { repositoryGlobProblem, type GlobContext } from '../auth/repository-globs.js';
@@ -100,6 +101,21 @@ export async function preflight(config: WharfConfig): Promise<Problem[]> {
     await writableStore(config.storage.path);
   });
   for (const message of warmImageProblems(config)) out.push({ key: 'warm.images', message });
+  const tls = config.tls;
+  if (tls !== undefined) {
+    // Read and paired as the server reads them: a missing file, a key of another certificate.
+    await check('tls.cert', async () => {
+      try {
+        readKeyPair(tls);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EISDIR') throw new Error(`cannot read ${e.path ?? 'the file'}: ${e.code}`);
+        if (/key values mismatch/.test(e.message)) throw new Error(`the key in ${tls.key} does not belong to the certificate in ${tls.cert}`);
+        if (/no start line|bad decrypt|DECODER/i.test(e.message)) throw new Error(`${tls.key} holds no usable PEM private key (${e.message})`);
+        throw err;
+      }
+    });
+  }
   const auth = config.auth;
   if (auth !== undefined) {
     // Loaded only here: without auth, serve never needs jose and bcryptjs (idle memory).

@@ -284,6 +284,22 @@ const EventsSchema = Type.Object(
   },
 );
 
+const TlsSchema = Type.Object(
+  {
+    cert: Type.String({ minLength: 1, description: 'PEM file of the server certificate, followed by its intermediates' }),
+    key: Type.String({ minLength: 1, description: 'PEM file of the certificate\'s private key' }),
+    http2: Type.Boolean({ default: true, description: 'offer HTTP/2 (ALPN h2) beside HTTP/1.1; false = HTTP/1.1 only' }),
+    reloadCheck: Duration(
+      '10s',
+      'how often cert and key are checked for a change (a new file, a new modification time or size); a changed pair is loaded for new connections, open ones keep theirs; a pair that does not load is logged and the old one kept',
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'serve HTTPS (and HTTP/2 where clients offer it) on listen instead of plain HTTP',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     listen: Type.String({ ...HostPort, default: '0.0.0.0:5000' }),
@@ -405,6 +421,7 @@ export const ConfigSchema = Type.Object(
     ),
     auth: Type.Optional(AuthSchema),
     events: EventsSchema,
+    tls: Type.Optional(TlsSchema),
     shutdownTimeoutMs: Type.Integer({
       minimum: 0,
       default: 30000,
@@ -415,7 +432,8 @@ export const ConfigSchema = Type.Object(
 );
 
 /** The configuration as loaded: durations in milliseconds, sizes in bytes. */
-export type WharfConfig = StaticDecode<typeof ConfigSchema> & { upstreams: UpstreamConfig[]; upstreamProxy?: UpstreamProxy };
+export type WharfConfig = Omit<StaticDecode<typeof ConfigSchema>, 'upstreams'> & { upstreams: UpstreamConfig[]; upstreamProxy?: UpstreamProxy };
+export type TlsConfig = StaticDecode<typeof TlsSchema>;
 /** An upstream as loaded, with the PEM text the loader read from tls.ca. */
 export type UpstreamConfig = StaticDecode<typeof UpstreamSchema> & { tls: { caPem?: string } };
 /**

@@ -10,16 +10,16 @@ export function nodeId(): string {
 }
 
 /**
- * cluster.advertiseUrl when configured; else http://<listen address>:<port>, where a wildcard listen
+ * cluster.advertiseUrl when configured; else http://<listen address>:<port> (https with tls), where a wildcard listen
  * address stands for this machine's first non-loopback IPv4 address (a pod's address in Kubernetes).
  */
-export function advertiseUrl(configured: string | undefined, server: Server): string {
+export function advertiseUrl(configured: string | undefined, server: Pick<Server, 'address'>, scheme: 'http' | 'https' = 'http'): string {
   if (configured !== undefined) return configured.replace(/\/$/, '');
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('the server does not listen on a TCP port: set cluster.advertiseUrl');
   let host = address.address;
   if (host === '0.0.0.0' || host === '::') host = firstIPv4() ?? '127.0.0.1';
-  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
 function firstIPv4(): string | undefined {

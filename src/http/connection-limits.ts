@@ -5,10 +5,16 @@
 // client that announces a body and stops sending it (a stalled PATCH, an anonymous POST /auth/token
 // with a large Content-Length) holds its socket forever, and enough of them exhaust the server.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { addressKey } from '../auth/login-limiter.js';
 import { RegistryError } from '../registry/errors.js';
 import { errorBody } from './plugins/error-handler.js';
+
+/** node:http's server, or node:http2's secure one with allowHTTP1 (tls.http2): both emit 'request'
+ * with a request and a response of the same shape (HTTP/2 through the compatibility API). */
+export type RequestServer = Server | Http2SecureServer;
 
 interface Logger {
   warn(obj: object, msg: string): void;
@@ -20,7 +26,7 @@ interface Logger {
  * behind an upload), the body is not idle. The reader of the body fails with a 408 REQUEST_TIMEOUT,
  * which the client gets when the response has not started, and the connection is closed.
  */
-export function timeBodyIdle(server: Server, idleMs: number, log: Logger): void {
+export function timeBodyIdle(server: RequestServer, idleMs: number, log: Logger): void {
   if (idleMs <= 0) return;
   const tickMs = Math.max(5, Math.floor(idleMs / 4));
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -43,7 +49,16 @@ export function timeBodyIdle(server: Server, idleMs: number, log: Logger): void 
         detail: { idleMs, setting: 'http.bodyIdleTimeout' },
       });
       log.warn({ method: req.method, url: (req.url ?? '').split('?')[0]?.slice(0, 200), address: socket.remoteAddress, idleMs }, 'request body stalled; connection closed');
-      if (!res.headersSent) {
+      if (req.httpVersionMajor === 2) {
+        // One stream of a shared connection: answered and reset on its own, the connection stays.
+        if (!res.headersSent) {
+          const body = JSON.stringify(errorBody(err.code, err.message, err.detail));
+          res.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+          res.end(body, () => req.destroy(err));
+        } else {
+          req.destroy(err);
+        }
+      } else if (!res.headersSent) {
         // Written by hand: the route may still be waiting for the body and will fail once it is destroyed.
         socket.end(rawErrorResponse(err, '408 Request Timeout'));
         socket.once('finish', () => req.destroy(err));
@@ -67,10 +82,11 @@ function hasBody(req: IncomingMessage): boolean {
  * closes them before HTTP sees them, so no route runs. Trusted proxies are not capped. One warning
  * per address each time it reaches the cap.
  */
-export function capConnectionsPerAddress(server: Server, max: number, isTrustedProxy: (address: string) => boolean, log: Logger): void {
+export function capConnectionsPerAddress(server: RequestServer, max: number, isTrustedProxy: (address: string) => boolean, log: Logger): void {
   if (max <= 0) return;
   const open = new Map<string, number>();
   const warned = new Set<string>();
+  const tlsServer = server instanceof TlsServer;
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   // net.Server announces each accepted socket with emit('connection'); http.Server's own listener
   // takes it from there. A refused socket never reaches that listener.
@@ -86,7 +102,9 @@ export function capConnectionsPerAddress(server: Server, max: number, isTrustedP
         warned.add(key);
         log.warn({ address: key, open: count, max }, 'connection refused: too many open connections from one address (http.maxConnectionsPerAddress)');
       }
-      refuse(socket, max);
+      // Over TLS no plain-text answer can be read before a handshake: the connection is closed.
+      if (tlsServer) socket.destroy();
+      else refuse(socket, max);
       return true;
     }
     open.set(key, count + 1);

@@ -7,7 +7,8 @@
 //
 // The answer is the one the route gives (routes/v2/manifests.ts): the same status, headers in the
 // same order, no body for HEAD, and the same request log line (request-log.ts).
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestServer } from './connection-limits.js';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from '../registry/registry.js';
 import { API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST } from './oci-headers.js';
@@ -35,7 +36,7 @@ export interface HotManifestOptions {
 const MANIFESTS = '/manifests/';
 
 /** Answers hot manifest pulls on `server` ahead of its other 'request' listeners (fastify's). */
-export function serveHotManifests(server: Server, registry: Registry, opts: HotManifestOptions): void {
+export function serveHotManifests(server: RequestServer, registry: Registry, opts: HotManifestOptions): void {
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   // http.Server announces each request with emit('request'); one answered here reaches no listener.
   server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
@@ -75,7 +76,12 @@ function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, o
   if (m === undefined || (!head && m.body === undefined)) return false;
   const start = performance.now();
   const id = opts.nextId();
-  res.writeHead(200, [API_VERSION_HEADER, API_VERSION, 'content-type', m.mediaType, CONTENT_DIGEST, m.digest, 'content-length', String(m.size)]);
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2's compatibility API takes headers as an object only.
+    res.writeHead(200, { [API_VERSION_HEADER]: API_VERSION, 'content-type': m.mediaType, [CONTENT_DIGEST]: m.digest, 'content-length': String(m.size) });
+  } else {
+    res.writeHead(200, [API_VERSION_HEADER, API_VERSION, 'content-type', m.mediaType, CONTENT_DIGEST, m.digest, 'content-length', String(m.size)]);
+  }
   res.end(head ? undefined : m.body);
   if (!head && opts.events?.enabled) {
     // Access control is off on this path: the actor is anonymous, the address the socket's.

@@ -423,8 +423,9 @@ export interface Containerd {
  * containerd with root, state, sockets and opt dir under `root` (CRI and the snapshotters that need
  * kernel support disabled), and a hosts.toml making `mirrorUrl` (http://127.0.0.1:PORT) the only
  * host for docker.io: `server` is the mirror too, so nothing falls back to registry-1.docker.io.
+ * `ca`: the PEM file of the CA that signs an https mirror's certificate (hosts.toml `ca`).
  */
-export async function startContainerd(t: Teardownable, root: string, mirrorUrl: string): Promise<Containerd> {
+export async function startContainerd(t: Teardownable, root: string, mirrorUrl: string, opts: { ca?: string } = {}): Promise<Containerd> {
   const containerd = requireBinary('containerd');
   const ctrBin = requireBinary('ctr');
   mkdirSync(root, { recursive: true });
@@ -434,7 +435,7 @@ export async function startContainerd(t: Teardownable, root: string, mirrorUrl: 
   mkdirSync(join(hostsDir, 'docker.io'), { recursive: true });
   writeFileSync(
     join(hostsDir, 'docker.io', 'hosts.toml'),
-    `server = "${mirrorUrl}"\n\n[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n`,
+    `server = "${mirrorUrl}"\n\n[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n${opts.ca ? `  ca = "${opts.ca}"\n` : ''}`,
   );
   writeFileSync(
     p('config.toml'),

@@ -61,5 +61,5 @@ export async function startWharf(
     await close();
     if (!opts.keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
-  return { url: `http://127.0.0.1:${port}`, app, dataDir, config, close };
+  return { url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}`, app, dataDir, config, close };
 }

@@ -136,6 +136,10 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_EVENTS_NATS_URL: 'events.nats.url',
       WHARF_EVENTS_NATS_SUBJECT: 'events.nats.subject',
       WHARF_EVENTS_WEBHOOKS: 'events.webhooks',
+      WHARF_TLS_CERT: 'tls.cert',
+      WHARF_TLS_KEY: 'tls.key',
+      WHARF_TLS_HTTP2: 'tls.http2',
+      WHARF_TLS_RELOAD_CHECK: 'tls.reloadCheck',
       WHARF_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
     },
   );
@@ -356,7 +360,7 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || key.path[1] === 's3' || key.path[1] === 'nats') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || root === 'tls' || key.path[1] === 's3' || key.path[1] === 'nats') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }
