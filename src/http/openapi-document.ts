@@ -131,7 +131,7 @@ const schemas: Record<string, Schema> = {
       platforms: array({ type: 'string', pattern: '^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$', description: 'os/arch[/variant]' }),
       allPlatforms: { type: 'boolean' },
       referrers: { type: 'boolean', description: 'Also warm referrers (signatures, SBOMs)' },
-      concurrency: { type: 'integer', minimum: 1 },
+      concurrency: { type: 'integer', minimum: 1, maximum: 32, default: 4 },
     },
     ['images'],
   ),
@@ -167,6 +167,8 @@ const schemas: Record<string, Schema> = {
     bytesFetched: int(),
     bytesCached: int(),
     failures: array(ref('WarmFailure')),
+    trigger: { type: 'string', enum: ['api', 'schedule'], description: 'POST /api/warm (wharf warm), or warm.images on their schedule' },
+    moved: array(obj({ image: str(), from: str('the digest the cache had'), to: str('the digest the upstream has now') })),
   }),
   Whoami: obj({
     user: nullable('string', { description: 'The signed-in user; null when anonymous' }),
