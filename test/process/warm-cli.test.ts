@@ -100,6 +100,21 @@ t.test('wharf warm against a running server: plain lines, a summary, exit 1 when
   t.match(second.stdout, /warm finished with failures\n {2}images: {15}2\n/);
   t.match(second.stdout, / {2}failures: {13}1\n {4}library\/nothing:v9: .+\n$/);
 
+  // On a terminal (script(1) gives it one): bars for the image and all images, redrawn in place, then the summary.
+  const tty = await new Promise<Run>((resolve) => {
+    const command = [process.execPath, BIN, 'warm', '--server', url, 'multi:v1'].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), COLUMNS: '160', LINES: '40' } });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr: '' }));
+  });
+  t.equal(tty.code, 0, tty.stdout);
+  const screen = tty.stdout.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g'), '');
+  t.match(screen, /█+ all images {2}\d+\/\d+ blobs/, 'an overall bar');
+  t.match(screen, /█+ multi:v1 {2}\d+\/\d+ blobs .* done/, 'a bar for the image');
+  t.notMatch(screen, /^done {4}multi:v1/m, 'no plain lines');
+  t.match(screen, /warm finished\r?\n {2}images: {15}1\r?\n/, 'the summary');
+
   const usage = await wharf(['warm', '--server', url]);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /warm needs at least one IMAGE/);
