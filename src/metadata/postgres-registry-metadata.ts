@@ -4,9 +4,9 @@
 import type { Page } from '../oci/page.js';
 import type { ManifestReference } from '../oci/references.js';
 import type { PostgresDatabase, Queryable } from './postgres-database.js';
-import { MissingContentError } from './registry-metadata.js';
+import { MissingContentError, storageUseOf } from './registry-metadata.js';
 import { toManifest, type ManifestRow } from './metadata-rows.js';
-import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, TagDetail } from './registry-metadata.js';
+import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, StorageUse, TagDetail } from './registry-metadata.js';
 import {
   manifestDetailsSql,
   oneRepositorySql,
@@ -189,6 +189,17 @@ export class PostgresRegistryMetadata implements RegistryMetadata {
         [batch.blobs.map((b) => b.digest), batch.blobs.map((b) => b.at)],
       );
     }
+  }
+
+  async storageUse(): Promise<StorageUse> {
+    const [total, repos, bytes] = await Promise.all([
+      this.db.query<{ n: number | null }>('SELECT SUM(size)::bigint AS n FROM blobs'),
+      this.db.query<{ ns: string; n: number }>("SELECT split_part(name, '/', 1) AS ns, COUNT(*)::bigint AS n FROM repositories GROUP BY ns"),
+      this.db.query<{ ns: string; n: number }>(
+        "SELECT l.ns, SUM(b.size)::bigint AS n FROM (SELECT DISTINCT split_part(repo, '/', 1) AS ns, digest FROM repo_blobs) AS l JOIN blobs AS b ON b.digest = l.digest GROUP BY l.ns",
+      ),
+    ]);
+    return storageUseOf(total.rows[0]?.n ?? 0, repos.rows, bytes.rows);
   }
 
   async refreshBlob(digest: string): Promise<boolean> {

@@ -108,6 +108,17 @@ export interface DeletedRepository {
   manifests: string[];
 }
 
+/** Storage used, per namespace (a repository name's first path component). */
+export interface StorageUse {
+  /** Bytes of every blob recorded, each counted once. */
+  totalBytes: number;
+  /**
+   * Per namespace, in name order: the bytes of the blobs linked in its repositories (a blob linked
+   * in two namespaces counts in both) and how many repositories it has.
+   */
+  namespaces: Array<{ namespace: string; bytes: number; repositories: number }>;
+}
+
 export interface RegistryMetadata {
   // Repositories (a repository exists once it holds a blob link or a manifest).
   listRepositories(page?: Page): Promise<string[]>;
@@ -165,4 +176,20 @@ export interface RegistryMetadata {
    * false when there is no row (the collector removed it: the caller must write the bytes again).
    */
   refreshBlob(digest: string): Promise<boolean>;
+
+  /** Bytes stored, in all and per namespace (the management API's statistics). */
+  storageUse(): Promise<StorageUse>;
+}
+
+/** StorageUse from the rows of its queries (both drivers): namespaces in name order. */
+export function storageUseOf(totalBytes: number, repos: Array<{ ns: string; n: number }>, bytes: Array<{ ns: string; n: number }>): StorageUse {
+  const byNs = new Map<string, { namespace: string; bytes: number; repositories: number }>();
+  for (const r of repos) byNs.set(r.ns, { namespace: r.ns, bytes: 0, repositories: Number(r.n) });
+  for (const b of bytes) {
+    const e = byNs.get(b.ns) ?? { namespace: b.ns, bytes: 0, repositories: 0 };
+    e.bytes = Number(b.n);
+    byNs.set(b.ns, e);
+  }
+  const namespaces = [...byNs.values()].sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
+  return { totalBytes: Number(totalBytes), namespaces };
 }

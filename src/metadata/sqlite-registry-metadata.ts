@@ -4,9 +4,9 @@ import type Database from 'better-sqlite3';
 import type { Page } from '../oci/page.js';
 import type { ManifestReference } from '../oci/references.js';
 import type { SqliteDatabase } from './sqlite-database.js';
-import { MissingContentError } from './registry-metadata.js';
+import { MissingContentError, storageUseOf } from './registry-metadata.js';
 import { toManifest, type ManifestRow } from './metadata-rows.js';
-import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, TagDetail } from './registry-metadata.js';
+import type { AccessBatch, BlobRecord, DeletedRepository, ManifestDetail, ManifestRecord, PutManifestInput, RegistryMetadata, RepositoryStats, StorageUse, TagDetail } from './registry-metadata.js';
 import {
   manifestDetailsSql,
   oneRepositorySql,
@@ -23,6 +23,9 @@ import {
 } from './inventory-queries.js';
 
 const NAMED: Params = { repo: '@repo', last: '@last', n: '@n' };
+
+/** A repository name's first path component, in SQL. */
+const NAMESPACE_OF = (column: string) => `CASE WHEN instr(${column}, '/') > 0 THEN substr(${column}, 1, instr(${column}, '/') - 1) ELSE ${column} END`;
 
 interface BlobRow {
   digest: string;
@@ -65,6 +68,13 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
     this.#s = {
       ensureRepo: db.prepare<[string, number]>(
         'INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
+      ),
+      totalBytes: db.prepare<[], { n: number | null }>('SELECT SUM(size) AS n FROM blobs'),
+      reposPerNamespace: db.prepare<[], { ns: string; n: number }>(
+        `SELECT ${NAMESPACE_OF('name')} AS ns, COUNT(*) AS n FROM repositories GROUP BY ns`,
+      ),
+      bytesPerNamespace: db.prepare<[], { ns: string; n: number }>(
+        `SELECT l.ns AS ns, SUM(b.size) AS n FROM (SELECT DISTINCT ${NAMESPACE_OF('repo')} AS ns, digest FROM repo_blobs) AS l JOIN blobs AS b ON b.digest = l.digest GROUP BY l.ns`,
       ),
       listRepos: db.prepare<[string, number], { name: string }>(
         'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
@@ -280,6 +290,10 @@ export class SqliteRegistryMetadata implements RegistryMetadata {
 
   async refreshBlob(digest: string): Promise<boolean> {
     return this.#s.touchBlob.run(Date.now(), digest).changes > 0;
+  }
+
+  async storageUse(): Promise<StorageUse> {
+    return storageUseOf(this.#s.totalBytes.get()?.n ?? 0, this.#s.reposPerNamespace.all(), this.#s.bytesPerNamespace.all());
   }
 
   async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {

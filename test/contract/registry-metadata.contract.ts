@@ -531,5 +531,31 @@ export function registryMetadataContract(
       t.equal(await store.refreshBlob(dg(4)), false, 'false without a row');
       t.equal(await store.getBlob(dg(4)), undefined);
     });
+
+    t.test('storageUse: total bytes once per blob; per namespace the distinct blobs linked there and its repositories', async (t) => {
+      const store = await fresh(t);
+      t.same(await store.storageUse(), { totalBytes: 0, namespaces: [] }, 'an empty store');
+      await store.putBlob(dg(1), 1000, { local: true });
+      await store.putBlob(dg(2), 200, { local: false });
+      await store.putBlob(dg(3), 30, { local: false });
+      await store.putBlob(dg(4), 4, { local: true });
+      // dg(1) twice in team (counted once there) and once in docker.io; dg(4) linked nowhere.
+      await store.linkBlob('team/app', dg(1));
+      await store.linkBlob('team/web', dg(1));
+      await store.linkBlob('team/web', dg(3));
+      await store.linkBlob('docker.io/library/alpine', dg(1));
+      await store.linkBlob('docker.io/library/alpine', dg(2));
+      await store.linkBlob('solo', dg(3));
+      await store.putManifest(manifest('ghcr.io/org/app', dg(5)));
+      t.same(await store.storageUse(), {
+        totalBytes: 1234,
+        namespaces: [
+          { namespace: 'docker.io', bytes: 1200, repositories: 1 },
+          { namespace: 'ghcr.io', bytes: 0, repositories: 1 },
+          { namespace: 'solo', bytes: 30, repositories: 1 },
+          { namespace: 'team', bytes: 1030, repositories: 2 },
+        ],
+      });
+    });
   });
 }
