@@ -39,12 +39,20 @@ import { WarmService } from './warm/warm-service.js';
 import { WarmSchedule, type WarmTimer } from './warm/warm-schedule.js';
 import { warmRequestFromConfig } from './warm/warm-config.js';
 import { registerWarmRoutes } from './http/routes/warm.js';
-
-/** How often a node purges expired rows of the shared database (PostgreSQL). */
-const EXPIRED_ROWS_INTERVAL_MS = 10 * 60_000;
 import { openEvents } from './events/open-events.js';
 import { withCanonicalNames } from './events/event.js';
 import { tlsServerOptions, watchKeyPair, type SecureServer } from './http/tls-server.js';
+import { PrettyDestination } from './http/log-pretty.js';
+import { CacheStats } from './http/observability/cache-stats.js';
+import { cachedFor } from './http/observability/cached.js';
+import { Readiness } from './http/observability/readiness.js';
+import type { WharfMetrics } from './http/observability/metrics.js';
+import type { UpstreamObserver } from './upstream/upstream-observer.js';
+import { adminGuard, registerHealthRoutes, registerMetricsRoute, registerStatsRoute } from './http/routes/observability.js';
+import type { RequestEnd } from './http/request-log.js';
+
+/** How often a node purges expired rows of the shared database (PostgreSQL). */
+const EXPIRED_ROWS_INTERVAL_MS = 10 * 60_000;
 
 export interface AppDeps {
   /** The metadata database (default: SQLite in the data directory); closed with the app. */
@@ -61,7 +69,14 @@ export interface AppDeps {
   warmTimer?: WarmTimer;
   /** Told of every route as it is registered (a test checks /api/openapi.json describes each /api route). */
   onRoute?: (route: { method: string; url: string }) => void;
+  /** The clock of the statistics' history and of the readiness answer's lifetime (tests move it). */
+  now?: () => number;
 }
+
+/** How long a readiness answer is kept: probes within it share one check of the stores. */
+const READINESS_CACHE_MS = 1500;
+/** How long the storage-use query's answer is kept (/metrics, /api/stats). */
+const STORAGE_USE_CACHE_MS = 5000;
 
 export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const blobs = deps.blobs ?? (await openBlobStore(config.storage));
@@ -84,7 +99,32 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const tokens = stores.tokens;
   const isTrustedProxy = trustedProxies(config.http.trustProxy);
   // Standard output unless told otherwise, written once per event-loop turn (log-destination.ts).
-  const ownLog = deps.logStream ? undefined : new TurnBufferedDestination();
+  let ownLog: TurnBufferedDestination | undefined;
+  const destination: DestinationStream = deps.logStream ?? (ownLog = new TurnBufferedDestination());
+  // log.format: pretty by default at a terminal, JSON for everything else (log-pretty.ts).
+  const stdoutTTY = !deps.logStream && process.stdout.isTTY === true;
+  const format = config.log.format ?? (stdoutTTY ? 'pretty' : 'json');
+  const logStream = format === 'pretty' ? new PrettyDestination(destination, stdoutTTY) : destination;
+  const now = deps.now ?? Date.now;
+  // The statistics of /api/stats, always kept; the Prometheus metrics when metrics.enabled (prom-client
+  // is not even loaded otherwise).
+  const stats = new CacheStats(now);
+  let metrics: WharfMetrics | undefined;
+  const observer: UpstreamObserver = {
+    exchange: (e) => {
+      stats.exchange(e);
+      metrics?.exchange(e);
+    },
+    bytes: (upstream, n) => {
+      stats.bytes(upstream, n);
+      metrics?.bytes(upstream, n);
+    },
+  };
+  const observe = (end: RequestEnd): void => {
+    // Bytes served are those of content: an error body is none.
+    if (end.route === 'manifest' || end.route === 'blob') stats.served(end.cache?.outcome, end.status !== null && end.status < 300 ? (end.bytes ?? 0) : 0);
+    metrics?.request(end);
+  };
   // One sequence of request ids for fastify's requests and the hot manifests answered before it.
   let lastReqId = 0;
   const nextReqId = (): string => `req-${(++lastReqId).toString(36)}`;
@@ -94,7 +134,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const app = Fastify({
     ...tlsOptions,
     genReqId: nextReqId,
-    logger: { level: config.log.level, stream: deps.logStream ?? ownLog },
+    logger: { level: config.log.level, stream: logStream },
     exposeHeadRoutes: false,
     // One line per request, however it ended (src/http/request-log.ts), instead of fastify's two.
     logController: new RequestLogController(),
@@ -134,7 +174,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
       cacheErrorLogged = Date.now();
       logger.warn({ component: 'metadata', err }, 'shared cache not reached: asking the upstream instead');
     });
-  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }), tokens: shared('tokens'), rateLimits: shared('ratelimits') });
+  const upstreams = new Upstreams(config, { logger: logger.child({ component: 'upstream' }), tokens: shared('tokens'), rateLimits: shared('ratelimits'), observer });
   const ledger = new BlobLedger(metadata, blobs, gcState);
   const local = new LocalRegistry({
     metadata,
@@ -227,6 +267,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
     log: logger.child({ component: 'gc' }),
     // Evictions name the repository as the catalogue does.
     events: withCanonicalNames(events.sink, (stored) => registry.canonicalOf(stored)),
+    finished: (report) => metrics?.gcRun(report),
     manifestsRemoved: () => {
       local.dropCachedManifests();
       try {
@@ -242,10 +283,31 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  registerRequestLog(app, redactUrl);
+  registerRequestLog(app, redactUrl, observe);
 
   registerErrorHandler(app);
-  app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
+  registerHealthRoutes(
+    app,
+    new Readiness(
+      [
+        { name: 'metadata', where: stores.where, check: () => stores.ping() },
+        // A digest nobody stores: a stat (on S3, a HEAD) that proves the store answers.
+        { name: 'blobs', where: config.storage.s3 ? `bucket ${config.storage.s3.bucket}` : config.storage.path, check: () => blobs.stat(`sha256:${'0'.repeat(64)}`) },
+      ],
+      { cacheMs: READINESS_CACHE_MS, now },
+    ),
+  );
+  const storageUse = cachedFor(STORAGE_USE_CACHE_MS, () => metadata.storageUse(), now);
+  const rateLimits = () =>
+    Promise.all(config.upstreams.map(async (u) => ({ upstream: u.name, ...(await upstreams.get(u.name).sharedRateLimit()) })));
+  if (config.metrics.enabled) {
+    const { WharfMetrics } = await import('./http/observability/metrics.js');
+    metrics = new WharfMetrics({
+      fillsInFlight: () => registry.fillsInFlight(),
+      storageBytes: () => storageUse().then((s) => s.totalBytes, () => undefined),
+      rateLimits,
+    });
+  }
   // Loaded only with auth on: an open registry never needs jose, bcrypt or the token routes.
   const access = config.auth
     ? await (await import('./auth/access-control.js')).AccessControl.create({ ...config, auth: config.auth }, { metadata, tokens }, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
@@ -253,9 +315,24 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   if (access) (await import('./http/routes/auth.js')).registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');
   registerV2Routes(app, registry, { access, publicUrl: config.publicUrl, events: events.sink });
+  const admin = adminGuard(access, config.publicUrl);
+  if (metrics) registerMetricsRoute(app, metrics, config.metrics.auth ? admin : undefined);
+  registerStatsRoute(
+    app,
+    {
+      stats,
+      fillsInFlight: () => registry.fillsInFlight(),
+      storage: storageUse,
+      upstreams: async () => {
+        const limits = await rateLimits();
+        return config.upstreams.map((u, i) => ({ name: u.name, url: u.url, rateLimit: limits[i] }));
+      },
+    },
+    admin,
+  );
   // With access control on, every pull goes through its checks in the routes.
   if (!access) {
-    serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing, events: events.sink, isTrustedProxy, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}) });
+    serveHotManifests(app.server, registry, { nextId: nextReqId, log: logger, redactUrl, closing: () => closing, events: events.sink, isTrustedProxy, observe, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}) });
   }
   if (cluster && clusterConfig?.secret !== undefined) {
     registerInternalFillRoutes(app, { secret: clusterConfig.secret, localFill: (digest, range) => registry.localFill(digest, range) });

@@ -29,6 +29,8 @@ export interface MetadataStores {
   fillLeases?: FillLeases;
   /** Purges the expired rows of the shared caches and of fill leases (PostgreSQL); none for a SQLite file. */
   expiredRows?: PostgresExpiredRows;
+  /** One trivial query: resolves when the database answers (GET /readyz). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,9 @@ export async function sqliteStores(database: SqliteDatabase, where: string): Pro
     gc: new SqliteGcState(database),
     tokens: new SqliteServiceTokenStore(database),
     where,
+    ping: async () => {
+      database.connection.prepare('SELECT 1').get();
+    },
     close: () => database.close(),
   };
 }
@@ -98,6 +103,9 @@ async function openPostgres(pg: PostgresConfig, opts: OpenStoresOptions): Promis
     sharedCache: (namespace, onError) => sharedKeyv(database, namespace, onError),
     fillLeases: new PostgresFillLeases(database),
     expiredRows: new PostgresExpiredRows(database),
+    ping: async () => {
+      await database.query('SELECT 1');
+    },
     close: () => database.close(),
   };
 }

@@ -323,6 +323,21 @@ export const ConfigSchema = Type.Object(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
           { default: 'info', description: 'log level' },
         ),
+        format: Type.Optional(
+          Type.Union([Type.Literal('json'), Type.Literal('pretty')], {
+            description: 'json: one JSON object per line (for log collectors); pretty: one readable line per event (time, level, message, fields). Default: pretty when standard output is a terminal, json otherwise',
+          }),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'serve Prometheus metrics at GET /metrics' }),
+        auth: Type.Boolean({
+          default: false,
+          description: 'false: /metrics is open to anyone who reaches Wharf, as Prometheus scrapes usually are; true: it needs an admin (auth.adminGroup) like /api',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

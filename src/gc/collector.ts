@@ -88,6 +88,8 @@ export interface GcDeps {
   manifestsRemoved?: () => void;
   /** Told of each cached manifest evicted (by cache.maxAge or cache.maxSize): an `evict` event. */
   events?: EventSink;
+  /** Told of each finished run's report (the metrics count runs and bytes reclaimed). */
+  finished?: (report: GcReport) => void;
 }
 
 const PAGE = 1000;
@@ -154,6 +156,7 @@ export class GarbageCollector {
       }
       await gc.saveReport(report, REPORTS_KEPT);
       this.deps.log?.info({ gc: report }, report.dryRun ? 'gc dry run finished' : 'gc finished');
+      this.deps.finished?.(report);
       return report;
     } finally {
       this.running = false;

@@ -10,10 +10,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestServer } from './connection-limits.js';
 import { performance } from 'node:perf_hooks';
-import type { Registry } from '../registry/registry.js';
+import type { Registry, RequestContext } from '../registry/registry.js';
 import { API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST } from './oci-headers.js';
 import type { EventSink } from '../events/event.js';
 import { eventRequest } from './request-events.js';
+import { bodyBytes, type RequestObserver } from './request-log.js';
 
 interface RequestLogger {
   info(obj: object, msg: string): void;
@@ -31,6 +32,8 @@ export interface HotManifestOptions {
   publicUrl?: string;
   /** Whether an address is a reverse proxy of http.trustProxy (the client is then named in X-Forwarded-For). */
   isTrustedProxy?: (address: string) => boolean;
+  /** Told of each request answered here, as of those fastify answers (metrics, statistics). */
+  observe?: RequestObserver;
 }
 
 const MANIFESTS = '/manifests/';
@@ -66,8 +69,10 @@ function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, o
     ns = values[0];
   }
   let m;
+  // Where the pull-through cache notes a hit (none for a local repository).
+  const ctx: RequestContext = {};
   try {
-    m = registry.hotManifest(path.slice(4, at), ns, reference);
+    m = registry.hotManifest(path.slice(4, at), ns, reference, ctx);
   } catch {
     // A name the router refuses: the route says why.
     return false;
@@ -101,17 +106,28 @@ function answer(req: IncomingMessage, res: ServerResponse, registry: Registry, o
     });
   }
   res.once('close', () => {
+    const completed = res.writableFinished;
+    const status = res.headersSent ? res.statusCode : null;
+    const seconds = (performance.now() - start) / 1000;
+    const bytes = bodyBytes(method, completed, m.size);
+    const cache = ctx.cache;
     opts.log.info(
       {
         reqId: id,
+        client: clientAddress(req, opts.isTrustedProxy),
+        user: null,
         method,
+        route: 'manifest',
         url: opts.redactUrl(url).slice(0, 300),
-        status: res.headersSent ? res.statusCode : null,
-        ms: Math.round(performance.now() - start),
-        outcome: res.writableFinished ? 'completed' : 'client gone',
+        status,
+        bytes,
+        ms: Math.round(seconds * 1000),
+        outcome: completed ? 'completed' : 'client gone',
+        ...(cache ? { cache: cache.outcome, upstream: cache.upstream } : {}),
       },
       'request',
     );
+    opts.observe?.({ route: 'manifest', method, status, seconds, bytes, ...(cache ? { cache } : {}) });
   });
   return true;
 }

@@ -2,14 +2,58 @@
 // failed fill), or abandoned by the client. fastify's own request lines are off: they skip hijacked
 // replies (blob bodies) and responses that never finish, which are exactly the ones worth seeing.
 // A client going away is an outcome, not an error: no stack, no error level.
+// The line names the request id, the client's address, the user, the method, the kind of route,
+// the status, the body bytes, the duration and how the pull-through cache answered (issue 13); the
+// same facts go to the metrics and statistics (RequestEnd).
 import { performance } from 'node:perf_hooks';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { RequestContext } from '../registry/registry.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** What went wrong with the response, for its log line (the error handler, the blob route). */
     outcome: RequestOutcome | null;
+    /** What the request carries down to the registry, and what the routes learn about it. */
+    state: RequestState;
   }
+}
+
+export interface RequestState extends RequestContext {
+  /** The kind of route (RouteKind), set by the route once it knows. */
+  route?: string;
+  /** The user who signed in, when one did. */
+  user?: string;
+}
+
+/**
+ * The kinds of route the log, the metrics and the statistics name a request by: bounded, never the
+ * URL (metric labels stay few).
+ */
+export type RouteKind = 'base' | 'manifest' | 'blob' | 'upload' | 'catalog' | 'tags' | 'referrers' | 'api' | 'auth' | 'metrics' | 'health' | 'internal' | 'v2' | 'other';
+
+/** A finished request, as the metrics and the statistics count it. */
+export interface RequestEnd {
+  route: string;
+  method: string;
+  status: number | null;
+  seconds: number;
+  /** Body bytes of a completed response (0 for HEAD); null when it did not complete. */
+  bytes: number | null;
+  cache?: RequestContext['cache'];
+}
+
+export type RequestObserver = (end: RequestEnd) => void;
+
+/** The route kind of a fastify route pattern; /v2 routes name theirs (RequestState.route). */
+function routeKindOf(pattern: string | undefined): RouteKind {
+  if (pattern === undefined) return 'other';
+  if (pattern.startsWith('/v2')) return 'v2';
+  if (pattern.startsWith('/api/')) return 'api';
+  if (pattern.startsWith('/auth/')) return 'auth';
+  if (pattern === '/metrics') return 'metrics';
+  if (pattern === '/healthz' || pattern === '/readyz') return 'health';
+  if (pattern.startsWith('/internal/')) return 'internal';
+  return 'other';
 }
 
 export interface RequestOutcome {
@@ -47,27 +91,60 @@ export class RequestLogController extends LogController {
   }
 }
 
-/** Logs each request once, when its response closes, with how it ended. */
-export function registerRequestLog(app: FastifyInstance, redactUrl: (url: string) => string): void {
+/** The body bytes a response announced, when it completed. */
+export function bodyBytes(method: string, completed: boolean, contentLength: unknown): number | null {
+  if (!completed) return null;
+  if (method === 'HEAD') return 0;
+  const n = Number(contentLength ?? 0);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+/**
+ * Logs each request once, when its response closes, with how it ended; `observe` (metrics,
+ * statistics) is told of it at the same moment.
+ */
+export function registerRequestLog(app: FastifyInstance, redactUrl: (url: string) => string, observe?: RequestObserver): void {
   app.decorateRequest('outcome', null);
+  app.decorateRequest('state', null as unknown as RequestState);
   app.addHook('onRequest', async (request, reply) => {
     const start = performance.now();
+    // Upstream calls made for this request log through its logger, with its id.
+    request.state = { log: request.log };
     reply.raw.once('close', () => {
       const res = reply.raw;
       const outcome = request.outcome;
-      const how = res.writableFinished ? 'completed' : outcome?.cut !== undefined ? 'cut' : 'client gone';
+      const state = request.state;
+      const completed = res.writableFinished;
+      const how = completed ? 'completed' : outcome?.cut !== undefined ? 'cut' : 'client gone';
+      const route = state.route ?? routeKindOf(request.routeOptions.url);
+      const status = res.headersSent ? res.statusCode : null;
+      const seconds = (performance.now() - start) / 1000;
+      const bytes = bodyBytes(request.method, completed, reply.getHeader('content-length'));
+      const cache = state.cache;
       const line = {
+        client: request.ip,
+        user: state.user ?? null,
         method: request.method,
+        route,
         url: redactUrl(request.url).slice(0, 300),
-        status: res.headersSent ? res.statusCode : null,
-        ms: Math.round(performance.now() - start),
+        status,
+        bytes,
+        ms: Math.round(seconds * 1000),
         outcome: how,
+        ...(cache ? { cache: cache.outcome, upstream: cache.upstream } : {}),
         ...(outcome?.error ? { error: outcome.error } : {}),
         ...(how === 'cut' ? { reason: outcome?.cut } : {}),
       };
       // A full disk is the operator's to fix: said at warn, once, on the request it failed.
       if (outcome?.error?.code === 'STORAGE_FULL') request.log.warn(line, 'request');
       else request.log.info(line, 'request');
+      observe?.({ route, method: request.method, status, seconds, bytes, ...(cache ? { cache } : {}) });
     });
   });
+}
+
+/** The request's state with its event identity set (when events are on), to hand to the registry. */
+export function withEvent(state: RequestState, event: RequestContext['event']): RequestState {
+  if (event) state.event = event;
+  return state;
 }

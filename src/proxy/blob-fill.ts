@@ -708,6 +708,11 @@ export class FillTable {
     return this.running.get(digest) ?? (await this.starting.get(digest)?.catch(() => undefined));
   }
 
+  /** Fills running now. */
+  get size(): number {
+    return this.running.size;
+  }
+
   /** Digests being filled now (the collector keeps them). */
   digests(): string[] {
     return [...new Set([...this.starting.keys(), ...this.running.keys()])];

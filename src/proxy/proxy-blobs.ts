@@ -22,7 +22,7 @@ import type { FillLease } from '../metadata/fill-leases.js';
 import type { MaybeStale } from '../registry/registry.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import { Fill, FillTable, type FillSource } from './blob-fill.js';
-import type { UpstreamRepository } from './upstream-repository.js';
+import { noteCache, type UpstreamRepository } from './upstream-repository.js';
 import { HolderUnavailable, type ClusterFills } from './cluster-fills.js';
 import { RemoteFills } from './remote-fills.js';
 import { discard, expectStatus, header, toRegistryError } from './upstream-failure.js';
@@ -78,14 +78,21 @@ export class ProxyBlobs {
     const stored = await this.ledger.access(repo.name, digest, async () => {
       await this.headUpstream(repo, digest);
     });
-    if (stored) return this.local.serveBlob(digest, stored.size, opts);
+    if (stored) {
+      noteCache(repo, 'blob', 'hit');
+      return this.local.serveBlob(digest, stored.size, opts);
+    }
     let running = this.fills.get(digest);
-    if (opts.head && !(running && this.confirmed.get(running)?.has(repo.name))) return this.headUpstream(repo, digest, opts.rangeHeader);
+    if (opts.head && !(running && this.confirmed.get(running)?.has(repo.name))) {
+      noteCache(repo, 'blob', 'miss');
+      return this.headUpstream(repo, digest, opts.rangeHeader);
+    }
     if (!running && this.cluster && this.remote) {
       const found = await this.inCluster(this.cluster, this.remote, repo, digest, opts.rangeHeader);
       if (found instanceof Fill) running = found;
       else if (found) return found;
     }
+    if (running) noteCache(repo, 'blob', 'coalesced');
     const fill = running ?? (await this.startFill(repo, digest));
     await this.follow(repo, fill);
     let size: number;
@@ -147,6 +154,7 @@ export class ProxyBlobs {
           await this.headUpstream(repo, digest);
         });
         // Bytes in the store that nothing recorded (a crash between the two): filled again here.
+        if (stored) noteCache(repo, 'blob', 'hit');
         return stored ? this.local.serveBlob(digest, stored.size, { rangeHeader }) : undefined;
       }
       if ('fill' in place) return place.fill;
@@ -172,6 +180,8 @@ export class ProxyBlobs {
       }
       const range = parseRange(rangeHeader, remote.size);
       this.events.onFill?.('remote', { upstream: repo.upstream.name, digest, node: place.node, shared: remote.shared });
+      // Another node's fill serves it.
+      noteCache(repo, 'blob', 'coalesced');
       const body = Readable.from(this.relay(cluster, remotes, repo, digest, place, remote.body, { start: range?.start ?? 0, end: range?.end ?? remote.size - 1 }), {
         objectMode: false,
       });
@@ -377,6 +387,7 @@ export class ProxyBlobs {
       this.cluster?.hold(digest, fill.done, () => this.fills.get(digest) !== undefined && this.fills.get(digest) !== fill);
     }
     this.events.onFill?.(coalesced ? 'coalesced' : 'started', { upstream: repo.upstream.name, digest });
+    noteCache(repo, 'blob', coalesced ? 'coalesced' : 'miss');
     return fill;
   }
 

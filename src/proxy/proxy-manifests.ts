@@ -14,7 +14,7 @@ import type { StoredManifest } from '../registry/manifest-service.js';
 import type { MaybeStale } from '../registry/registry.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import { discard, expectStatus, header, isTransient, readAll, staleWarning, toRegistryError } from './upstream-failure.js';
-import type { UpstreamRepository } from './upstream-repository.js';
+import { noteCache, type UpstreamRepository } from './upstream-repository.js';
 import type { EventSink } from '../events/event.js';
 
 /** Every manifest type Wharf stores: asked for all at once so the upstream never converts. */
@@ -47,9 +47,15 @@ export class ProxyManifests {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference.slice(0, 200)} is not in repository ${repo.name}`);
     }
     const ref = parseReference(reference);
-    return ref.kind === 'digest'
-      ? ((await this.local.findManifest(repo.name, ref.digest)) ?? (await this.flights.run(`${repo.name}@${ref.digest}`, () => this.fetchByDigest(repo, ref.digest))))
-      : await this.byTag(repo, ref.tag, opts.revalidate === true);
+    if (ref.kind === 'tag') return this.byTag(repo, ref.tag, opts.revalidate === true);
+    const found = await this.local.findManifest(repo.name, ref.digest);
+    if (found) {
+      noteCache(repo, 'manifest', 'hit');
+      return found;
+    }
+    const key = `${repo.name}@${ref.digest}`;
+    noteCache(repo, 'manifest', this.flights.has(key) ? 'coalesced' : 'miss');
+    return this.flights.run(key, () => this.fetchByDigest(repo, ref.digest));
   }
 
   /**
@@ -68,9 +74,16 @@ export class ProxyManifests {
     const key = `${repo.upstream.name}:${repo.remote}:${tag}`;
     const cachedDigest = await this.local.taggedDigest(repo.name, tag);
     const cached = cachedDigest === undefined ? undefined : await this.local.findManifest(repo.name, cachedDigest);
-    if (cached && !revalidate && (await this.isFresh(key, cachedDigest))) return cached;
-    // Concurrent requests for one stale tag share one revalidation.
-    return this.flights.run(`${repo.name}:${tag}`, () => this.revalidate(repo, tag, key, cachedDigest));
+    if (cached && !revalidate && (await this.isFresh(key, cachedDigest))) {
+      noteCache(repo, 'manifest', 'hit');
+      return cached;
+    }
+    // Concurrent requests for one stale tag share one revalidation (the first one notes its outcome).
+    const flight = `${repo.name}:${tag}`;
+    if (!this.flights.has(flight)) return this.flights.run(flight, () => this.revalidate(repo, tag, key, cachedDigest));
+    const m = await this.flights.run(flight, () => this.revalidate(repo, tag, key, cachedDigest));
+    noteCache(repo, 'manifest', m.warning === undefined ? 'coalesced' : 'stale');
+    return m;
   }
 
   /**
@@ -97,6 +110,8 @@ export class ProxyManifests {
   private async revalidate(repo: UpstreamRepository, tag: string, key: string, cachedDigest: string | undefined): Promise<StoredManifest & MaybeStale> {
     const cached = cachedDigest === undefined ? undefined : await this.local.findManifest(repo.name, cachedDigest);
     const path = `/v2/${repo.remote}/manifests/${tag}`;
+    // Asked upstream: a miss unless the HEAD confirms the cached digest (or the copy is served stale).
+    noteCache(repo, 'manifest', 'miss');
     try {
       const head = await repo.client.request({ method: 'HEAD', path, repository: repo.remote, headers: { accept: MANIFEST_ACCEPT } });
       expectStatus(head, [200]);
@@ -104,6 +119,8 @@ export class ProxyManifests {
       const upstreamDigest = header(head.headers, 'docker-content-digest');
       if (cached && upstreamDigest === cachedDigest) {
         await this.confirm(key, cached.digest, repo.tagTtlMs);
+        // Confirmed by a HEAD: served from the cache.
+        noteCache(repo, 'manifest', 'hit');
         return cached;
       }
       const fetched = await this.fetch(repo, path);
@@ -112,7 +129,10 @@ export class ProxyManifests {
       await this.confirm(key, digest, repo.tagTtlMs);
       return stored;
     } catch (err) {
-      if (cached && isTransient(err)) return { ...cached, warning: staleWarning(repo.upstream, err) };
+      if (cached && isTransient(err)) {
+        noteCache(repo, 'manifest', 'stale');
+        return { ...cached, warning: staleWarning(repo.upstream, err) };
+      }
       throw toRegistryError(err, repo.upstream, { code: 'MANIFEST_UNKNOWN', subject: `manifest ${repo.remote}:${tag}` });
     }
   }

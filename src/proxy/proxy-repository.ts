@@ -1,7 +1,7 @@
 // One upstream repository as the pull-through cache serves it: reads go to the cache (and the
 // upstream behind it), writes are refused, the cache being a read-only mirror of the upstream.
 import { RegistryError } from '../registry/errors.js';
-import type { Repository, RepositoryBlobs, RepositoryManifests, RepositoryUploads } from '../registry/registry.js';
+import type { Repository, RepositoryBlobs, RepositoryManifests, RepositoryUploads, RequestContext } from '../registry/registry.js';
 import type { Page } from '../oci/page.js';
 import type { EventRequest } from '../events/event.js';
 import type { ProxyBlobs } from './proxy-blobs.js';
@@ -33,12 +33,14 @@ export class ProxyRepository implements Repository, UpstreamRepository {
    * @param asked the name as the client spelled it (named in a refusal)
    * @param remote the name at the upstream
    * @param name where its cached content lives here
-   * @param request the request it serves (named in the fill events it causes)
+   * @param ctx the request it serves: its logger, its cache outcome, its identity in fill events
    */
-  constructor(settings: UpstreamSettings, asked: string, readonly remote: string, readonly name: string, parts: ProxyParts, request?: EventRequest) {
-    if (request) this.request = request;
+  constructor(settings: UpstreamSettings, asked: string, readonly remote: string, readonly name: string, parts: ProxyParts, readonly ctx?: RequestContext) {
+    if (ctx?.event) this.request = ctx.event;
     this.upstream = settings.upstream;
-    this.client = settings.client;
+    // The upstream calls made for this request log with its id.
+    const log = ctx?.log;
+    this.client = log ? { request: (req) => settings.client.request({ ...req, log }) } : settings.client;
     this.tagTtlMs = settings.tagTtlMs;
     this.listTtlMs = settings.listTtlMs;
     if (settings.minRate) this.minRate = settings.minRate;

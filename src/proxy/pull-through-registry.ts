@@ -4,7 +4,7 @@
 // local registry's storage. One instance per registry process owns the fills in progress, the tag
 // freshness and the list cache.
 import Keyv from 'keyv';
-import type { MaybeStale, Registry, Repository } from '../registry/registry.js';
+import type { MaybeStale, Registry, Repository, RequestContext } from '../registry/registry.js';
 import type { StoredManifest } from '../registry/manifest-service.js';
 import type { CacheStore } from '../registry/cache-store.js';
 import type { BlobLedger } from '../ledger/blob-ledger.js';
@@ -22,7 +22,7 @@ import type { UpstreamSettings } from './upstream-repository.js';
 import type { ClusterFills } from './cluster-fills.js';
 import type { BlobRead } from '../registry/blob-service.js';
 import { RegistryError } from '../registry/errors.js';
-import { NO_EVENTS, withCanonicalNames, type EventRequest, type EventSink } from '../events/event.js';
+import { NO_EVENTS, withCanonicalNames, type EventSink } from '../events/event.js';
 
 export interface PullThroughOptions {
   /** The local registry's ledger and blob store: fills write there and record through the ledger. */
@@ -75,18 +75,25 @@ export class PullThroughRegistry implements Registry {
     }
   }
 
-  repository(name: string, ns?: string, request?: EventRequest): Repository {
+  repository(name: string, ns?: string, ctx?: RequestContext): Repository {
     const target = this.route(name, ns);
     if (target.kind === 'local') return this.local.repository(target.repo);
     const settings = this.upstreams.get(target.upstream);
     if (!settings) throw new Error(`no client for upstream ${target.upstream}`);
-    return new ProxyRepository(settings, name, target.remote, target.repo, this.parts, request);
+    return new ProxyRepository(settings, name, target.remote, target.repo, this.parts, ctx);
   }
 
-  hotManifest(name: string, ns: string | undefined, reference: string): StoredManifest | undefined {
+  hotManifest(name: string, ns: string | undefined, reference: string, ctx?: RequestContext): StoredManifest | undefined {
     const target = this.router.route(name, ns);
     if (target.kind === 'local') return this.local.hotManifest(target.repo, undefined, reference);
-    return this.parts.manifests.hot(target.upstream, target.remote, target.repo, reference);
+    const m = this.parts.manifests.hot(target.upstream, target.remote, target.repo, reference);
+    if (m !== undefined && ctx) ctx.cache = { kind: 'manifest', outcome: 'hit', upstream: target.upstream };
+    return m;
+  }
+
+  /** Blob fills running on this node. */
+  fillsInFlight(): number {
+    return this.parts.blobs.fills.size;
   }
 
   route(name: string, ns?: string): RouteTarget {

@@ -1,5 +1,6 @@
 // What the proxy needs of an upstream client (src/upstream/upstream-client.ts implements it).
 import type { Readable } from 'node:stream';
+import type { UpstreamLogger } from '../upstream/upstream-logger.js';
 
 export interface UpstreamFetchRequest {
   method: 'GET' | 'HEAD';
@@ -8,6 +9,8 @@ export interface UpstreamFetchRequest {
   /** Remote repository name, for the pull scope of a token. */
   repository: string;
   headers?: Record<string, string>;
+  /** The logger of the client request this call serves. */
+  log?: UpstreamLogger;
 }
 
 export interface UpstreamFetchResponse {

@@ -3,6 +3,7 @@
 import type { UpstreamInfo } from './upstream-failure.js';
 import type { UpstreamFetcher } from './upstream-fetcher.js';
 import type { EventRequest } from '../events/event.js';
+import type { CacheOutcome, RequestContext } from '../registry/registry.js';
 
 /** One configured upstream, as every repository routed to it shares it. */
 export interface UpstreamSettings {
@@ -23,4 +24,11 @@ export interface UpstreamRepository extends UpstreamSettings {
   readonly name: string;
   /** The request this repository serves: named in the fill events it causes. */
   readonly request?: EventRequest;
+  /** The client request this repository object serves, if any. */
+  readonly ctx?: RequestContext;
+}
+
+/** Notes how the cache answered the request `repo` serves (its log line and the metrics read it). */
+export function noteCache(repo: UpstreamRepository, kind: 'manifest' | 'blob', outcome: CacheOutcome): void {
+  if (repo.ctx) repo.ctx.cache = { kind, outcome, upstream: repo.upstream.name };
 }

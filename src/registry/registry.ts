@@ -11,6 +11,21 @@ import type { MayPull } from '../ledger/blob-ledger.js';
 import type { RouteTarget } from './router.js';
 import type { Page } from '../oci/page.js';
 import type { EventRequest } from '../events/event.js';
+import type { UpstreamLogger } from '../upstream/upstream-logger.js';
+
+/** How the pull-through cache answered: from the cache, fetched, joined a fetch under way, or a stale copy. */
+export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'stale';
+
+/**
+ * What one client request carries down (issue 13): its logger, so that the upstream calls it makes
+ * log with its request id, and how the cache answered it, for its log line and the metrics.
+ */
+export interface RequestContext {
+  log?: UpstreamLogger;
+  cache?: { kind: 'manifest' | 'blob'; outcome: CacheOutcome; upstream: string };
+  /** The request as events name it (fills it causes). */
+  event?: EventRequest;
+}
 
 /** Set when a cached copy is served because the upstream could not be asked (RFC 9111 Warning 299). */
 export interface MaybeStale {
@@ -20,9 +35,10 @@ export interface MaybeStale {
 export interface Registry {
   /**
    * The repository a client's name (and containerd's `?ns=`) leads to; NAME_INVALID for a bad one.
-   * `request`: the request it serves, named in the events it causes (fills).
+   * `ctx`: the request it serves: its logger, its event identity (named in the fills it causes);
+   * the cache outcome is noted there.
    */
-  repository(name: string, ns?: string, request?: EventRequest): Repository;
+  repository(name: string, ns?: string, ctx?: RequestContext): Repository;
   /** Canonical repository names, only those `visible` accepts when given. */
   catalog(page: Page, visible?: (canonical: string) => Promise<boolean>): Promise<Listing>;
   /**
@@ -31,7 +47,7 @@ export interface Registry {
    * or asked; the pull is recorded as by get(). Undefined otherwise (also for a name that is not
    * valid): then get() decides.
    */
-  hotManifest(name: string, ns: string | undefined, reference: string): StoredManifest | undefined;
+  hotManifest(name: string, ns: string | undefined, reference: string, ctx?: RequestContext): StoredManifest | undefined;
   /** Where a name leads (access control decides on the name actually served). */
   route(name: string, ns?: string): RouteTarget;
   /** The canonical name of a repository as stored here (what the catalogue lists and policies judge). */

@@ -3,6 +3,11 @@
 export class SingleFlight<V> {
   private readonly flights = new Map<string, Promise<V>>();
 
+  /** Whether a call for `key` is under way (a run() now would share it). */
+  has(key: string): boolean {
+    return this.flights.has(key);
+  }
+
   run(key: string, fn: () => Promise<V>): Promise<V> {
     const existing = this.flights.get(key);
     if (existing) return existing;

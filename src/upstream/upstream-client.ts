@@ -13,6 +13,7 @@ import type Keyv from 'keyv';
 import type { UpstreamConfig, UpstreamProxy } from '../config/schema.js';
 import { UpstreamError, displayUrl, isAbort, toUpstreamError, type UpstreamRef } from './upstream-errors.js';
 import { silentLogger, type UpstreamLogger } from './upstream-logger.js';
+import type { UpstreamObserver } from './upstream-observer.js';
 import { Agent, Pool, envHttpProxyAgent } from './undici-dispatchers.js';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
@@ -39,6 +40,8 @@ export interface UpstreamRequest {
   /** Extra request headers (Accept, Range, If-None-Match, ...). Authorization and Host are ours and are ignored. */
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** The logger of the client request this call serves (its lines carry that request's id). */
+  log?: UpstreamLogger;
 }
 
 export interface UpstreamResponse {
@@ -69,6 +72,8 @@ export interface UpstreamClientDeps {
   /** Where every node writes the last rate-limit values it saw, keyed by upstream name. Default: none. */
   rateLimits?: Keyv;
   logger?: UpstreamLogger;
+  /** Told of every exchange and of the body bytes received (metrics, /api/stats). */
+  observer?: UpstreamObserver;
   /** Forward proxies for upstream traffic (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). Default: none. */
   proxy?: UpstreamProxy;
 }
@@ -106,6 +111,7 @@ export class UpstreamClient {
   private readonly auth: TokenAuth;
   private readonly log: UpstreamLogger;
   private readonly rateLimits: Keyv | undefined;
+  private readonly observer: UpstreamObserver | undefined;
   /** How the upstream wants to be authenticated, learnt from its last challenge. */
   private scheme: Scheme = 'unknown';
   private challenge: BearerChallenge | undefined;
@@ -118,6 +124,7 @@ export class UpstreamClient {
     this.ref = { name: config.name, url: config.url };
     this.log = deps.logger ?? silentLogger;
     this.rateLimits = deps.rateLimits;
+    this.observer = deps.observer;
     this.credentials = config.username && config.password ? { username: config.username, password: config.password } : undefined;
     if (config.username && !config.password) {
       this.log.warn({ upstream: config.name }, 'upstream has a username but no password: pulling anonymously');
@@ -178,8 +185,9 @@ export class UpstreamClient {
     let url = new URL(req.path, this.origin);
     if (url.origin !== this.origin) throw new Error(`UpstreamClient.request: path must be a path on the upstream, got ${req.path}`);
     let method: UpstreamRequest['method'] = req.method;
+    const log = req.log ?? this.log;
     for (let hops = 0; ; hops++) {
-      const res = url.origin === this.origin ? await this.sendWithAuth(method, url, req) : await this.send(this.agent, method, url, baseHeaders(req.headers), req.signal);
+      const res = url.origin === this.origin ? await this.sendWithAuth(method, url, req) : await this.send(this.agent, method, url, baseHeaders(req.headers), req.signal, log);
       if (!REDIRECTS.has(res.statusCode)) {
         return { status: res.statusCode, headers: res.headers, body: res.body, url: url.href };
       }
@@ -189,7 +197,7 @@ export class UpstreamClient {
       if (hops >= MAX_REDIRECTS) throw new UpstreamError('protocol', this.ref, `more than ${MAX_REDIRECTS} redirects for ${displayUrl(new URL(req.path, this.origin))}`);
       const next = new URL(location, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamError('protocol', this.ref, `redirect to an unsupported URL scheme ${next.protocol}`);
-      this.log.debug({ upstream: this.name, status: res.statusCode, from: displayUrl(url), to: displayUrl(next) }, 'following upstream redirect');
+      log.debug({ upstream: this.name, status: res.statusCode, from: displayUrl(url), to: displayUrl(next) }, 'following upstream redirect');
       if (res.statusCode === 303 && method !== 'HEAD') method = 'GET';
       url = next;
     }
@@ -217,7 +225,7 @@ export class UpstreamClient {
     const headers = baseHeaders(req.headers);
     const sent = await this.authorization(req.repository, req.signal);
     if (sent) headers.authorization = sent;
-    const first = await this.send(this.pool, method, url, headers, req.signal);
+    const first = await this.send(this.pool, method, url, headers, req.signal, req.log);
     this.noteRateLimit(first.headers);
     if (first.statusCode !== 401) {
       if (!sent && this.scheme === 'unknown') this.scheme = 'none';
@@ -233,7 +241,7 @@ export class UpstreamClient {
     if (!retry) return first; // nothing new to try: the caller gets the 401 with its body
     await dump(first);
     headers.authorization = retry;
-    const second = await this.send(this.pool, method, url, headers, req.signal);
+    const second = await this.send(this.pool, method, url, headers, req.signal, req.log);
     this.noteRateLimit(second.headers);
     return second;
   }
@@ -282,15 +290,32 @@ export class UpstreamClient {
     return url.origin === this.origin ? this.pool : this.agent;
   }
 
-  private async send(dispatcher: Dispatcher, method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  /**
+   * One exchange: logged (with the request id of the client request it serves, when `log` is that
+   * request's logger), timed and counted for the observer.
+   */
+  private async send(dispatcher: Dispatcher, method: string, url: URL, headers: Record<string, string>, signal?: AbortSignal, log = this.log): Promise<Dispatcher.ResponseData> {
+    const start = performance.now();
+    let res: Dispatcher.ResponseData;
     try {
-      return await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method, headers, signal, highWaterMark: BODY_HIGH_WATER_MARK });
+      res = await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method, headers, signal, highWaterMark: BODY_HIGH_WATER_MARK });
     } catch (err) {
       if (isAbort(err)) throw err;
       const mapped = toUpstreamError(err, this.ref, url);
-      this.log.warn({ upstream: this.name, kind: (mapped as UpstreamError).kind, target: displayUrl(url), code: (err as { code?: unknown }).code }, mapped.message);
+      const ms = Math.round(performance.now() - start);
+      this.observer?.exchange({ upstream: this.name, method, ms, error: mapped.message });
+      log.warn({ upstream: this.name, method, target: displayUrl(url), kind: (mapped as UpstreamError).kind, code: (err as { code?: unknown }).code, ms }, mapped.message);
       throw mapped;
     }
+    const ms = Math.round(performance.now() - start);
+    const status = res.statusCode;
+    const failed = status >= 500 || status === 429;
+    if (this.observer) {
+      this.observer.exchange({ upstream: this.name, method, status, ms, ...(failed ? { error: `${displayUrl(url)} answered ${status}` } : {}) });
+      countBody(res.body, this.name, this.observer);
+    }
+    log.info({ upstream: this.name, method, target: displayUrl(url), status, ms }, 'upstream request');
+    return res;
   }
 
   private noteRateLimit(headers: Dispatcher.ResponseData['headers']): void {
@@ -331,6 +356,38 @@ function header(headers: Dispatcher.ResponseData['headers'], name: string): stri
 function leadingInt(v: string | undefined): number | undefined {
   const m = v === undefined ? null : /^\s*(\d+)/.exec(v);
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Counts a body's bytes as undici hands them over. Its body is a Readable that undici fills with
+ * push(): wrapping push on this one object counts the bytes of a long download as they arrive,
+ * without a listener (a 'data' listener would start the flow before the caller reads) or another
+ * stream in the way of a blob. Bytes pushed before the wrap (those that came with the headers, a
+ * small body whole) are added from undici's own count of the body's bytes when it closes.
+ */
+function countBody(body: Readable, upstream: string, observer: UpstreamObserver): void {
+  let counted = 0;
+  const push = body.push.bind(body);
+  body.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk !== null && chunk !== undefined) {
+      const n = (chunk as { length: number }).length;
+      counted += n;
+      observer.bytes(upstream, n);
+    }
+    return push(chunk, encoding);
+  };
+  body.once('close', () => {
+    const total = bytesRead(body);
+    if (total !== undefined && total > counted) observer.bytes(upstream, total - counted);
+  });
+}
+
+/** undici's count of the bytes pushed into a response body (its kBytesRead), when it keeps one. */
+let kBytesRead: symbol | undefined;
+function bytesRead(body: Readable): number | undefined {
+  kBytesRead ??= Object.getOwnPropertySymbols(body).find((s) => s.description === 'kBytesRead');
+  const n = kBytesRead === undefined ? undefined : (body as unknown as Record<symbol, unknown>)[kBytesRead];
+  return typeof n === 'number' ? n : undefined;
 }
 
 async function dump(res: Dispatcher.ResponseData): Promise<void> {

@@ -3,6 +3,7 @@ import Keyv from 'keyv';
 import type { UpstreamProxy, WharfConfig } from '../config/schema.js';
 import { UpstreamClient } from './upstream-client.js';
 import type { UpstreamLogger } from './upstream-logger.js';
+import type { UpstreamObserver } from './upstream-observer.js';
 
 export interface UpstreamsOptions {
   /** Token store shared by every upstream (and every node, when it is PostgreSQL). Default: in memory. */
@@ -12,6 +13,7 @@ export interface UpstreamsOptions {
   logger?: UpstreamLogger;
   /** Forward proxies for upstream traffic. Default: the configuration's (upstreamProxy), if any. */
   proxy?: UpstreamProxy;
+  observer?: UpstreamObserver;
 }
 
 /** How long the start-up probe of an upstream may take; it is only a head start. */
@@ -25,7 +27,7 @@ export class Upstreams {
     this.tokens = options.tokens ?? new Keyv();
     for (const u of config.upstreams) {
       if (this.clients.has(u.name)) throw new Error(`two upstreams are named "${u.name}"`);
-      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, rateLimits: options.rateLimits, logger: options.logger, proxy: options.proxy ?? config.upstreamProxy }));
+      this.clients.set(u.name, new UpstreamClient(u, { tokens: this.tokens, rateLimits: options.rateLimits, logger: options.logger, proxy: options.proxy ?? config.upstreamProxy, observer: options.observer }));
     }
   }
 

@@ -39,6 +39,8 @@ export async function startWharf(
     logs?: LogCapture;
     /** Drives warm.images instead of real timers. */
     warmTimer?: AppDeps['warmTimer'];
+    /** The clock of the statistics and the readiness answer (AppDeps.now). */
+    now?: () => number;
   } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
@@ -48,6 +50,7 @@ export async function startWharf(
     ...(opts.stores ? opts.stores(dataDir) : {}),
     ...(opts.logs ? { logStream: opts.logs.stream } : {}),
     ...(opts.warmTimer ? { warmTimer: opts.warmTimer } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -28,6 +28,7 @@ const DEFAULTS = {
   cache: { maxAge: 0, maxSize: 0 },
   events: { webhooks: [] },
   metadata: {},
+  metrics: { enabled: true, auth: false },
   shutdownTimeoutMs: 30000,
 };
 
@@ -84,6 +85,9 @@ t.test('environment variable names are derived from the schema keys', async (t) 
       WHARF_STORAGE_S3_REDIRECT: 'storage.s3.redirect',
       WHARF_STORAGE_S3_PRESIGN_EXPIRY: 'storage.s3.presignExpiry',
       WHARF_LOG_LEVEL: 'log.level',
+      WHARF_LOG_FORMAT: 'log.format',
+      WHARF_METRICS_ENABLED: 'metrics.enabled',
+      WHARF_METRICS_AUTH: 'metrics.auth',
       WHARF_UPLOADS_CHUNK_MIN_LENGTH: 'uploads.chunkMinLength',
       WHARF_UPLOADS_MAX_AGE: 'uploads.maxAge',
       WHARF_HTTP_BODY_IDLE_TIMEOUT: 'http.bodyIdleTimeout',
@@ -173,6 +177,7 @@ t.test('precedence: defaults < file < WHARF_* environment < overrides', async (t
     cache: DEFAULTS.cache,
     metadata: {}, // default: SQLite in storage.path
     events: DEFAULTS.events,
+    metrics: DEFAULTS.metrics,
     shutdownTimeoutMs: 30000, // default
   });
 });
@@ -360,7 +365,8 @@ t.test('config/wharf.yaml sets every key to its default and names its variable',
     // Optional keys whose mere presence changes behaviour (auth turns access control on) are shown
     // commented out, under their own name.
     const root = key.path[0];
-    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || root === 'tls' || key.path[1] === 's3' || key.path[1] === 'nats') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
+    // log.format's default depends on the terminal: shown commented out.
+    if (root === 'auth' || root === 'publicUrl' || root === 'metadata' || root === 'cluster' || root === 'tls' || key.path[1] === 's3' || key.path[1] === 'nats' || key.path.join('.') === 'log.format') t.match(text, new RegExp(`^#\\s+${String(key.path.at(-1))}:`, 'm'), `${key.path.join('.')} is shown`);
     else t.ok(doc.hasIn(key.path), `${key.path.join('.')} is written out`);
     t.match(text, name, `${name} is documented`);
   }

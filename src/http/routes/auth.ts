@@ -90,8 +90,11 @@ interface TokenForm {
 }
 
 /** The caller behind a request's Authorization header (401/429 for bad or too many credentials). */
-export function callerOf(access: AccessControl, request: FastifyRequest, realm: string): Promise<Caller> {
-  return access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+export async function callerOf(access: AccessControl, request: FastifyRequest, realm: string): Promise<Caller> {
+  const caller = await access.identify({ authorization: request.headers.authorization, address: request.ip }, realm);
+  // For the request's log line.
+  if (caller.identity.kind !== 'anonymous') request.state.user = caller.identity.name;
+  return caller;
 }
 
 /** Whether `caller` may use the management API: a user of the admin group with Basic credentials, not a Bearer token. */

@@ -9,11 +9,12 @@ import { CONTENT_DIGEST } from '../../oci-headers.js';
 import { queryValue } from '../../request-helpers.js';
 import { clientGone, noteCut } from '../../request-log.js';
 import { NO_REQUEST_EVENTS } from '../../request-events.js';
+import { withEvent } from '../../request-log.js';
 
 export async function getBlob(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, digestParam: string, events = NO_REQUEST_EVENTS) {
   const { digest } = parseDigest(digestParam);
   const head = request.method === 'HEAD';
-  const repo = registry.repository(name, queryValue(request, 'ns'), events.request);
+  const repo = registry.repository(name, queryValue(request, 'ns'), withEvent(request.state, events.request));
   const read = await repo.blobs.get(digest, { rangeHeader: request.headers.range, head });
   // A blob pull is told once its answer is decided (a ranged GET too), before the bytes go out: no I/O of its own.
   if (!head) events.notify('pull', name, repo.name, { digest, mediaType: 'application/octet-stream', size: read.size }, 'blobs');

@@ -75,6 +75,7 @@ export function registerV2Routes(app: FastifyInstance, registry: Registry, opts:
     reply.header(API_VERSION_HEADER, API_VERSION);
     const path = (request.url.split('?')[0] ?? '').replace(/^\/v2\/?/, '');
     const route = parseV2Path(path);
+    if (route) request.state.route = route.kind === 'uploads' ? 'upload' : route.kind;
     if (!route) {
       throw new RegistryError('NOT_FOUND', `no endpoint ${request.method} /v2/${path.slice(0, 200)}`, { detail: { method: request.method } });
     }

@@ -6,10 +6,11 @@ import type { Registry } from '../../../registry/registry.js';
 import { CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG } from '../../oci-headers.js';
 import { queryValue, queryValues, readBody } from '../../request-helpers.js';
 import { NO_REQUEST_EVENTS } from '../../request-events.js';
+import { withEvent } from '../../request-log.js';
 
 export async function getManifest(request: FastifyRequest, reply: FastifyReply, registry: Registry, name: string, reference: string, events = NO_REQUEST_EVENTS) {
   const head = request.method === 'HEAD';
-  const repo = registry.repository(name, queryValue(request, 'ns'), events.request);
+  const repo = registry.repository(name, queryValue(request, 'ns'), withEvent(request.state, events.request));
   const m = await repo.manifests.get(reference, { head });
   if (!head) events.notify('pull', name, repo.name, { digest: m.digest, mediaType: m.mediaType, size: m.size, ...tagOf(reference) }, 'manifests');
   if (m.warning) reply.header('warning', m.warning);
