@@ -131,8 +131,9 @@ export async function bindListenSocket(host: string, port: number): Promise<Boun
         const owned = socket as Socket & OwnedSocket;
         owned.server = to;
         owned._server = to;
-        // What net.Server does with a connection it accepts: http.Server (and the listeners in front
-        // of it, connection-limits.ts) take it from there.
+        // What net.Server does with a connection it accepts: http.Server (or, with tls, the TLS
+        // server, which handshakes first) and the listeners in front of it (connection-limits.ts)
+        // take it from there.
         to.emit('connection', socket);
         socket.resume();
       }

@@ -1,9 +1,13 @@
 // The socket `serve` binds before anything exists: connections made before a server adopts it are
 // held unread and answered by that server, counted as its own; closed if start-up fails instead.
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { bindListenSocket, type BoundSocket } from '../../src/http/listen-socket.js';
+import { makeTestCa } from '../helpers/test-ca.js';
 
 /** Connects to 127.0.0.1:port, resolving once the handshake completed. */
 function connected(port: number): Promise<Socket> {
@@ -86,4 +90,27 @@ t.test('close() before any server adopted the socket ends the connections it hol
   await within(holding(bound, 1), 10_000, 'the connection accepted and held');
   await within(bound.close(), 10_000, 'close() with a connection held');
   t.equal(await within(ended.catch(() => ''), 10_000, 'the held connection ended'), '', 'nothing answered, connection ended');
+});
+
+t.test('over TLS: a connection whose handshake began before the HTTP/2 server adopts the socket is answered by it', async (t) => {
+  const ca = makeTestCa(t);
+  const pair = ca.issue('early');
+  const bound = await bindListenSocket('127.0.0.1', 0);
+  const raw = await connected(bound.port);
+  // The ClientHello goes out at once; the server reads it only after the handover.
+  const secure = tlsConnect({ socket: raw, ca: ca.caPem, ALPNProtocols: ['http/1.1'] });
+  t.teardown(() => secure.destroy());
+  const answer = readToEnd(secure);
+  secure.once('secureConnect', () => secure.write('GET /early HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
+  await within(holding(bound, 1), 10_000, 'the connection accepted and held');
+
+  // What app.ts builds with tls.http2: node's HTTP/2 secure server with HTTP/1.1 beside it.
+  const server = createSecureServer({ allowHTTP1: true, cert: readFileSync(pair.cert), key: readFileSync(pair.key) }, (req, res) => res.end(`answered ${req.url}`));
+  await new Promise<void>((resolve) => server.listen({ handle: bound.handle }, resolve));
+  bound.handOver(server);
+  const text = await within(answer, 10_000, 'the early request answered');
+  t.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  t.match(text, /answered \/early$/);
+  t.equal(secure.authorized, true, 'the certificate verified against the test CA');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 });
