@@ -57,6 +57,9 @@ async function warm(args: string[], io: CliIo): Promise<number> {
     if (!/^\d+$/.test(values.concurrency) || concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency ${values.concurrency}: a number from 1 to 32`);
   }
   const server = (values.server ?? defaultServer(io, values)).replace(/\/+$/, '');
+  // The configuration's own address over HTTPS is a loopback one its certificate need not name (as for
+  // healthcheck); a --server URL is verified (NODE_EXTRA_CA_CERTS for a private CA).
+  const unverified = values.server === undefined && server.startsWith('https:');
   if (!/^https?:\/\/[^/]+$/.test(server)) throw new UsageError(`--server ${server}: expected http://HOST:PORT or https://HOST:PORT`);
   const user = values.user ?? (io.env.WHARF_USER || undefined);
   const password = values.password ?? (io.env.WHARF_PASSWORD || undefined);
@@ -72,7 +75,9 @@ async function warm(args: string[], io: CliIo): Promise<number> {
   const url = `${server}/api/warm`;
   let res: Response;
   try {
+    const { Agent, fetch } = await import('undici');
     res = await fetch(url, {
+      ...(unverified ? { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) } : {}),
       method: 'POST',
       body: JSON.stringify(body),
       headers: {
@@ -130,9 +135,10 @@ function imagesIn(file: string): string[] {
 
 /** The server's URL from the configuration's listen, as `wharf healthcheck` finds it. */
 function defaultServer(io: CliIo, flags: { config?: string; listen?: string }): string {
-  const { host, port } = parseListen(loadCliConfig(io, { config: flags.config, listen: flags.listen }).listen);
+  const config = loadCliConfig(io, { config: flags.config, listen: flags.listen });
+  const { host, port } = parseListen(config.listen);
   if (port === 0) throw new UsageError('the configuration listens on port 0 (a free port picked at start-up): give --server URL');
-  return `http://${formatHostPort(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port)}`;
+  return `${config.tls === undefined ? 'http' : 'https'}://${formatHostPort(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port)}`;
 }
 
 /** What a refusal says: the OCI error's message, with a hint for a missing sign-in. */

@@ -115,6 +115,15 @@ t.test('wharf warm against a running server: plain lines, a summary, exit 1 when
   t.notMatch(screen, /^done {4}multi:v1/m, 'no plain lines');
   t.match(screen, /warm finished\r?\n {2}images: {15}1\r?\n/, 'the summary');
 
+  // Without --server: where the configuration (here with --listen, as serve takes it) listens.
+  const port = new URL(url).port;
+  const configured = await wharf(['warm', '--config', config, '--listen', `127.0.0.1:${port}`, 'multi:v1']);
+  t.equal(configured.code, 0, configured.stderr);
+  t.match(configured.stdout, /^done {4}multi:v1: /m);
+  const portZero = await wharf(['warm', '--config', config, '--listen', '127.0.0.1:0', 'multi:v1']);
+  t.equal(portZero.code, 2);
+  t.match(portZero.stderr, /listens on port 0 .*give --server URL/);
+
   const usage = await wharf(['warm', '--server', url]);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /warm needs at least one IMAGE/);
