@@ -183,3 +183,16 @@ t.test('a renewed certificate is served to new connections, open ones keep their
   t.equal(peerFingerprint(c), two.fingerprint256, 'the previous certificate is kept');
   t.equal((await h2(c, 'GET', '/v2/')).status, 200);
 });
+
+t.test('over TLS a connection past http.maxConnectionsPerAddress is closed before any handshake, the others serve on', async (t) => {
+  const ca = makeTestCa(t);
+  const pair = ca.issue('wharf');
+  const logs = new LogCapture();
+  const wharf = await startWharf(t, { tls: { cert: pair.cert, key: pair.key }, http: { maxConnectionsPerAddress: 2 }, log: { level: 'warn' } }, { logs });
+  const a = await session(t, wharf.url, ca);
+  const b = await session(t, wharf.url, ca);
+  await t.rejects(session(t, wharf.url, ca), /socket disconnected|ECONNRESET|closed/, 'the third connection is closed');
+  await logs.waitFor((l) => l.level === LEVEL.warn && /too many open connections/.test(l.msg));
+  t.equal((await h2(a, 'GET', '/v2/')).status, 200);
+  t.equal((await h2(b, 'GET', '/v2/')).status, 200);
+});
