@@ -293,7 +293,7 @@ t.test('kubernetes/: the Deployment runs several pods, whose configuration passe
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     const get = obj(obj(container[probe]).httpGet);
     if (probe === 'startupProbe' && !isObj(container[probe])) continue;
-    t.equal(get.path, '/healthz', `${probe} asks /healthz`);
+    t.equal(get.path, probe === 'readinessProbe' ? '/readyz' : '/healthz', `${probe} asks ${probe === 'readinessProbe' ? '/readyz (the database and the bucket answer)' : '/healthz (the process lives)'}`);
     t.equal(portOf(container, get.port), port, `${probe} on the port the configuration listens on`);
   }
   const grace = Number(podSpec.terminationGracePeriodSeconds ?? 30) * 1000;
