@@ -61,10 +61,18 @@ export class NatsOutlet implements EventOutlet {
     this.closed = true;
     clearTimeout(this.retry);
     const nc = this.nc;
+    const connected = this.connected;
     this.nc = undefined;
     this.connected = false;
-    // What was published goes out before the connection closes.
-    await nc?.drain().catch(() => nc.close());
+    if (!nc) return;
+    // What was published goes out before the connection closes, for a moment at most; a connection
+    // that is away (reconnecting) is just closed, since a drain would wait for it to come back.
+    if (connected) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([nc.drain().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+      clearTimeout(timer);
+    }
+    if (!nc.isClosed()) await nc.close().catch(() => undefined);
   }
 
   private drop(reason: string): void {
@@ -99,8 +107,13 @@ export class NatsOutlet implements EventOutlet {
   /** Follows the connection: events are dropped while it is away, not buffered without bound. */
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === Events.Disconnect) this.connected = false;
-      else if (s.type === Events.Reconnect) this.connected = true;
+      if (s.type === Events.Disconnect) {
+        this.connected = false;
+        this.opts.log.warn({ component: 'events', outlet: 'nats', server: s.data }, 'events: NATS connection lost; reconnecting, events dropped meanwhile');
+      } else if (s.type === Events.Reconnect) {
+        this.connected = true;
+        this.opts.log.info({ component: 'events', outlet: 'nats', server: s.data, dropped: this.dropped }, 'events: reconnected to NATS');
+      }
     }
   }
 }

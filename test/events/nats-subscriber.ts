@@ -23,9 +23,8 @@ interface Teardownable {
   teardown(fn: () => unknown): void;
 }
 
-export async function subscribe(t: Teardownable): Promise<Subscriber> {
-  const prefix = `wharftest.${randomBytes(6).toString('hex')}`;
-  const nc = await connect({ servers: NATS_URL });
+export async function subscribe(t: Teardownable, url = NATS_URL, prefix = `wharftest.${randomBytes(6).toString('hex')}`): Promise<Subscriber> {
+  const nc = await connect({ servers: url });
   t.teardown(() => nc.close());
   const received: Received[] = [];
   let waiters: Array<() => void> = [];
