@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     let out = '';
     server.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) resolve(m[1] as string);
     });
     server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));

@@ -79,7 +79,7 @@ async function startWharf(name: string, main: string, upstream: string): Promise
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   });
-  const m = await waitFor(out, /listening on (http:\/\/\S+)/, child);
+  const m = await waitFor(out, /listening on (http:\/\/[^\s"]+)/, child);
   return { name, base: m[1] as string, pid: child.pid as number, names: { local: 'team/app', upstream: 'library/app' } };
 }
 

@@ -82,7 +82,7 @@ async function startWharfProcess(upstream: string): Promise<Proxy> {
     const timer = setTimeout(() => reject(new Error('wharf did not start within 20 s')), 20_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

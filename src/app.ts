@@ -103,6 +103,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   const destination: DestinationStream = deps.logStream ?? (ownLog = new TurnBufferedDestination());
   // log.format: pretty by default at a terminal, JSON for everything else (log-pretty.ts).
   const stdoutTTY = !deps.logStream && process.stdout.isTTY === true;
+  // As `wharf serve` decides it for its own lines (cli/serve-log.ts).
   const format = config.log.format ?? (stdoutTTY ? 'pretty' : 'json');
   const logStream = format === 'pretty' ? new PrettyDestination(destination, stdoutTTY) : destination;
   const now = deps.now ?? Date.now;

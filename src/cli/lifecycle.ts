@@ -1,14 +1,16 @@
 // The running server's end: the first SIGTERM or SIGINT closes it, letting in-flight requests finish
 // within the shutdown timeout; a second signal, or the timeout, drops what remains.
 import { formatError, type CliIo } from './command.js';
+import type { ServeLog } from './serve-log.js';
 
 interface Closable {
   close(): Promise<unknown>;
   server: { closeAllConnections(): void };
 }
 
-export async function shutDown(app: Closable, signal: string, timeoutMs: number, io: CliIo): Promise<number> {
-  io.stdout.write(`${signal} received: closing, in-flight requests have ${timeoutMs} ms to finish\n`);
+/** `say`: where the closing lines go (the log's format); default plain lines on standard output. */
+export async function shutDown(app: Closable, signal: string, timeoutMs: number, io: CliIo, say: ServeLog = (msg) => io.stdout.write(`${msg}\n`)): Promise<number> {
+  say(`${signal} received: closing, in-flight requests have ${timeoutMs} ms to finish`, { signal });
   const closing = app.close().then(
     () => ({ outcome: 'closed' as const }),
     (error: unknown) => ({ outcome: 'failed' as const, error }),
@@ -29,7 +31,7 @@ export async function shutDown(app: Closable, signal: string, timeoutMs: number,
 
   switch (result.outcome) {
     case 'closed':
-      io.stdout.write('closed\n');
+      say('closed');
       return 0;
     case 'failed':
       io.stderr.write(formatError(result.error));

@@ -11,6 +11,7 @@ import { get } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { onSignal, shutDown } from './lifecycle.js';
 import { checkConfig } from './preflight.js';
+import { logFormatOf, serveLog } from './serve-log.js';
 
 const help: CommandHelp[] = [
   {
@@ -21,8 +22,9 @@ then WHARF_* environment variables, then these flags, each overriding the last.
 WHARF_* variables that name no key are ignored, with one warning.
 Checks the configuration, the files it names and the data directory first, and
 creates nothing unless they pass. Prints how names are routed, then
-"listening on http://HOST:PORT" (https with tls) once it serves; a connection made after the
-port was bound is answered then.
+"listening on http://HOST:PORT" (https with tls) once it serves, as log lines
+in log.format (JSON objects unless standard output is a terminal); a connection
+made after the port was bound is answered then.
 On SIGTERM or SIGINT, stops accepting connections and lets in-flight requests
 finish; after shutdownTimeoutMs it exits anyway, with status 1.`,
   },
@@ -57,7 +59,9 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     await socket.close();
     throw err;
   }
-  io.stdout.write(`${routingSummary(config)}\n`);
+  // In the log's format: standard output stays one JSON object per line when the log is JSON.
+  const say = serveLog(io.stdout, logFormatOf(config.log.format, io.stdout));
+  say(routingSummary(config));
 
   // Listening for signals before the socket is open: a SIGTERM during start-up still closes cleanly.
   const firstSignal = onSignal();
@@ -74,11 +78,12 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   }
   const address = app.server.address() as AddressInfo;
   await selfProbe(address, config.tls !== undefined);
-  io.stdout.write(`listening on ${config.tls ? 'https' : 'http'}://${formatHostPort(address.address, address.port)}\n`);
+  const url = `${config.tls ? 'https' : 'http'}://${formatHostPort(address.address, address.port)}`;
+  say(`listening on ${url}`, { url });
 
   const signal = await firstSignal.received;
   firstSignal.dispose();
-  return shutDown(app, signal, config.shutdownTimeoutMs, io);
+  return shutDown(app, signal, config.shutdownTimeoutMs, io, say);
 }
 
 export const serveCommand: Command = { name: 'serve', help, run: serve };

@@ -63,7 +63,7 @@ async function serve(t: Tap, config: unknown, env: Record<string, string>): Prom
   return new Promise<string>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       stdout += s;
-      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout);
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (m) resolve(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`wharf serve exited (${code}) before listening\n${stdout}\n${stderr}`)));

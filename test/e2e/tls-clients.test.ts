@@ -44,7 +44,7 @@ async function serve(t: Test, configFile: string): Promise<string> {
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
       stdout += c.toString();
-      const m = /^listening on (https:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout);
+      const m = /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (m) resolve(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`wharf serve exited ${String(code)}\n${stdout}${stderr}`)));

@@ -208,7 +208,7 @@ function slowPush(url: string, body: Buffer) {
 t.test('serve: listens, answers /v2/, and on SIGTERM lets an in-flight push finish, then exits 0', async (t) => {
   const data = tempDataDir(t);
   const p = start(t, ['serve', '--listen', '127.0.0.1:0', '--data', data], { WHARF_LOG_LEVEL: 'warn' });
-  const [, url] = await p.waitForStdout(/^listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
+  const [, url] = await p.waitForStdout(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
 
   const res = await within(fetch(`${url}/v2/`), 10_000, 'GET /v2/');
   t.equal(res.status, 200);
@@ -226,7 +226,7 @@ t.test('serve: listens, answers /v2/, and on SIGTERM lets an in-flight push fini
   pushed.resume();
 
   t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0, p.out.stderr);
-  t.match(p.out.stdout, /^closed$/m);
+  t.match(p.out.stdout, /"msg":"closed"}$/m, 'the last line, a JSON log line like the others');
 });
 
 t.test('serve: a request still in flight after shutdownTimeoutMs does not keep the process alive: exit 1', async (t) => {
@@ -235,7 +235,7 @@ t.test('serve: a request still in flight after shutdownTimeoutMs does not keep t
     WHARF_LOG_LEVEL: 'silent',
     WHARF_SHUTDOWN_TIMEOUT_MS: '300',
   });
-  const [, url] = await p.waitForStdout(/^listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
+  const [, url] = await p.waitForStdout(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
   const push = slowPush(url!, Buffer.alloc(1024, 'z'));
   await within(push.inFlight, 10_000, 'upload in flight');
   const signalled = Date.now();
@@ -381,7 +381,7 @@ t.test('verify-config checks what serve checks, with the real environment and fi
   t.equal(ok.stdout, `${file}: ok\n`);
   t.notOk(existsSync(data), 'verify-config created nothing either');
   const p = start(t, ['serve', '--config', file, '--listen', '127.0.0.1:0'], { PRIV_PASSWORD: 'secret', WHARF_LOG_LEVEL: 'silent' }, BIN);
-  await p.waitForStdout(/^listening on /m);
+  await p.waitForStdout(/listening on /);
   t.ok(existsSync(join(data, 'metadata.db')), 'the store is created once the checks pass');
   p.child.kill('SIGTERM');
   t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
@@ -391,7 +391,7 @@ t.test('serve starts with the variables Kubernetes injects for a Service named w
   const data = tempDataDir(t);
   const kubernetes = KUBERNETES_SERVICE_ENV;
   const p = start(t, ['serve', '--data', data], { ...kubernetes, WHARF_LISTEN: '127.0.0.1:0', WHARF_LOG_LEVEL: 'silent' }, BIN);
-  await p.waitForStdout(/^listening on /m);
+  await p.waitForStdout(/listening on /);
   const warnings = p.out.stderr.split('\n').filter((l) => l.startsWith('wharf: warning:'));
   t.equal(warnings.length, 1, p.out.stderr);
   for (const name of Object.keys(kubernetes)) t.match(warnings[0], name);
@@ -412,8 +412,12 @@ t.test('serve prints one line saying how names are routed', async (t) => {
     ].join('\n'),
   });
   const p = start(t, ['serve', '--config', join(dir, 'wharf.yaml'), '--data', data, '--listen', '127.0.0.1:0'], { WHARF_LOG_LEVEL: 'silent' }, BIN);
-  await p.waitForStdout(/^listening on /m);
-  const lines = p.out.stdout.split('\n').filter((l) => l.startsWith('routing: '));
+  await p.waitForStdout(/listening on /);
+  // log.format is json off a terminal: every line on standard output is a JSON object, these included.
+  const all = p.out.stdout.split('\n').filter((l) => l !== '');
+  const parsed = all.map((l) => JSON.parse(l) as { level: number; msg: string; url?: string });
+  t.match(parsed.at(-1), { level: 30, msg: /^listening on http:\/\/127\.0\.0\.1:\d+$/, url: /^http:\/\/127\.0\.0\.1:\d+$/ });
+  const lines = parsed.map((l) => l.msg).filter((m) => m.startsWith('routing: '));
   t.strictSame(lines, [
     'routing: local: team/*, ci/*; ' +
       'upstream docker (https://registry-1.docker.io): docker.io/*, hub/*, ?ns=docker.io; ' +
@@ -422,6 +426,26 @@ t.test('serve prints one line saying how names are routed', async (t) => {
   ]);
   p.child.kill('SIGTERM');
   t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+});
+
+t.test('serve writes its log in log.format: JSON lines only (start-up, requests, shutdown), or pretty lines only', async (t) => {
+  for (const format of ['json', 'pretty'] as const) {
+    const p = start(t, ['serve', '--data', tempDataDir(t), '--listen', '127.0.0.1:0'], { WHARF_LOG_LEVEL: 'info', WHARF_LOG_FORMAT: format }, BIN);
+    const [, url] = await p.waitForStdout(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    t.equal((await fetch(`${url}/v2/`)).status, 200);
+    await p.waitForStdout(/route.{0,3}base/);
+    p.child.kill('SIGTERM');
+    t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
+    const lines = p.out.stdout.split('\n').filter((l) => l !== '');
+    const msgs = ['routing: ', 'listening on http', 'request', 'SIGTERM received: closing', 'closed'];
+    if (format === 'json') {
+      const parsed = lines.map((l) => JSON.parse(l) as { level: number; msg: string; pid: number; time: number });
+      for (const m of msgs) t.ok(parsed.some((l) => l.msg.startsWith(m) && typeof l.time === 'number' && l.pid === p.child.pid), `json: a "${m}" line`);
+    } else {
+      t.same(lines.filter((l) => l.startsWith('{')), [], 'pretty: no JSON line');
+      for (const m of msgs) t.ok(lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} (INFO|WARN) {1,2}${m}`).test(l)), `pretty: a "${m}" line`);
+    }
+  }
 });
 
 /** Whether something accepts connections on `port` of 127.0.0.1. */
@@ -557,7 +581,7 @@ t.test('a data directory whose existing store has parts this user cannot write f
   const ok = await run(t, ['verify-config', join(base, 'wharf-0.yaml')], {}, BIN, UNPRIVILEGED);
   t.equal(ok.code, 0, ok.stderr);
   const p = start(t, ['serve', '--config', join(base, 'wharf-0.yaml')], { WHARF_LOG_LEVEL: 'silent' }, BIN, UNPRIVILEGED);
-  await p.waitForStdout(/^listening on /m);
+  await p.waitForStdout(/listening on /);
   p.child.kill('SIGTERM');
   t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
 });
@@ -662,7 +686,7 @@ t.test('a connection made while serve is starting, after it bound its port, is a
 
   const text = await within(answer, 15_000, 'the answer to a connection made during start-up');
   t.match(text, /^HTTP\/1\.1 401 /, 'answered: credentials asked for');
-  await p.waitForStdout(/^listening on /m);
+  await p.waitForStdout(/listening on /);
   p.child.kill('SIGTERM');
   t.equal(await within(p.exited, 10_000, 'exit after SIGTERM'), 0);
 });

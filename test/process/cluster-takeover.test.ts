@@ -42,7 +42,7 @@ async function serve(t: TestObject, config: string, env: Record<string, string> 
     child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(stdout);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

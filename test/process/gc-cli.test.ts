@@ -99,7 +99,7 @@ t.test('wharf gc runs while wharf serve runs on the same store', async (t) => {
     const timer = setTimeout(() => reject(new Error('serve did not start in 20 s')), 20_000);
     server.child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1] as string);

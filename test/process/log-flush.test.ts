@@ -64,7 +64,7 @@ t.test('every request line is in the log of a server stopped by SIGTERM right af
   });
   let base: string | undefined;
   for (let i = 0; i < 200 && base === undefined; i++) {
-    base = /listening on (http:\/\/\S+)/.exec(readFileSync(out, 'utf8'))?.[1];
+    base = /listening on (http:\/\/[^\s"]+)/.exec(readFileSync(out, 'utf8'))?.[1];
     if (base === undefined) await new Promise((r) => setTimeout(r, 50));
   }
   if (base === undefined) throw new Error(`not listening: ${readFileSync(out, 'utf8')}`);

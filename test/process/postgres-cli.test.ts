@@ -112,7 +112,7 @@ t.test('wharf serve on PostgreSQL: serves what another node recorded, and exits 
     const timer = setTimeout(() => reject(new Error(`serve did not start in 30 s: ${stderr}`)), 30_000);
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(stdout);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -241,7 +241,7 @@ t.test('create, list and revoke while `wharf serve` holds the data directory', a
   const url = await within(
     new Promise<string>((resolve, reject) => {
       const check = (): void => {
-        const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(server.out.stdout);
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.out.stdout);
         if (m) resolve(m[1]!);
       };
       server.child.stdout!.on('data', check);

@@ -61,7 +61,7 @@ t.test('wharf warm against a running server: plain lines, a summary, exit 1 when
     const timer = setTimeout(() => reject(new Error('serve did not start in 20 s')), 20_000);
     server.child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);
