@@ -195,3 +195,24 @@ t.test('/metrics: open by default, admins only with metrics.auth, absent with me
   t.equal(res.status, 404);
   t.match(await res.json(), { errors: [{ code: 'NOT_FOUND' }] });
 });
+
+t.test('an upstream\'s rate limit: a gauge per upstream, and in /api/stats (none left: degraded)', async (t) => {
+  // An upstream that has run out of pulls: every answer carries Docker Hub's rate-limit headers.
+  const { createServer } = await import('node:http');
+  const server = createServer((_req, res) => {
+    res.writeHead(404, { 'content-type': 'application/json', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' });
+    res.end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no","detail":null}]}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const { port } = server.address() as { port: number };
+  const w = await startWharf(t, { upstreams: [{ name: 'hub', url: `http://127.0.0.1:${port}`, registry: 'docker.io', default: true }] });
+  const m0 = await scrape(w.url);
+  t.equal(m0.get('wharf_upstream_rate_limit_remaining{upstream="hub"}'), undefined, 'nothing known before the first answer');
+  t.equal((await get(`${w.url}/v2/library/limited/manifests/v1`)).status, 404);
+  const m = await scrape(w.url);
+  t.equal(m.get('wharf_upstream_rate_limit_remaining{upstream="hub"}'), 0);
+  t.equal(m.get('wharf_upstream_rate_limit_limit{upstream="hub"}'), 100);
+  const s = await stats(w.url);
+  t.match(s.upstreams[0], { name: 'hub', errors: 0, health: 'degraded', rateLimit: { limit: 100, remaining: 0 } });
+});
