@@ -341,7 +341,7 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   registerGcRoutes(app, collector, (dryRun) => gcOptionsFrom(config, dryRun), access, config.publicUrl);
   // Repositories as operators see them, by their stored names (cached ones from their upstream).
   const management = new ManagementService({ metadata, store: local, route: (name) => registry.route(name) });
-  registerRepositoryRoutes(app, management, access, config.publicUrl);
+  registerRepositoryRoutes(app, management, access, config.publicUrl, { sink: events.sink, canonicalOf: (stored) => registry.canonicalOf(stored) });
   // Pre-warming: jobs through the API (`wharf warm`) and warm.images on a schedule (src/warm/).
   const warmLog = logger.child({ component: 'warm' });
   const warm = new WarmService(registry, { log: warmLog });

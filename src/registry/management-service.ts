@@ -81,7 +81,8 @@ export class ManagementService {
   }
 
   /** Deletes a tag; the manifest stays (the collector takes it when nothing else holds it). */
-  async deleteTag(name: string, tag: string): Promise<void> {
+  /** Deletes the tag; the repository's stored name. */
+  async deleteTag(name: string, tag: string): Promise<string> {
     if (!isValidTag(tag)) {
       throw new RegistryError('INVALID_REQUEST', `invalid tag "${tag.slice(0, 200)}": [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, { detail: { tag: tag.slice(0, 200) } });
     }
@@ -89,12 +90,15 @@ export class ManagementService {
     if (!(await this.deps.store.deleteTag(repo, tag))) {
       throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in repository ${repo}`, { detail: { name: repo, tag } });
     }
+    return repo;
   }
 
   /** Deletes a repository's tags and manifests; its blobs go with the next collection. */
-  async deleteRepository(name: string): Promise<void> {
+  /** Deletes the repository; its stored name. */
+  async deleteRepository(name: string): Promise<string> {
     const repo = await this.resolve(name);
     if (!(await this.deps.store.deleteRepository(repo))) throw unknownRepository(name);
+    return repo;
   }
 
   /**

@@ -190,3 +190,23 @@ t.test('a chunked upload: one push event when it completes, with the whole size'
   t.match(push.event.request, { method: 'PUT' });
   t.equal(sub.received.filter((r) => r.event.action === 'push').length, 1, 'the PATCHes send none');
 });
+
+t.test('deletes through the management API: a tag, then the repository, each a delete event', async (t) => {
+  const sub = await subscribe(t);
+  const { wharf } = await natsWharf(t, sub.prefix);
+  const config = '{"m":1}';
+  t.equal((await fetch(`${wharf.url}/v2/team/managed/blobs/uploads/?digest=${digestOf(config)}`, { method: 'POST', body: config })).status, 201);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length }, layers: [] });
+  for (const tag of ['v1', 'v2']) t.equal((await put(`${wharf.url}/v2/team/managed/manifests/${tag}`, manifest, OCI_MANIFEST)).status, 201);
+  t.equal((await fetch(`${wharf.url}/api/repositories/team/managed/-/tags/v1`, { method: 'DELETE', headers: { 'user-agent': UA } })).status, 204);
+  const tagDel = await sub.waitFor((r) => r.event.action === 'delete');
+  t.equal(tagDel.subject, `${sub.prefix}.delete`);
+  t.same(tagDel.event.target, { repository: 'team/managed', tag: 'v1' });
+  t.match(tagDel.event.request, { method: 'DELETE', useragent: UA, addr: '127.0.0.1' });
+  t.equal((await fetch(`${wharf.url}/api/repositories/team/managed`, { method: 'DELETE' })).status, 204);
+  const repoDel = await sub.waitFor((r) => r.event.action === 'delete' && r.event.target.tag === undefined);
+  t.same(repoDel.event.target, { repository: 'team/managed' });
+  // A refused delete (no such tag) sends nothing.
+  t.equal((await fetch(`${wharf.url}/api/repositories/team/other/-/tags/v9`, { method: 'DELETE' })).status, 404);
+  t.equal(sub.received.filter((r) => r.event.action === 'delete').length, 2);
+});

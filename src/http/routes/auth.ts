@@ -102,14 +102,15 @@ export function mayManage(access: AccessControl, caller: Caller): boolean {
   return caller.presented && !caller.access && access.isAdmin(caller.identity);
 }
 
-/** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials. */
-export async function requireAdmin(access: AccessControl, request: FastifyRequest, publicUrl: string | undefined): Promise<void> {
+/** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials; the admin's name. */
+export async function requireAdmin(access: AccessControl, request: FastifyRequest, publicUrl: string | undefined): Promise<string> {
   const realm = realmOf(request, publicUrl);
   const caller = await callerOf(access, request, realm);
   if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
   if (!mayManage(access, caller)) {
     throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
   }
+  return subjectOf(caller.identity);
 }
 
 /** Registers /auth/token and /api/tokens. */

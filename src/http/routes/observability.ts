@@ -25,7 +25,11 @@ export function registerHealthRoutes(app: FastifyInstance, readiness: Readiness)
 export type AdminGuard = ((request: FastifyRequest) => Promise<void>) | undefined;
 
 export function adminGuard(access: AccessControl | undefined, publicUrl: string | undefined): AdminGuard {
-  return access ? (request) => requireAdmin(access, request, publicUrl) : undefined;
+  return access
+    ? async (request) => {
+        await requireAdmin(access, request, publicUrl);
+      }
+    : undefined;
 }
 
 export function registerMetricsRoute(app: FastifyInstance, metrics: WharfMetrics, guard: AdminGuard): void {

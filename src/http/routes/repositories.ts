@@ -13,6 +13,8 @@ import type { ManagementService, RepositorySummary } from '../../registry/manage
 import type { ManifestDetail, TagDetail } from '../../metadata/registry-metadata.js';
 import { nextLink, pageOf } from '../request-helpers.js';
 import { requireAdmin } from './auth.js';
+import type { EventSink } from '../../events/event.js';
+import { eventRequest } from '../request-events.js';
 
 /** Entries on a page when `n` is not given, and the most a page holds whatever `n` asks. */
 export const DEFAULT_PAGE = 100;
@@ -31,10 +33,9 @@ export function registerRepositoryRoutes(
   management: ManagementService,
   access: AccessControl | undefined,
   publicUrl: string | undefined,
+  events?: { sink: EventSink; canonicalOf: (stored: string) => string },
 ): void {
-  const admin = async (request: FastifyRequest) => {
-    if (access) await requireAdmin(access, request, publicUrl);
-  };
+  const admin = async (request: FastifyRequest): Promise<string | undefined> => (access ? await requireAdmin(access, request, publicUrl) : undefined);
 
   app.get('/api/repositories', async (request, reply) => {
     await admin(request);
@@ -68,11 +69,20 @@ export function registerRepositoryRoutes(
   });
 
   app.delete('/api/repositories/*', async (request, reply) => {
-    await admin(request);
+    const user = await admin(request);
     const target = parseTarget(request);
-    if (target.kind === 'tag') await management.deleteTag(target.name, target.tag);
-    else if (target.kind === 'repository') await management.deleteRepository(target.name);
+    let stored: string;
+    if (target.kind === 'tag') stored = await management.deleteTag(target.name, target.tag);
+    else if (target.kind === 'repository') stored = await management.deleteRepository(target.name);
     else throw unsupported('GET');
+    // A delete event as for DELETE on /v2: the tag, or the whole repository (a target with no digest or tag).
+    if (events?.sink.enabled) {
+      events.sink.emit({
+        action: 'delete',
+        target: { repository: events.canonicalOf(stored), ...(target.kind === 'tag' ? { tag: target.tag } : {}) },
+        request: eventRequest(request.raw, request.id, request.ip, user || undefined),
+      });
+    }
     return reply.code(204).header('cache-control', 'no-store').send();
   });
 }
