@@ -1,8 +1,9 @@
 // GET /metrics (issue 13): Prometheus metrics through prom-client, in a registry of this app's own
 // (no process-global state: two apps in one process, as tests run them, count apart). Label values
 // are bounded: a route is the kind of endpoint (manifest, blob, upload, ...), never the URL; an
-// upstream is a configured name. Children per label set are looked up once and kept, so counting a
-// request on the hot path costs two map lookups and two additions.
+// upstream is a configured name. prom-client hashes the labels of every inc() and observe(), even
+// through a child: the per-request counters are plain numbers here instead, one map lookup per
+// request, handed to prom-client when scraped (collect); only the latency histogram observes per request.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GcReport } from '../../gc/collector.js';
 import type { UpstreamExchange, UpstreamObserver } from '../../upstream/upstream-observer.js';
@@ -18,8 +19,12 @@ export interface MetricsSources {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-interface RequestChildren {
-  count: { inc(): void };
+interface RequestCounts {
+  route: string;
+  method: string;
+  status: string;
+  count: number;
+  bytes: number;
   duration: { observe(v: number): void };
 }
 
@@ -36,11 +41,23 @@ export class WharfMetrics implements UpstreamObserver {
   private readonly upstreamDuration: Histogram<'upstream' | 'method'>;
   private readonly gcRuns: Counter<'dry_run'>;
   private readonly gcReclaimed: Counter;
-  private readonly children = new Map<string, RequestChildren>();
+  private readonly counts = new Map<string, RequestCounts>();
+  private readonly cacheCounts = new Map<string, { kind: string; outcome: string; upstream: string; n: number }>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'wharf_http_requests_total', help: 'HTTP requests answered, by route kind, method and status', labelNames: ['route', 'method', 'status'], registers });
+    const counts = this.counts;
+    const cacheCounts = this.cacheCounts;
+    this.requests = new Counter({
+      name: 'wharf_http_requests_total',
+      help: 'HTTP requests answered, by route kind, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of counts.values()) this.inc({ route: c.route, method: c.method, status: c.status }, c.count);
+      },
+    });
     this.duration = new Histogram({
       name: 'wharf_http_request_duration_seconds',
       help: 'time from a request to the end of its response, by route kind and method',
@@ -48,12 +65,25 @@ export class WharfMetrics implements UpstreamObserver {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.responseBytes = new Counter({ name: 'wharf_http_response_bytes_total', help: 'body bytes of completed responses, by route kind', labelNames: ['route'], registers });
+    this.responseBytes = new Counter({
+      name: 'wharf_http_response_bytes_total',
+      help: 'body bytes of completed responses, by route kind',
+      labelNames: ['route'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of counts.values()) if (c.bytes > 0) this.inc({ route: c.route }, c.bytes);
+      },
+    });
     this.cache = new Counter({
       name: 'wharf_cache_requests_total',
       help: 'pull-through cache answers: hit (from the cache), miss (fetched), coalesced (joined a fetch under way), stale (cached copy, upstream failing)',
       labelNames: ['kind', 'outcome', 'upstream'],
       registers,
+      collect() {
+        this.reset();
+        for (const c of cacheCounts.values()) this.inc({ kind: c.kind, outcome: c.outcome, upstream: c.upstream }, c.n);
+      },
     });
     this.upstreamRequests = new Counter({ name: 'wharf_upstream_requests_total', help: 'requests to upstreams, by status ("error": no response)', labelNames: ['upstream', 'method', 'status'], registers });
     this.upstreamErrors = new Counter({ name: 'wharf_upstream_errors_total', help: 'upstream requests that failed: no response, a 5xx or a 429', labelNames: ['upstream'], registers });
@@ -114,15 +144,21 @@ export class WharfMetrics implements UpstreamObserver {
   request(end: RequestEnd): void {
     const status = end.status === null ? 'none' : String(end.status);
     const key = `${end.route} ${end.method} ${status}`;
-    let c = this.children.get(key);
+    let c = this.counts.get(key);
     if (!c) {
-      c = { count: this.requests.labels(end.route, end.method, status), duration: this.duration.labels(end.route, end.method) };
-      this.children.set(key, c);
+      c = { route: end.route, method: end.method, status, count: 0, bytes: 0, duration: this.duration.labels(end.route, end.method) };
+      this.counts.set(key, c);
     }
-    c.count.inc();
+    c.count++;
+    if (end.bytes) c.bytes += end.bytes;
     c.duration.observe(end.seconds);
-    if (end.bytes) this.responseBytes.inc({ route: end.route }, end.bytes);
-    if (end.cache) this.cache.inc({ kind: end.cache.kind, outcome: end.cache.outcome, upstream: end.cache.upstream });
+    const cache = end.cache;
+    if (cache) {
+      const ck = `${cache.kind} ${cache.outcome} ${cache.upstream}`;
+      const cc = this.cacheCounts.get(ck);
+      if (cc) cc.n++;
+      else this.cacheCounts.set(ck, { kind: cache.kind, outcome: cache.outcome, upstream: cache.upstream, n: 1 });
+    }
   }
 
   exchange(e: UpstreamExchange): void {
