@@ -71,6 +71,8 @@ export interface AppDeps {
   onRoute?: (route: { method: string; url: string }) => void;
   /** The clock of the statistics' history and of the readiness answer's lifetime (tests move it). */
   now?: () => number;
+  /** The clock of auth: token times, the failed-login window, the htpasswd file's re-read (tests move it). */
+  authNow?: () => number;
 }
 
 /** How long a readiness answer is kept: probes within it share one check of the stores. */
@@ -311,7 +313,13 @@ export async function buildApp(config: WharfConfig, deps: AppDeps = {}): Promise
   }
   // Loaded only with auth on: an open registry never needs jose, bcrypt or the token routes.
   const access = config.auth
-    ? await (await import('./auth/access-control.js')).AccessControl.create({ ...config, auth: config.auth }, { metadata, tokens }, (name, ns) => registry.route(name, ns), logger.child({ component: 'auth' }))
+    ? await (await import('./auth/access-control.js')).AccessControl.create(
+        { ...config, auth: config.auth },
+        { metadata, tokens },
+        (name, ns) => registry.route(name, ns),
+        logger.child({ component: 'auth' }),
+        deps.authNow,
+      )
     : undefined;
   if (access) (await import('./http/routes/auth.js')).registerAuthRoutes(app, access, config.publicUrl);
   else logger.warn('no auth configured: anyone who can reach this registry may pull, push and delete');

@@ -6,6 +6,11 @@
 //   Authorization: Bearer  a JWT from /auth/token (or a trusted external issuer): its `access` claim
 //                          is what it may do, checked for the exact repository and action
 //
+// The management API (/api) takes an admin's Basic credentials, or an access token Wharf issued to a
+// user with the `wharf:api:manage` scope (MANAGE_SCOPE, granted only to members of auth.adminGroup);
+// the membership is looked up again on every request, so a user who leaves the group loses /api at
+// once. Service tokens, external issuers' tokens and anonymous callers never manage.
+//
 // Every decision is made on the canonical name of the repository actually served (RouteTarget.canonical,
 // src/registry/router.ts), however the client spelled it; token `access` claims name the same.
 //   none                   anonymous, under the same policies
@@ -22,7 +27,7 @@ import { LoginLimiter } from './login-limiter.js';
 import { Policy, type RepositoryFacts, type RepositoryZone } from './policy.js';
 import { ServiceTokens, looksLikeServiceToken } from './service-tokens.js';
 import { globChecker, type RouteName } from './repository-globs.js';
-import { ANONYMOUS, expandActions, subjectOf, type Action, type Identity } from './types.js';
+import { ANONYMOUS, expandActions, MANAGE_SCOPE, subjectOf, type Action, type Identity } from './types.js';
 import { UserDirectory } from './users.js';
 
 /** Longest Authorization header looked at; longer ones are refused unread. */
@@ -46,6 +51,8 @@ export interface Caller {
   identity: Identity;
   /** Present for Bearer tokens: what the token grants, and nothing else. */
   access?: AccessEntry[];
+  /** For Bearer tokens: whether Wharf signed it (false for a trusted external issuer's). */
+  ownToken?: boolean;
   /** Whether credentials were presented at all (anonymous callers get the challenge). */
   presented: boolean;
 }
@@ -117,6 +124,7 @@ export class AccessControl {
   ): Promise<AccessControl> {
     const auth = config.auth;
     const users = await UserDirectory.open({
+      now,
       htpasswd: auth.htpasswd,
       users: auth.users,
       groups: auth.groups,
@@ -165,8 +173,11 @@ export class AccessControl {
     }
     if (scheme === 'bearer') {
       if (value === '') throw this.unauthorized(realm, 'empty Bearer token');
-      const claims = await this.verifyAccessToken(value, realm);
-      return { identity: this.identityOf(claims), access: accessOf(claims), presented: true };
+      const { claims, own } = await this.verifyAccessToken(value, realm);
+      // The subject's groups are read from the user directory as it is now (an htpasswd file changed
+      // since the token was issued included), never from the token.
+      await this.users.refresh();
+      return { identity: this.identityOf(claims), access: accessOf(claims), ownToken: own, presented: true };
     }
     throw this.unauthorized(realm, `unsupported authorization scheme; use Basic or Bearer`);
   }
@@ -263,6 +274,21 @@ export class AccessControl {
   }
 
   /**
+   * Whether `caller` may use the management API: a member of the admin group, signed in with Basic
+   * credentials or holding an access token Wharf issued with the MANAGE_SCOPE. The group is the one
+   * the user is in now, whatever it was when the token was issued.
+   */
+  mayManage(caller: Caller): boolean {
+    if (!caller.presented || !this.isAdmin(caller.identity)) return false;
+    return caller.access === undefined || (caller.ownToken === true && grantsManage(caller.access));
+  }
+
+  /** Whether a Bearer caller lacks only the scope: an admin with a token of Wharf's own without MANAGE_SCOPE. */
+  lacksManageScope(caller: Caller): boolean {
+    return caller.access !== undefined && caller.ownToken === true && this.isAdmin(caller.identity) && !grantsManage(caller.access);
+  }
+
+  /**
    * Issues an access token for the requested scopes: each one narrowed to what the policy grants
    * (an ungranted scope is left out, not an error). `offline` adds a refresh token for signed-in callers.
    */
@@ -285,6 +311,11 @@ export class AccessControl {
         if (granted.length > 0) access.push({ type: 'repository', name: target.canonical, actions: granted });
       } else if (scope.type === 'registry' && scope.name === 'catalog' && identity.kind !== 'anonymous') {
         access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+      } else if (scope.type === MANAGE_SCOPE.type && scope.name === MANAGE_SCOPE.name && scope.actions.includes(MANAGE_SCOPE.action)) {
+        // Users of the admin group only (never a service token); asked by others, it is left out.
+        if (identity.kind === 'user' && this.isAdmin(identity) && !access.some(grantsManageEntry)) {
+          access.push({ type: MANAGE_SCOPE.type, name: MANAGE_SCOPE.name, actions: [MANAGE_SCOPE.action] });
+        }
       }
     }
     const nowS = Math.floor(this.now() / 1000);
@@ -301,7 +332,8 @@ export class AccessControl {
 
   /** The identity a refresh token was issued to, if it is still valid and its holder still exists. */
   async refresh(refreshToken: string, realm: string): Promise<Identity> {
-    const claims = await this.verify(refreshToken, realm, false);
+    const { claims } = await this.verify(refreshToken, realm, false);
+    await this.users.refresh();
     if (claims['use'] !== 'refresh') throw this.unauthorized(realm, 'not a refresh token');
     const identity = await this.liveIdentity(claims);
     if (!identity) throw this.unauthorized(realm, 'the refresh token no longer names a valid user or service token');
@@ -322,8 +354,9 @@ export class AccessControl {
     return claims;
   }
 
-  private async verifyAccessToken(token: string, realm: string): Promise<JwtClaims> {
-    const claims = await this.verify(token, realm, true);
+  private async verifyAccessToken(token: string, realm: string): Promise<{ claims: JwtClaims; own: boolean }> {
+    const verified = await this.verify(token, realm, true);
+    const claims = verified.claims;
     if (claims['use'] !== undefined) throw this.unauthorized(realm, 'a refresh token is not an access token', undefined, 'invalid_token');
     // A token issued for a service token stops working as soon as that token is revoked.
     if (claims['kind'] === 'token' && claims.iss === this.auth.token.issuer) {
@@ -332,19 +365,19 @@ export class AccessControl {
         throw this.unauthorized(realm, 'the service token behind this token was revoked or has expired', undefined, 'invalid_token');
       }
     }
-    return claims;
+    return verified;
   }
 
   /** Our own tokens, then (when `external`) the trusted issuer's: each key set only with its own issuer name. */
-  private async verify(token: string, realm: string, external: boolean): Promise<JwtClaims> {
+  private async verify(token: string, realm: string, external: boolean): Promise<{ claims: JwtClaims; own: boolean }> {
     const nowSeconds = Math.floor(this.now() / 1000);
     try {
-      return await verifyJwt(token, { keys: this.ownKeys, issuer: this.auth.token.issuer, audience: this.service, nowSeconds });
+      return { claims: await verifyJwt(token, { keys: this.ownKeys, issuer: this.auth.token.issuer, audience: this.service, nowSeconds }), own: true };
     } catch (err) {
       if (!(err instanceof JwtError)) throw err;
       if (external && this.trusted) {
         try {
-          return await verifyJwt(token, { keys: this.trusted.keys, issuer: this.trusted.issuer, audience: this.service, nowSeconds });
+          return { claims: await verifyJwt(token, { keys: this.trusted.keys, issuer: this.trusted.issuer, audience: this.service, nowSeconds }), own: false };
         } catch (second) {
           if (!(second instanceof JwtError)) throw second;
           // The external issuer's reason is the useful one when the token names it.
@@ -408,6 +441,9 @@ function decodeBasic(value: string): { user: string; password: string } | undefi
   if (colon <= 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
+
+const grantsManageEntry = (e: AccessEntry): boolean => e.type === MANAGE_SCOPE.type && e.name === MANAGE_SCOPE.name && e.actions.includes(MANAGE_SCOPE.action);
+const grantsManage = (access: readonly AccessEntry[]): boolean => access.some(grantsManageEntry);
 
 function accessOf(claims: JwtClaims): AccessEntry[] {
   const raw = claims['access'];

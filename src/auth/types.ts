@@ -31,3 +31,10 @@ export function expandActions(patterns: readonly string[]): Action[] {
   if (patterns.includes('*')) return [...ACTIONS];
   return ACTIONS.filter((a) => patterns.includes(a));
 }
+
+/**
+ * The scope that opens the management API, in the Docker token spec's grammar (type:name:actions):
+ * requested at /auth/token as `scope=wharf:api:manage`, carried in the token's `access` claim as
+ * {type: 'wharf', name: 'api', actions: ['manage']}.
+ */
+export const MANAGE_SCOPE = { type: 'wharf', name: 'api', action: 'manage', text: 'wharf:api:manage' } as const;

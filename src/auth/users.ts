@@ -223,6 +223,11 @@ export class UserDirectory {
     return this.#hashOf(name) !== undefined;
   }
 
+  /** Re-reads the htpasswd file if it changed (looked at no more than once a second), for callers about to ask has() or groupsOf(). */
+  async refresh(): Promise<void> {
+    await this.#checkFile();
+  }
+
   /** The user's groups (inline entry + auth.groups), sorted and unique; [] for an unknown name. */
   groupsOf(name: string): string[] {
     return this.has(name) ? [...(this.#groups.get(name) ?? [])] : [];

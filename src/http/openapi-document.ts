@@ -22,11 +22,11 @@ const error = (description: string) => json(ref('Error'), description);
 
 /** Answers every admin endpoint may give besides its own. */
 const ADMIN_ERRORS = {
-  '401': error('No credentials (the WWW-Authenticate header names the token realm); only when auth is on'),
-  '403': error('Signed in, but not a member of auth.adminGroup with Basic credentials'),
+  '401': error('No credentials (the WWW-Authenticate header names the token realm), or an admin\'s token without the scope wharf:api:manage (error="insufficient_scope", scope="wharf:api:manage"), or an expired token; only when auth is on'),
+  '403': error('Signed in, but not a member of auth.adminGroup (a service token or an external issuer\'s token never is)'),
   '429': error('Too many failed sign-ins from this address'),
 };
-const ADMIN = { security: [{ adminBasic: [] }] };
+const ADMIN = { security: [{ adminBasic: [] }, { adminBearer: [] }] };
 
 const pageParams = [
   { name: 'n', in: 'query', required: false, description: 'Entries per page: default 100, at most 1000 (a larger n is cut to 1000)', schema: { type: 'integer', minimum: 0, maximum: 999_999_999 } },
@@ -185,7 +185,7 @@ const paths: Record<string, Record<string, Schema>> = {
     get: {
       summary: 'Who the caller is (any caller; the dashboard signs in with it)',
       tags: ['meta'],
-      security: [{}, { adminBasic: [] }],
+      security: [{}, { adminBasic: [] }, { adminBearer: [] }],
       responses: {
         '200': json(ref('Whoami'), 'The caller'),
         '401': error('Credentials given but wrong'),
@@ -344,8 +344,18 @@ export const openApiDocument = Object.freeze({
     title: 'Wharf management API',
     version: '1',
     description:
-      'Under /api. Admins only when auth is on (members of auth.adminGroup, with Basic credentials); open when it is off. JSON with stable camelCase fields, times as ISO-8601 strings or null, sizes in bytes. Errors use the OCI body {"errors":[{"code","message","detail"}]}. Pages take n and last and link the next one in a Link header, as the catalogue does.',
+      'Under /api. Admins only when auth is on (members of auth.adminGroup, with Basic credentials or a Bearer access token from this registry\'s /auth/token carrying the scope wharf:api:manage); open when it is off. JSON with stable camelCase fields, times as ISO-8601 strings or null, sizes in bytes. Errors use the OCI body {"errors":[{"code","message","detail"}]}. Pages take n and last and link the next one in a Link header, as the catalogue does.',
   },
   paths,
-  components: { schemas, securitySchemes: { adminBasic: { type: 'http', scheme: 'basic', description: 'A member of auth.adminGroup' } } },
+  components: { schemas, securitySchemes: {
+      adminBasic: { type: 'http', scheme: 'basic', description: 'The user name and password of a member of auth.adminGroup' },
+      adminBearer: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description:
+          'An access token from this registry\'s /auth/token (Docker token flow) issued to a member of auth.adminGroup with scope=wharf:api:manage (type wharf, name api, action manage; granted only to admins, left out for anyone else). Group membership is checked again on every request. Service tokens and tokens of an external issuer (auth.token.trust) never qualify.',
+      },
+    },
+  },
 });

@@ -41,6 +41,8 @@ export async function startWharf(
     warmTimer?: AppDeps['warmTimer'];
     /** The clock of the statistics and the readiness answer (AppDeps.now). */
     now?: () => number;
+    /** The clock of auth (AppDeps.authNow). */
+    authNow?: () => number;
   } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
@@ -51,6 +53,7 @@ export async function startWharf(
     ...(opts.logs ? { logStream: opts.logs.stream } : {}),
     ...(opts.warmTimer ? { warmTimer: opts.warmTimer } : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.authNow ? { authNow: opts.authNow } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -426,3 +426,84 @@ t.test('RS256 signing when auth.token.algorithm says so', async (t) => {
   t.equal(res.expires_in, 90, 'auth.token.lifetime');
   t.equal((await inject(s.app, 'GET', '/v2/team/app/manifests/v1', { headers: { authorization: bearer(res.token) } })).status, 200);
 });
+
+t.test('the management API takes an admin user’s token with scope wharf:api:manage, and no other token', async (t) => {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const dir = tempDir('wharf-manage-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const jwks = join(dir, 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'sso-1', use: 'sig', alg: 'ES256' }] }));
+  const cfg = authConfig(t, { groups: { readers: ['carol'], admin: ['carol'] }, token: { trust: { issuer: 'https://sso.example.com', keys: jwks } } });
+  let now = Date.now();
+  const s = await startWharf(t, cfg, { authNow: () => now });
+  const alice = basic('alice', 'alice-pw');
+  const api = (auth: string, path = '/api/tokens') => inject(s.app, 'GET', path, { headers: { authorization: auth } });
+  const manage = 'service=wharf&scope=wharf:api:manage';
+
+  t.equal((await api(alice)).status, 200, 'an admin with Basic credentials, as before');
+  const aliceTok = (await token(s.app, manage, alice)).json() as { token: string };
+  t.strictSame(claimsOf(aliceTok.token)['access'], [{ type: 'wharf', name: 'api', actions: ['manage'] }], 'the scope is granted to an admin');
+  t.equal((await api(bearer(aliceTok.token))).status, 200, 'the admin’s token with the scope opens /api/tokens');
+  t.equal((await api(bearer(aliceTok.token), '/api/repositories')).status, 200, 'and the rest of /api');
+  t.strictSame((await api(bearer(aliceTok.token), '/api/whoami')).json(), { user: 'alice', admin: true, authEnabled: true });
+
+  // Asked by others, the scope is left out of the token, and the token does not open /api.
+  const bobTok = (await token(s.app, manage, basic('bob', 'bob-pw'))).json() as { token: string };
+  t.strictSame(claimsOf(bobTok.token)['access'], [], 'not granted to a user outside the admin group');
+  assertError(t, await api(bearer(bobTok.token)), 403, 'DENIED', 'a non-admin’s token');
+  const anonTok = (await token(s.app, manage)).json() as { token: string };
+  t.strictSame(claimsOf(anonTok.token)['access'], [], 'nor to anonymous');
+  assertError(t, await api(bearer(anonTok.token)), 403, 'DENIED', 'an anonymous token');
+
+  // An admin's registry token (no api scope): 401 asking for the scope.
+  const pullTok = (await token(s.app, 'service=wharf&scope=repository:team/app:pull', alice)).json() as { token: string };
+  const pull = await api(bearer(pullTok.token));
+  assertError(t, pull, 401, 'UNAUTHORIZED', 'a registry pull token');
+  t.equal(challengeOf(pull)['error'], 'insufficient_scope');
+  t.equal(challengeOf(pull)['scope'], 'wharf:api:manage');
+
+  // A service token: neither as the Basic password nor through the token flow.
+  const created = await inject(s.app, 'POST', '/api/tokens', {
+    headers: { 'content-type': 'application/json', authorization: bearer(aliceTok.token) },
+    body: JSON.stringify({ name: 'ci', scopes: [{ repositories: ['**'], actions: ['*'] }] }),
+  });
+  t.equal(created.status, 201, 'created with the admin’s token');
+  const ci = basic('ci', (created.json() as { token: string }).token);
+  assertError(t, await api(ci), 403, 'DENIED', 'a service token as Basic password');
+  const ciTok = (await token(s.app, manage, ci)).json() as { token: string };
+  t.strictSame(claimsOf(ciTok.token)['access'], [], 'a service token never gets the scope');
+  assertError(t, await api(bearer(ciTok.token)), 403, 'DENIED', 'a service token’s JWT');
+  const forged = await signJwt((await loadOrCreateSigningKey(join(s.dataDir, 'auth', 'token-key.pem'), 'ES256')), {
+    ...claimsOf(ciTok.token),
+    access: [{ type: 'wharf', name: 'api', actions: ['manage'] }],
+  });
+  assertError(t, await api(bearer(forged)), 403, 'DENIED', 'a service token’s JWT, even with the scope in its claims');
+
+  // A trusted external issuer's token naming an admin, with the scope: never.
+  const nowS = Math.floor(now / 1000);
+  const sso: SigningKey = { alg: 'ES256', kid: 'sso-1', privateKey: pair.privateKey, publicKey: pair.publicKey };
+  const external = await signJwt(sso, { iss: 'https://sso.example.com', sub: 'alice', aud: 'wharf', iat: nowS, exp: nowS + 60, kind: 'user', access: [{ type: 'wharf', name: 'api', actions: ['manage'] }] });
+  assertError(t, await api(bearer(external)), 403, 'DENIED', 'an external issuer’s token');
+
+  // A refresh keeps the scope for an admin.
+  const offline = (await token(s.app, `${manage}&offline_token=true`, alice)).json() as { refresh_token: string };
+  const refreshed = await inject(s.app, 'POST', '/auth/token', {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: offline.refresh_token, service: 'wharf', scope: 'wharf:api:manage' }).toString(),
+  });
+  t.equal(refreshed.status, 200, refreshed.text);
+  t.equal((await api(bearer((refreshed.json() as { access_token: string }).access_token))).status, 200, 'the refreshed token opens /api');
+
+  // An htpasswd user in the admin group, then taken out of the file: the token stops opening /api at once.
+  const carolTok = (await token(s.app, manage, basic('carol', 'carol-pw'))).json() as { token: string };
+  t.equal((await api(bearer(carolTok.token))).status, 200, 'carol is an admin through auth.groups');
+  writeFileSync((cfg['auth'] as { htpasswd: string }).htpasswd, `dave:${hash('dave-pw')}\n`);
+  now += 2000;
+  assertError(t, await api(bearer(carolTok.token)), 403, 'DENIED', 'removed from the htpasswd file: no longer an admin');
+
+  // Expired: past its lifetime (5 min) and the clock skew allowed (60 s).
+  now += 6 * 60_000;
+  const expired = await api(bearer(aliceTok.token));
+  assertError(t, expired, 401, 'UNAUTHORIZED', 'an expired token');
+  t.equal(challengeOf(expired)['error'], 'invalid_token');
+});

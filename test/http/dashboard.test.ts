@@ -80,6 +80,12 @@ t.test('/api/whoami with auth on: anonymous, an admin, a user, a wrong password,
   t.strictSame(
     (await inject(app, 'GET', '/api/whoami', { headers: { authorization: `Bearer ${token.token}` } })).json(),
     { user: 'root', admin: false, authEnabled: true },
-    'a Bearer token does not open the management API (Basic credentials do)',
+    'a Bearer token without the scope wharf:api:manage does not open the management API',
+  );
+  const manage = (await inject(app, 'GET', '/auth/token?service=wharf&scope=wharf:api:manage', { headers: { authorization: basic('root', 'root-pw') } })).json() as { token: string };
+  t.strictSame(
+    (await inject(app, 'GET', '/api/whoami', { headers: { authorization: `Bearer ${manage.token}` } })).json(),
+    { user: 'root', admin: true, authEnabled: true },
+    'one with the scope does',
   );
 });

@@ -109,4 +109,11 @@ t.test('the document holds together: refs resolve, path parameters are declared,
   // The Repository schema carries the contract's fields.
   const repo = doc.components.schemas['Repository'] as { required: string[] };
   t.same(repo.required.sort(), ['kind', 'lastPull', 'lastPush', 'manifestCount', 'name', 'sizeBytes', 'tagCount', 'upstream']);
+  // Admins sign in with Basic credentials or a Bearer token carrying the api scope: both schemes, on every admin operation.
+  const schemes = (doc.components as unknown as { securitySchemes: Record<string, { type: string; scheme: string; description?: string }> }).securitySchemes;
+  t.match(schemes['adminBasic'], { type: 'http', scheme: 'basic' });
+  t.match(schemes['adminBearer'], { type: 'http', scheme: 'bearer' });
+  t.match(schemes['adminBearer']?.description, 'wharf:api:manage', 'the bearer scheme names the scope');
+  const tokens = (doc.paths['/api/tokens'] as Record<string, { security?: unknown }>)['get'];
+  t.same(tokens?.security, [{ adminBasic: [] }, { adminBearer: [] }], 'an admin operation takes either');
 });

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl, Caller } from '../../auth/access-control.js';
 import { publicView } from '../../auth/service-tokens.js';
-import { subjectOf, type Action, type TokenScope } from '../../auth/types.js';
+import { MANAGE_SCOPE, subjectOf, type Action, type TokenScope } from '../../auth/types.js';
 import type { ServiceTokenRecord } from '../../auth/service-token-store.js';
 import { decodeDuration } from '../../config/schema.js';
 import { RegistryError } from '../../registry/errors.js';
@@ -97,20 +97,28 @@ export async function callerOf(access: AccessControl, request: FastifyRequest, r
   return caller;
 }
 
-/** Whether `caller` may use the management API: a user of the admin group with Basic credentials, not a Bearer token. */
+/** Whether `caller` may use the management API (AccessControl.mayManage: an admin, by Basic credentials or a token with the wharf:api:manage scope). */
 export function mayManage(access: AccessControl, caller: Caller): boolean {
-  return caller.presented && !caller.access && access.isAdmin(caller.identity);
+  return access.mayManage(caller);
 }
 
-/** Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials; the admin's name. */
+/**
+ * Throws unless the request comes from an admin (auth.adminGroup) signed in with Basic credentials or
+ * an access token Wharf issued with the `wharf:api:manage` scope; the admin's name. An admin's token
+ * without that scope gets 401 insufficient_scope naming it (the Docker token flow's way to ask for a better token).
+ */
 export async function requireAdmin(access: AccessControl, request: FastifyRequest, publicUrl: string | undefined): Promise<string> {
   const realm = realmOf(request, publicUrl);
   const caller = await callerOf(access, request, realm);
-  if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity');
-  if (!mayManage(access, caller)) {
-    throw new RegistryError('DENIED', 'the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials');
+  if (!caller.presented) throw access.unauthorized(realm, 'the management API needs an admin identity', MANAGE_SCOPE.text);
+  if (access.mayManage(caller)) return subjectOf(caller.identity);
+  if (access.lacksManageScope(caller)) {
+    throw access.unauthorized(realm, `the token does not grant the management API; request a token with scope ${MANAGE_SCOPE.text}`, MANAGE_SCOPE.text, 'insufficient_scope');
   }
-  return subjectOf(caller.identity);
+  throw new RegistryError(
+    'DENIED',
+    `the management API is for members of the admin group (auth.adminGroup), signed in with Basic credentials or a token from this registry with scope ${MANAGE_SCOPE.text}`,
+  );
 }
 
 /** Registers /auth/token and /api/tokens. */
