@@ -14,7 +14,8 @@ const help: CommandHelp[] = [
     name: 'warm',
     synopsis: `IMAGE... [--file LIST] [--platform OS/ARCH[,...] | --all-platforms]
                [--referrers] [--concurrency N] [--server URL] [--user NAME]
-               [--password PASSWORD] [--config FILE] [--listen HOST:PORT]`,
+               [--password PASSWORD | --token TOKEN] [--config FILE]
+               [--listen HOST:PORT]`,
     text: `Fetch images into a running server's cache, as pulls would (POST /api/warm).
 IMAGE is named as clients name it: alpine (docker.io/library/alpine:latest),
 ghcr.io/org/app:1.2, registry:5000/team/app@sha256:...; a tag may be a pattern
@@ -22,8 +23,10 @@ of the upstream's tags (alpine:3.*). --file reads more, one a line (- for
 stdin, # comments). Every platform of an index unless --platform names some;
 --referrers also fetches signatures, SBOMs and attestations. --server defaults
 to where the configuration listens (read as serve reads it). With auth on,
-an admin's --user and --password (or WHARF_USER, WHARF_PASSWORD). Shows
-progress, then a summary; exit status 1 when anything failed.`,
+an admin's --user and --password (or WHARF_USER, WHARF_PASSWORD), or an
+access token from the server's /auth/token with scope wharf:api:manage as
+--token (or WHARF_TOKEN), sent as Bearer. Shows progress, then a summary;
+exit status 1 when anything failed.`,
   },
 ];
 
@@ -40,6 +43,7 @@ async function warm(args: string[], io: CliIo): Promise<number> {
       server: { type: 'string', short: 's' },
       user: { type: 'string', short: 'u' },
       password: { type: 'string' },
+      token: { type: 'string', short: 't' },
       config: { type: 'string', short: 'c' },
       listen: { type: 'string', short: 'l' },
     },
@@ -64,6 +68,12 @@ async function warm(args: string[], io: CliIo): Promise<number> {
   const user = values.user ?? (io.env.WHARF_USER || undefined);
   const password = values.password ?? (io.env.WHARF_PASSWORD || undefined);
   if ((user === undefined) !== (password === undefined)) throw new UsageError('--user and --password (or WHARF_USER and WHARF_PASSWORD) go together');
+  const token = values.token ?? (io.env.WHARF_TOKEN || undefined);
+  if (token !== undefined && user !== undefined) throw new UsageError('give --user and --password or --token (WHARF_USER and WHARF_PASSWORD or WHARF_TOKEN), not both');
+  // A header value cannot hold a line break or other control characters: refuse before anything is sent.
+  if (token !== undefined && !/^[\x21-\x7e]{1,8192}$/.test(token)) throw new UsageError('--token (or WHARF_TOKEN): expected the access token text, without spaces or line breaks');
+  const authorization =
+    token !== undefined ? `Bearer ${token}` : user !== undefined ? `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}` : undefined;
 
   const body = {
     images,
@@ -83,7 +93,7 @@ async function warm(args: string[], io: CliIo): Promise<number> {
       headers: {
         'content-type': 'application/json',
         'user-agent': 'wharf-warm',
-        ...(user === undefined ? {} : { authorization: `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}` }),
+        ...(authorization === undefined ? {} : { authorization }),
       },
     });
   } catch (err) {
@@ -151,7 +161,9 @@ async function refusal(res: Response): Promise<string> {
   } catch {
     if (text) message += `: ${text.slice(0, 200)}`;
   }
-  if (res.status === 401) message += ' (give an admin\'s --user and --password, or WHARF_USER and WHARF_PASSWORD)';
+  if (res.status === 401) {
+    message += " (give an admin's --user and --password, or WHARF_USER and WHARF_PASSWORD, or --token with an access token of scope wharf:api:manage)";
+  }
   return message;
 }
 

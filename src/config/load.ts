@@ -30,6 +30,7 @@ export const NON_CONFIG_ENV: ReadonlySet<string> = new Set([
   'WHARF_CONFIG', // the config file `wharf serve` reads when --config is not given
   'WHARF_USER', // `wharf warm`: the admin it signs in as
   'WHARF_PASSWORD', // and the password
+  'WHARF_TOKEN', // or the access token it sends as Bearer
 ]);
 
 export interface LoadOptions {

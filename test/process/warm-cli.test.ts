@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import bcrypt from 'bcryptjs';
 import { stringify } from 'yaml';
 import { ensureBuilt } from '../helpers/build.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
@@ -25,8 +26,8 @@ interface Run {
 
 const cleanEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_')));
 
-function launch(args: string[]): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+function launch(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -35,28 +36,22 @@ function launch(args: string[]): { child: ChildProcess; done: Promise<Run> } {
   return { child, done };
 }
 
-async function wharf(args: string[]): Promise<Run> {
-  const { child, done } = launch(args);
+async function wharf(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const { child, done } = launch(args, env);
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
   const run = await done;
   clearTimeout(timer);
   return run;
 }
 
-t.test('wharf warm against a running server: plain lines, a summary, exit 1 when an image fails', async (t) => {
-  const own = await startDockerRegistry(t);
-  const image = await pushWarmImage(own, 'library/multi', 'v1', 'warm-cli/multi');
-  const dir = mkdtempSync(join(tmpdir(), 'wharf-warm-cli-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const config = join(dir, 'wharf.yaml');
-  const data = join(dir, 'data');
-  writeFileSync(config, stringify({ storage: { path: data }, log: { level: 'warn' }, gc: { interval: '0s' }, upstreams: [{ name: 'hub', url: own.url, registry: 'docker.io' }] }));
+/** `wharf serve --config FILE` on a free port, stopped at the end of the test; its URL. */
+async function serve(t: Test, config: string): Promise<string> {
   const server = launch(['serve', '--config', config, '--listen', '127.0.0.1:0']);
   t.teardown(async () => {
     server.child.kill('SIGTERM');
     await server.done;
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('serve did not start in 20 s')), 20_000);
     server.child.stdout!.on('data', (d: Buffer) => {
@@ -68,6 +63,17 @@ t.test('wharf warm against a running server: plain lines, a summary, exit 1 when
       }
     });
   });
+}
+
+t.test('wharf warm against a running server: plain lines, a summary, exit 1 when an image fails', async (t) => {
+  const own = await startDockerRegistry(t);
+  const image = await pushWarmImage(own, 'library/multi', 'v1', 'warm-cli/multi');
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-warm-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'wharf.yaml');
+  const data = join(dir, 'data');
+  writeFileSync(config, stringify({ storage: { path: data }, log: { level: 'warn' }, gc: { interval: '0s' }, upstreams: [{ name: 'hub', url: own.url, registry: 'docker.io' }] }));
+  const url = await serve(t, config);
 
   const first = await wharf(['warm', '--server', url, '--referrers', 'docker.io/library/multi:v1']);
   t.comment(`wharf warm --referrers docker.io/library/multi:v1\n${first.stdout}`);
@@ -133,4 +139,48 @@ t.test('wharf warm against a running server: plain lines, a summary, exit 1 when
   const nobody = await wharf(['warm', '--server', 'http://127.0.0.1:1', 'alpine']);
   t.equal(nobody.code, 1);
   t.match(nobody.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/api\/warm/);
+});
+
+t.test('wharf warm with auth on: an admin\'s access token (--token or WHARF_TOKEN) is sent as Bearer', async (t) => {
+  const own = await startDockerRegistry(t);
+  await pushWarmImage(own, 'library/multi', 'v1', 'warm-cli/token');
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-warm-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'wharf.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      storage: { path: join(dir, 'data') },
+      log: { level: 'warn' },
+      gc: { interval: '0s' },
+      upstreams: [{ name: 'hub', url: own.url, registry: 'docker.io' }],
+      auth: { users: [{ name: 'root', password: bcrypt.hashSync('root-pw', 4), groups: ['admin'] }] },
+    }),
+  );
+  const url = await serve(t, config);
+  const tokenFor = async (scope: string): Promise<string> => {
+    const res = await fetch(`${url}/auth/token?service=wharf&scope=${scope}`, { headers: { authorization: `Basic ${Buffer.from('root:root-pw').toString('base64')}` } });
+    return ((await res.json()) as { token: string }).token;
+  };
+  const manage = await tokenFor('wharf:api:manage');
+
+  const flag = await wharf(['warm', '--server', url, '--token', manage, 'docker.io/library/multi:v1']);
+  t.equal(flag.code, 0, flag.stderr);
+  t.match(flag.stdout, /^done {4}docker\.io\/library\/multi:v1: /m, '--token');
+  const env = await wharf(['warm', '--server', url, 'docker.io/library/multi:v1'], { WHARF_TOKEN: manage });
+  t.equal(env.code, 0, env.stderr);
+  t.match(env.stdout, /^done {4}docker\.io\/library\/multi:v1: .* 0 B fetched/m, 'WHARF_TOKEN (everything already cached)');
+
+  const pull = await wharf(['warm', '--server', url, '--token', await tokenFor('repository:docker.io/library/multi:pull'), 'multi:v1']);
+  t.equal(pull.code, 1, 'a token without the scope is refused');
+  t.match(pull.stderr, /UNAUTHORIZED: .*wharf:api:manage/);
+  const anonymous = await wharf(['warm', '--server', url, 'multi:v1']);
+  t.equal(anonymous.code, 1);
+  t.match(anonymous.stderr, /--token/, 'the hint names --token');
+  const both = await wharf(['warm', '--server', url, '--token', manage, '--user', 'root', '--password', 'root-pw', 'multi:v1']);
+  t.equal(both.code, 2);
+  t.match(both.stderr, /not both/);
+  const broken = await wharf(['warm', '--server', url, 'multi:v1'], { WHARF_TOKEN: 'a b' });
+  t.equal(broken.code, 2, 'a token that cannot be a header value');
+  t.match(broken.stderr, /WHARF_TOKEN/);
 });
