@@ -4,16 +4,45 @@
 // attributes), never as markup: repository names, tags and error messages come from clients and
 // upstreams. The page's Content-Security-Policy allows no inline script or style.
 //
-// Sign-in: the management API takes admins with Basic credentials (not Bearer tokens), so the page
-// checks the user name and password with GET /api/whoami and keeps the Basic value in this tab's
-// sessionStorage (gone when the tab closes or on Sign out). With auth off nothing is asked.
+// Sign-in: the user name and password go once to /auth/token (Basic), asking for the management
+// API's scope (wharf:api:manage, granted to admins only) and a refresh token (offline_token=true, the
+// Docker token spec's refresh flow). Only the tokens are kept, in this tab's sessionStorage (gone
+// when the tab closes or on Sign out), never the password. The access token goes as Bearer with each
+// call; shortly before it expires, or once after a 401, it is renewed with the refresh token
+// (POST /auth/token, grant_type=refresh_token). With auth off nothing is asked.
 
-const STORAGE_KEY = 'wharf.dashboard.authorization';
+const STORAGE_KEY = 'wharf.dashboard.session';
+const SCOPE = 'wharf:api:manage';
 const REFRESH_MS = 30_000;
+/** An access token this close to its end is renewed before it is used. */
+const RENEW_BEFORE_MS = 30_000;
 const PAGE_SIZE = 100;
 
-/** @type {string | null} the Authorization header value, when signed in */
-let authorization = sessionStorage.getItem(STORAGE_KEY);
+/**
+ * @typedef {{ access: string, refresh: string | null, expiresAt: number }} Session
+ * expiresAt: when the access token ends, by this browser's clock (issue time + expires_in).
+ */
+
+/** @returns {Session | null} */
+function storedSession() {
+  // A Basic value kept by an older version of this page goes.
+  sessionStorage.removeItem('wharf.dashboard.authorization');
+  try {
+    const value = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? 'null');
+    if (value && typeof value.access === 'string' && typeof value.expiresAt === 'number') {
+      return { access: value.access, refresh: typeof value.refresh === 'string' ? value.refresh : null, expiresAt: value.expiresAt };
+    }
+  } catch {
+    // unreadable: as if signed out
+  }
+  sessionStorage.removeItem(STORAGE_KEY);
+  return null;
+}
+
+/** @type {Session | null} the tokens, when signed in */
+let session = storedSession();
+/** @type {Promise<boolean> | null} the renewal in flight, shared by every call that waits for it */
+let renewing = null;
 /** @type {ReturnType<typeof setInterval> | undefined} */
 let timer;
 /** @type {string | null} the repository whose tags are open */
@@ -110,12 +139,28 @@ function table(headings, rows, numeric = []) {
  * @typedef {{ status: number, body: any, headers: Headers, message: string, code: string }} ApiResponse
  */
 
-/** @param {string} path @param {string | null} [auth] @returns {Promise<ApiResponse>} */
-async function api(path, auth = authorization) {
+/**
+ * A call with the session's access token (renewed first when it is about to end; renewed and retried
+ * once after a 401), or with `auth` as given.
+ * @param {string} path @param {string | null} [auth] @returns {Promise<ApiResponse>}
+ */
+async function api(path, auth) {
+  if (auth !== undefined) return request(path, auth);
+  if (session && session.refresh && session.expiresAt - Date.now() < RENEW_BEFORE_MS) await renew();
+  const sent = session;
+  const res = await request(path, sent ? `Bearer ${sent.access}` : null);
+  if (res.status !== 401 || !sent || !sent.refresh) return res;
+  // Another call may have renewed it meanwhile; otherwise renew now. Then once more, and no further.
+  if (session === sent && !(await renew())) return res;
+  return session ? request(path, `Bearer ${session.access}`) : res;
+}
+
+/** @param {string} path @param {string | null} auth @param {RequestInit} [init] @returns {Promise<ApiResponse>} */
+async function request(path, auth, init = {}) {
   /** @type {Record<string, string>} */
-  const headers = { accept: 'application/json' };
+  const headers = { accept: 'application/json', ...(/** @type {Record<string, string>} */ (init.headers ?? {})) };
   if (auth) headers['authorization'] = auth;
-  const res = await fetch(path, { headers, cache: 'no-store', credentials: 'omit' });
+  const res = await fetch(path, { ...init, headers, cache: 'no-store', credentials: 'omit' });
   let body = null;
   try {
     body = await res.json();
@@ -126,6 +171,43 @@ async function api(path, auth = authorization) {
   const message = first && typeof first.message === 'string' ? first.message : `${res.status} ${res.statusText}`;
   const code = first && typeof first.code === 'string' ? first.code : '';
   return { status: res.status, body, headers: res.headers, message, code };
+}
+
+/** The tokens of a /auth/token answer as a session (`refresh` kept when the answer brings none). @param {any} body @param {string | null} refresh */
+function sessionFrom(body, refresh) {
+  const access = typeof body?.access_token === 'string' ? body.access_token : body?.token;
+  if (typeof access !== 'string') return null;
+  const lifetime = Number(body.expires_in) > 0 ? Number(body.expires_in) : 60;
+  return { access, refresh: typeof body.refresh_token === 'string' ? body.refresh_token : refresh, expiresAt: Date.now() + lifetime * 1000 };
+}
+
+/** @param {Session | null} next */
+function keep(next) {
+  session = next;
+  if (next) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
+  else sessionStorage.removeItem(STORAGE_KEY);
+}
+
+/** A new access token for the refresh token; one renewal at a time. Whether it worked. */
+function renew() {
+  renewing ??= (async () => {
+    const current = session;
+    if (!current || !current.refresh) return false;
+    try {
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: current.refresh, scope: SCOPE, client_id: 'wharf-dashboard' });
+      const res = await request('/auth/token', null, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+      const next = res.status === 200 ? sessionFrom(res.body, current.refresh) : null;
+      // Signed out (or in again) while this ran: its answer is not ours to keep.
+      if (session !== current) return session !== null;
+      if (next) keep(next);
+      return next !== null;
+    } catch {
+      return false;
+    }
+  })().finally(() => {
+    renewing = null;
+  });
+  return renewing;
 }
 
 /** An error the panel shows as its note; 401/403 end the session instead. */
@@ -493,7 +575,7 @@ async function refresh() {
 
 // ---- signing in and out ----------------------------------------------------------------------
 
-/** Basic credentials, UTF-8 as servers expect. @param {string} user @param {string} password */
+/** Basic credentials for /auth/token, UTF-8 as servers expect. @param {string} user @param {string} password */
 function basic(user, password) {
   const bytes = new TextEncoder().encode(`${user}:${password}`);
   let binary = '';
@@ -517,8 +599,7 @@ function showDashboard(user) {
 
 /** Forgets the credentials and everything shown with them. @param {string} [message] */
 function signOut(message = '') {
-  authorization = null;
-  sessionStorage.removeItem(STORAGE_KEY);
+  keep(null);
   clearInterval(timer);
   openRepository = null;
   for (const node of document.querySelectorAll('#dashboard .content, #dashboard .note')) node.replaceChildren();
@@ -546,14 +627,16 @@ async function onSignIn(event) {
   error.textContent = '';
   button.disabled = true;
   try {
-    const value = basic(user, password);
-    const res = await api('/api/whoami', value);
+    // The password is sent once, for the tokens; it is kept nowhere.
+    const query = new URLSearchParams({ scope: SCOPE, offline_token: 'true', client_id: 'wharf-dashboard' });
+    const issued = await request(`/auth/token?${query}`, basic(user, password));
+    const next = issued.status === 200 ? sessionFrom(issued.body, null) : null;
+    const res = next ? await request('/api/whoami', `Bearer ${next.access}`) : issued;
     if (res.status === 401) error.textContent = 'Wrong user name or password.';
-    else if (res.status !== 200) error.textContent = res.message;
+    else if (res.status !== 200 || !next) error.textContent = res.message;
     else if (!res.body?.admin) error.textContent = `${user} is not a member of the admin group (auth.adminGroup).`;
     else {
-      authorization = value;
-      sessionStorage.setItem(STORAGE_KEY, value);
+      keep(next);
       /** @type {HTMLInputElement} */ (byId('password')).value = '';
       showDashboard(typeof res.body.user === 'string' ? res.body.user : user);
     }
@@ -576,8 +659,8 @@ async function start() {
     const res = await api('/api/whoami');
     if (res.status === 200 && res.body?.authEnabled === false) showDashboard(null);
     else if (res.status === 200 && res.body?.admin) showDashboard(String(res.body.user));
-    else if (res.status === 200) signOut(authorization ? `${res.body?.user} is not a member of the admin group (auth.adminGroup).` : '');
-    else signOut(res.status === 401 && authorization ? 'Signed out: the server no longer accepts these credentials.' : res.status === 401 ? '' : res.message);
+    else if (res.status === 200) signOut(session ? `${res.body?.user} is not a member of the admin group (auth.adminGroup).` : '');
+    else signOut(res.status === 401 && session ? 'Signed out: the server no longer accepts these credentials.' : res.status === 401 ? '' : res.message);
   } catch (err) {
     byId('status').textContent = `The server did not answer: ${err instanceof Error ? err.message : String(err)}`;
   }

@@ -157,9 +157,34 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
   await signIn(page, 'dev', 'dev-pw');
   await t.resolves(page.locator('#sign-in-error').filter({ hasText: 'dev is not a member of the admin group (auth.adminGroup).' }).waitFor(), 'a user outside the admin group is told');
 
+  // Every request the page makes from here on, with its Authorization header.
+  const sent: Array<{ method: string; path: string; authorization: string | undefined; body: string | null }> = [];
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.startsWith('/api/') || url.pathname === '/auth/token') sent.push({ method: r.method(), path: url.pathname + url.search, authorization: r.headers()['authorization'], body: r.postData() });
+  });
   await signIn(page, 'root', 'root-pw');
   await page.locator('#dashboard').waitFor({ state: 'visible' });
   t.equal(await page.locator('#who').textContent(), 'Signed in as root');
+  // The password went once, to /auth/token for the api scope and a refresh token; storage holds tokens only.
+  const signInRequest = sent.find((r) => r.path.startsWith('/auth/token?'));
+  t.match(signInRequest, { method: 'GET', authorization: ROOT }, 'the password is exchanged at /auth/token');
+  const query = new URLSearchParams(signInRequest?.path.split('?')[1]);
+  t.equal(query.get('scope'), 'wharf:api:manage');
+  t.equal(query.get('offline_token'), 'true');
+  const storage = await page.evaluate(() => {
+    const all = (s: { length: number; key(i: number): string | null; getItem(k: string): string | null }) =>
+      Array.from({ length: s.length }, (_, i) => `${s.key(i)}=${s.getItem(s.key(i) ?? '') ?? ''}`).join('\n');
+    const g = globalThis as unknown as Record<'sessionStorage' | 'localStorage', Parameters<typeof all>[0]>;
+    return { session: all(g.sessionStorage), local: all(g.localStorage) };
+  });
+  t.notMatch(storage.session, 'root-pw', 'the password is not in sessionStorage');
+  t.notMatch(storage.session, ROOT.slice('Basic '.length), 'nor the Basic value');
+  t.equal(storage.local, '', 'nothing in localStorage');
+  const kept = JSON.parse(storage.session.slice(storage.session.indexOf('=') + 1)) as { access: string; refresh: string };
+  const claims = JSON.parse(Buffer.from(kept.access.split('.')[1] ?? '', 'base64url').toString()) as { access: unknown };
+  t.strictSame(claims.access, [{ type: 'wharf', name: 'api', actions: ['manage'] }], 'the kept access token carries the api scope');
+  t.type(kept.refresh, 'string', 'and a refresh token beside it');
   t.equal(await page.locator('#sign-in').isVisible(), false);
   t.equal(await page.locator('#password').inputValue(), '', 'the password field is emptied');
 
@@ -248,6 +273,32 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
   t.equal(await page.locator('#gc tbody tr').count(), 1);
   t.equal(await page.locator('#gc tbody tr td').nth(1).textContent(), 'dry run');
 
+  // Every API call carried the access token as Bearer, never the password.
+  const apiCalls = sent.filter((r) => r.path.startsWith('/api/'));
+  t.ok(apiCalls.length >= 6, `${apiCalls.length} API calls`);
+  t.strictSame(apiCalls.filter((r) => r.authorization !== `Bearer ${kept.access}`), [], 'each with Authorization: Bearer <the access token>');
+
+  // A 401 (the access token ended early: the server restarted with a new key, say) is met with one
+  // renewal by the refresh token, and the call is made again with the new token.
+  let refused = 0;
+  await page.route('**/api/gc', (route) => (refused++ === 0 ? route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'invalid token', detail: null }] }) }) : route.fallback()));
+  sent.length = 0;
+  const retried = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/gc' && r.status() === 200);
+  await page.locator('#refresh').click();
+  await retried;
+  const renewal = sent.find((r) => r.method === 'POST' && r.path === '/auth/token');
+  const form = new URLSearchParams(renewal?.body ?? '');
+  t.equal(form.get('grant_type'), 'refresh_token', 'renewed with the refresh token');
+  t.equal(form.get('refresh_token'), kept.refresh);
+  t.equal(form.get('scope'), 'wharf:api:manage');
+  t.equal(renewal?.authorization, undefined, 'no password with it');
+  const gcCalls = sent.filter((r) => r.path === '/api/gc');
+  t.equal(gcCalls.length, 2, 'the refused call is made once more');
+  t.not(gcCalls[1]?.authorization, gcCalls[0]?.authorization, 'with the new access token');
+  t.match(gcCalls[1]?.authorization, /^Bearer ey/);
+  t.equal(await page.locator('#dashboard').isVisible(), true, 'still signed in');
+  await page.unroute('**/api/gc');
+
   mkdirSync(RESULTS, { recursive: true });
   const shot = `${RESULTS}dashboard.png`;
   await page.screenshot({ path: shot, fullPage: true });
@@ -262,7 +313,7 @@ t.test('the dashboard in Chromium: sign-in, repositories and tags, panels as the
   await page.locator('#sign-in').waitFor({ state: 'visible' });
   t.equal(await page.locator('#dashboard').isVisible(), false, 'signed out: the data is hidden');
   t.equal(await page.locator('#dashboard .content > *').count(), 0, 'and removed from the page');
-  t.equal(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length), 0, 'the credentials are forgotten');
+  t.equal(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length), 0, 'the tokens are forgotten');
   await page.reload();
   await page.locator('#sign-in').waitFor({ state: 'visible' });
   t.equal(await page.locator('#dashboard').isVisible(), false, 'a reload after signing out asks again');
