@@ -45,6 +45,8 @@ export class PullThroughRegistry implements Registry {
   private readonly router: Router;
   private readonly parts: ProxyParts;
   private readonly upstreams = new Map<string, UpstreamSettings>();
+  /** hotHit()'s notes, by upstream. */
+  private readonly hotHits = new Map<string, NonNullable<RequestContext['cache']>>();
   private readonly cluster: ClusterFills | undefined;
 
   constructor(
@@ -87,8 +89,18 @@ export class PullThroughRegistry implements Registry {
     const target = this.router.route(name, ns);
     if (target.kind === 'local') return this.local.hotManifest(target.repo, undefined, reference);
     const m = this.parts.manifests.hot(target.upstream, target.remote, target.repo, reference);
-    if (m !== undefined && ctx) ctx.cache = { kind: 'manifest', outcome: 'hit', upstream: target.upstream };
+    if (m !== undefined && ctx) ctx.cache = this.hotHit(target.upstream);
     return m;
+  }
+
+  /** The cache note of a hot manifest from `upstream`: one object per upstream, shared (never changed). */
+  private hotHit(upstream: string): NonNullable<RequestContext['cache']> {
+    let hit = this.hotHits.get(upstream);
+    if (!hit) {
+      hit = Object.freeze({ kind: 'manifest', outcome: 'hit', upstream });
+      this.hotHits.set(upstream, hit);
+    }
+    return hit;
   }
 
   /** Blob fills running on this node. */

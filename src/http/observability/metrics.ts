@@ -2,9 +2,11 @@
 // (no process-global state: two apps in one process, as tests run them, count apart). Label values
 // are bounded: a route is the kind of endpoint (manifest, blob, upload, ...), never the URL; an
 // upstream is a configured name. prom-client hashes the labels of every inc() and observe(), even
-// through a child: the per-request counters are plain numbers here instead, one map lookup per
-// request, handed to prom-client when scraped (collect); only the latency histogram observes per request.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// through a child, and its histogram checks them again on each observe(): the per-request counters
+// and the request latency histogram are plain numbers and bucket arrays here instead, found once
+// per (route, method, status) through maps keyed by those values (no key string built per request),
+// and handed to prom-client when scraped (collect, and a metric of our own for the histogram).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { GcReport } from '../../gc/collector.js';
 import type { UpstreamExchange, UpstreamObserver } from '../../upstream/upstream-observer.js';
 import type { RequestEnd } from '../request-log.js';
@@ -25,14 +27,89 @@ interface RequestCounts {
   status: string;
   count: number;
   bytes: number;
-  duration: { observe(v: number): void };
+}
+
+/** One (route, method) series of the request latency histogram. */
+interface DurationSeries {
+  labels: { route: string; method: string };
+  /** Observations per bucket (not cumulative), the last one past every bound (+Inf). */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** A (route, method): its histogram series and its counts by status. */
+interface MethodCounts {
+  duration: DurationSeries;
+  statuses: Map<number | null, RequestCounts>;
+}
+
+interface ValuePair {
+  labels: Record<string, string | number>;
+  sharedLabels: Record<string, string>;
+  value: number;
+  metricName: string;
+}
+
+/**
+ * wharf_http_request_duration_seconds: prom-client's Histogram as scraped (the same lines, labels in
+ * the same order), counted in plain arrays (observe() costs a bucket search and three additions).
+ */
+class DurationHistogram {
+  readonly name = 'wharf_http_request_duration_seconds';
+  readonly help = 'time from a request to the end of its response, by route kind and method';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly series: DurationSeries[] = [];
+
+  add(route: string, method: string): DurationSeries {
+    const s: DurationSeries = { labels: { route, method }, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 };
+    this.series.push(s);
+    return s;
+  }
+
+  getForPromString(): Promise<{ name: string; help: string; type: string; values: ValuePair[]; aggregator: string }> {
+    const values: ValuePair[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const s of this.series) {
+      let acc = 0;
+      LATENCY_BUCKETS.forEach((le, i) => {
+        acc += s.buckets[i] as number;
+        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: bucket });
+      });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; values: ValuePair[]; aggregator: string }> {
+    const data = await this.getForPromString();
+    return { ...data, values: data.values.map((v) => ({ ...v, labels: { ...v.labels, ...v.sharedLabels }, sharedLabels: {} })) };
+  }
+
+  reset(): void {
+    for (const s of this.series) {
+      s.buckets.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
+}
+
+/** The index of the first bound `v` is at or under (LATENCY_BUCKETS.length: past them all). */
+function bucketOf(v: number): number {
+  let i = 0;
+  while (i < LATENCY_BUCKETS.length && v > (LATENCY_BUCKETS[i] as number)) i++;
+  return i;
 }
 
 export class WharfMetrics implements UpstreamObserver {
   readonly registry = new Registry();
   readonly contentType = this.registry.contentType;
   private readonly requests: Counter<'route' | 'method' | 'status'>;
-  private readonly duration: Histogram<'route' | 'method'>;
+  private readonly duration = new DurationHistogram();
   private readonly responseBytes: Counter<'route'>;
   private readonly cache: Counter<'kind' | 'outcome' | 'upstream'>;
   private readonly upstreamRequests: Counter<'upstream' | 'method' | 'status'>;
@@ -41,7 +118,9 @@ export class WharfMetrics implements UpstreamObserver {
   private readonly upstreamDuration: Histogram<'upstream' | 'method'>;
   private readonly gcRuns: Counter<'dry_run'>;
   private readonly gcReclaimed: Counter;
-  private readonly counts = new Map<string, RequestCounts>();
+  private readonly counts: RequestCounts[] = [];
+  /** route -> method -> its counts. */
+  private readonly byRoute = new Map<string, Map<string, MethodCounts>>();
   private readonly cacheCounts = new Map<string, { kind: string; outcome: string; upstream: string; n: number }>();
 
   constructor(sources: MetricsSources) {
@@ -55,16 +134,10 @@ export class WharfMetrics implements UpstreamObserver {
       registers,
       collect() {
         this.reset();
-        for (const c of counts.values()) this.inc({ route: c.route, method: c.method, status: c.status }, c.count);
+        for (const c of counts) this.inc({ route: c.route, method: c.method, status: c.status }, c.count);
       },
     });
-    this.duration = new Histogram({
-      name: 'wharf_http_request_duration_seconds',
-      help: 'time from a request to the end of its response, by route kind and method',
-      labelNames: ['route', 'method'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.registry.registerMetric(this.duration as unknown as Metric);
     this.responseBytes = new Counter({
       name: 'wharf_http_response_bytes_total',
       help: 'body bytes of completed responses, by route kind',
@@ -72,7 +145,7 @@ export class WharfMetrics implements UpstreamObserver {
       registers,
       collect() {
         this.reset();
-        for (const c of counts.values()) if (c.bytes > 0) this.inc({ route: c.route }, c.bytes);
+        for (const c of counts) if (c.bytes > 0) this.inc({ route: c.route }, c.bytes);
       },
     });
     this.cache = new Counter({
@@ -142,16 +215,32 @@ export class WharfMetrics implements UpstreamObserver {
 
   /** Counts a finished request (called once per request, the hot manifest path included). */
   request(end: RequestEnd): void {
-    const status = end.status === null ? 'none' : String(end.status);
-    const key = `${end.route} ${end.method} ${status}`;
-    let c = this.counts.get(key);
+    let methods = this.byRoute.get(end.route);
+    if (!methods) {
+      methods = new Map();
+      this.byRoute.set(end.route, methods);
+    }
+    let m = methods.get(end.method);
+    if (!m) {
+      m = { duration: this.duration.add(end.route, end.method), statuses: new Map() };
+      methods.set(end.method, m);
+    }
+    let c = m.statuses.get(end.status);
     if (!c) {
-      c = { route: end.route, method: end.method, status, count: 0, bytes: 0, duration: this.duration.labels(end.route, end.method) };
-      this.counts.set(key, c);
+      c = { route: end.route, method: end.method, status: end.status === null ? 'none' : String(end.status), count: 0, bytes: 0 };
+      m.statuses.set(end.status, c);
+      this.counts.push(c);
     }
     c.count++;
     if (end.bytes) c.bytes += end.bytes;
-    c.duration.observe(end.seconds);
+    const d = m.duration;
+    const seconds = end.seconds;
+    if (Number.isFinite(seconds)) {
+      const b = bucketOf(seconds);
+      d.buckets[b] = (d.buckets[b] as number) + 1;
+      d.sum += seconds;
+      d.count++;
+    }
     const cache = end.cache;
     if (cache) {
       const ck = `${cache.kind} ${cache.outcome} ${cache.upstream}`;
