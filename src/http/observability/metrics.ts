@@ -29,6 +29,19 @@ interface RequestCounts {
   bytes: number;
 }
 
+interface CacheCounts {
+  kind: string;
+  outcome: string;
+  upstream: string;
+  n: number;
+}
+
+/** The `${kind} ${outcome}` keys, as constants (no string built per request). */
+const KIND_OUTCOME = {
+  manifest: { hit: 'manifest hit', miss: 'manifest miss', coalesced: 'manifest coalesced', stale: 'manifest stale' },
+  blob: { hit: 'blob hit', miss: 'blob miss', coalesced: 'blob coalesced', stale: 'blob stale' },
+} as const;
+
 /** One (route, method) series of the request latency histogram. */
 interface DurationSeries {
   labels: { route: string; method: string };
@@ -121,7 +134,9 @@ export class WharfMetrics implements UpstreamObserver {
   private readonly counts: RequestCounts[] = [];
   /** route -> method -> its counts. */
   private readonly byRoute = new Map<string, Map<string, MethodCounts>>();
-  private readonly cacheCounts = new Map<string, { kind: string; outcome: string; upstream: string; n: number }>();
+  private readonly cacheCounts: CacheCounts[] = [];
+  /** `${kind} ${outcome}` -> upstream -> its count (kind and outcome are few and fixed). */
+  private readonly byCache = new Map<string, Map<string, CacheCounts>>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -155,7 +170,7 @@ export class WharfMetrics implements UpstreamObserver {
       registers,
       collect() {
         this.reset();
-        for (const c of cacheCounts.values()) this.inc({ kind: c.kind, outcome: c.outcome, upstream: c.upstream }, c.n);
+        for (const c of cacheCounts) this.inc({ kind: c.kind, outcome: c.outcome, upstream: c.upstream }, c.n);
       },
     });
     this.upstreamRequests = new Counter({ name: 'wharf_upstream_requests_total', help: 'requests to upstreams, by status ("error": no response)', labelNames: ['upstream', 'method', 'status'], registers });
@@ -243,10 +258,19 @@ export class WharfMetrics implements UpstreamObserver {
     }
     const cache = end.cache;
     if (cache) {
-      const ck = `${cache.kind} ${cache.outcome} ${cache.upstream}`;
-      const cc = this.cacheCounts.get(ck);
+      const ko = KIND_OUTCOME[cache.kind][cache.outcome];
+      let ups = this.byCache.get(ko);
+      if (!ups) {
+        ups = new Map();
+        this.byCache.set(ko, ups);
+      }
+      const cc = ups.get(cache.upstream);
       if (cc) cc.n++;
-      else this.cacheCounts.set(ck, { kind: cache.kind, outcome: cache.outcome, upstream: cache.upstream, n: 1 });
+      else {
+        const c = { kind: cache.kind, outcome: cache.outcome, upstream: cache.upstream, n: 1 };
+        ups.set(cache.upstream, c);
+        this.cacheCounts.push(c);
+      }
     }
   }
 
