@@ -2,16 +2,11 @@
 // under `key[].item`), with its type, its default, the WHARF_* variable that sets it and the schema's
 // description. `npm run docs:config` writes it between the README's markers; a test keeps it in step.
 import { Kind, OptionalKind, type TSchema } from '@sinclair/typebox';
+import { envVarName } from './load.js';
 import { ConfigSchema } from './schema.js';
 
 export const REFERENCE_START = '<!-- config-reference:start (npm run docs:config writes this table from the schema) -->';
 export const REFERENCE_END = '<!-- config-reference:end -->';
-
-const upperSnake = (key: string): string =>
-  key
-    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
-    .toUpperCase();
 
 interface Row {
   key: string;
@@ -57,14 +52,14 @@ function walk(schema: TSchema, path: string[], envPath: string[] | undefined, ou
   const isObject = schema[Kind] === 'Object' && isRecord(schema.properties);
   if (isObject && path.length > 0 && typeof schema.description === 'string') {
     // An optional section (storage.s3, metadata.postgres): one row saying what it is.
-    out.push({ key: path.join('.'), type: 'mapping', def: formatDefault(schema), env: envPath ? `${envPath.map(upperSnake).join('_')}_*`.replace(/^/, 'WHARF_') : '', description: schema.description });
+    out.push({ key: path.join('.'), type: 'mapping', def: formatDefault(schema), env: envPath ? `${envVarName(envPath)}_*` : '', description: schema.description });
   }
   if (isObject) {
     for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) walk(child, [...path, key], envPath && [...envPath, key], out);
     return;
   }
   const items = schema[Kind] === 'Array' ? (schema.items as TSchema) : undefined;
-  const env = envPath ? `WHARF_${envPath.map(upperSnake).join('_')}` : '';
+  const env = envPath ? envVarName(envPath) : '';
   const listOfObjects = items !== undefined && items[Kind] === 'Object' && isRecord(items.properties);
   out.push({
     key: path.join('.'),
